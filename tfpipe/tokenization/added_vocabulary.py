@@ -1,0 +1,150 @@
+"""Added tokens: literal special/added tokens in the text are matched before anything else.
+
+Mirrors `tokenizers`' AddedVocabulary: tokens with `normalized=False` are found in the raw
+text, those with `normalized=True` in the normalized text of the pieces in between (matching
+their normalized content). Matching is leftmost-longest and non-overlapping — an RE2
+alternation ordered longest first gives exactly that — then `single_word` discards matches
+touching a word character, `lstrip`/`rstrip` absorb the whitespace around a match.
+
+In the graph, matches are wrapped in 0xFF bytes (never present in valid UTF-8) and the strings
+split on them, so each text becomes alternating pieces: text, token, text, …, text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfpipe.tokenization.ragged_ops import following, previous
+from tfpipe.tokenization.vocabulary import string_table
+
+MARK = b"\xff"
+
+
+def re2_literal(text: str) -> str:
+    """An RE2 pattern matching exactly `text`."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+def re2_class(flags: np.ndarray) -> str:
+    """An RE2 character class of the code points where `flags` is nonzero."""
+    points = np.flatnonzero(flags)
+    breaks = np.flatnonzero(np.diff(points) != 1)
+    starts = np.concatenate([points[:1], points[breaks + 1]])
+    ends = np.concatenate([points[breaks], points[-1:]])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in zip(starts, ends, strict=True)) + "]"
+
+
+@dataclass(frozen=True)
+class AddedToken:
+    content: str
+    id: int
+    single_word: bool = False
+    lstrip: bool = False
+    rstrip: bool = False
+
+
+class TokenMatcher(tf.Module):
+    """Splits strings around one set of added tokens (raw or normalized)."""
+
+    def __init__(
+        self, tokens: list[AddedToken], word_classes: np.ndarray, whitespace: np.ndarray
+    ) -> None:
+        super().__init__(name="added_tokens")
+        unique: dict[str, AddedToken] = {}
+        for token in tokens:
+            unique.setdefault(token.content, token)
+        self.tokens = list(unique.values())
+        by_length = sorted(self.tokens, key=lambda t: -len(t.content.encode()))
+        self.pattern = "|".join(re2_literal(t.content) for t in by_length)
+        self.index = string_table({t.content: i for i, t in enumerate(self.tokens)})
+        self.ids = np.array([t.id for t in self.tokens], np.int32)
+        self.single_word = np.array([t.single_word for t in self.tokens])
+        self.lstrip = np.array([t.lstrip for t in self.tokens])
+        self.rstrip = np.array([t.rstrip for t in self.tokens])
+        self.word_classes = word_classes
+        space = re2_class(whitespace)
+        self.leading_space = f"^{space}+"
+        self.trailing_space = f"{space}+$"
+
+    def split(self, strings: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """[n] strings → ([n, (pieces)] strings, [n, (pieces)] token ids, -1 for text)."""
+        marked = tf.strings.regex_replace(strings, self.pattern, MARK + b"\\0" + MARK)
+        pieces = tf.strings.split(marked, sep=MARK)
+        is_token = pieces.with_values(
+            tf.math.floormod(tf.ragged.range(pieces.row_lengths()).values, 2) == 1
+        )
+        index = tf.where(is_token.values, self.index.lookup(pieces.values), -1)
+        if self.single_word.any():
+            pieces, index = self._drop_touching_words(pieces, index)
+        if self.lstrip.any() or self.rstrip.any():
+            pieces = self._strip_around(pieces, index)
+        ids = tf.where(index >= 0, tf.gather(self.ids, tf.maximum(index, 0)), -1)
+        return pieces, pieces.with_values(ids)
+
+    def _flag(self, flags: np.ndarray, index: tf.Tensor, default: bool = False) -> tf.Tensor:
+        return tf.where(index >= 0, tf.gather(flags, tf.maximum(index, 0)), default)
+
+    def _edge_is_word(self, strings: tf.Tensor, position: int) -> tf.Tensor:
+        """Whether the first (0) or last (-1) character of each string is a word character."""
+        char = tf.strings.substr(strings, position, 1, unit="UTF8_CHAR")
+        cps = tf.strings.unicode_decode(char, "UTF-8").to_tensor(-1, shape=[None, 1])[:, 0]
+        word = tf.gather(self.word_classes == 0, tf.maximum(cps, 0))
+        return (cps >= 0) & word
+
+    def _drop_touching_words(self, pieces: tf.RaggedTensor, index: tf.Tensor):
+        """Turn single_word matches with a word character beside them back into text."""
+        text = pieces.values
+        nonempty = tf.strings.length(text) > 0
+        starts = tf.equal(
+            tf.range(tf.size(text, out_type=tf.int64)),
+            tf.gather(pieces.row_splits, pieces.value_rowids()),
+        )
+        ends = following(starts, True)
+        last_word = nonempty & self._edge_is_word(text, -1)
+        first_word = nonempty & self._edge_is_word(text, 0)
+        # The character before a match ends the gap before it or, when that gap is empty,
+        # the match before that gap; none at the start of the text (same on the right).
+        gap_before_empty = previous(~nonempty, False)
+        word_before = ~starts & tf.where(
+            gap_before_empty,
+            previous(previous(last_word, False), False) & ~previous(starts, True),
+            previous(last_word, False),
+        )
+        gap_after_empty = following(~nonempty, False)
+        word_after = ~ends & tf.where(
+            gap_after_empty,
+            following(following(first_word, False), False) & ~following(ends, True),
+            following(first_word, False),
+        )
+        discard = self._flag(self.single_word, index) & (word_before | word_after)
+        index = tf.where(discard, -1, index)
+        kept = index >= 0
+        new_piece = starts | kept | (previous(kept, False) & ~starts)
+        segment = tf.cumsum(tf.cast(new_piece, tf.int32)) - 1
+        joined = tf.strings.unsorted_segment_join(
+            text, segment, tf.reduce_sum(tf.cast(new_piece, tf.int32))
+        )
+        row_of_segment = tf.boolean_mask(pieces.value_rowids(), new_piece)
+        merged = tf.RaggedTensor.from_value_rowids(
+            joined, row_of_segment, nrows=pieces.nrows(), validate=False
+        )
+        return merged, tf.boolean_mask(index, new_piece)
+
+    def _strip_around(self, pieces: tf.RaggedTensor, index: tf.Tensor) -> tf.RaggedTensor:
+        """Remove the whitespace that lstrip/rstrip tokens absorb from the text beside them."""
+        text = pieces.values
+        starts = tf.equal(
+            tf.range(tf.size(text, out_type=tf.int64)),
+            tf.gather(pieces.row_splits, pieces.value_rowids()),
+        )
+        ends = following(starts, True)
+        after_rstrip = previous(self._flag(self.rstrip, index), False) & ~starts
+        before_lstrip = following(self._flag(self.lstrip, index), False) & ~ends
+        text = tf.where(after_rstrip, tf.strings.regex_replace(text, self.leading_space, ""), text)
+        text = tf.where(
+            before_lstrip, tf.strings.regex_replace(text, self.trailing_space, ""), text
+        )
+        return pieces.with_values(text)

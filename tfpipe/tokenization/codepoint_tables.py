@@ -1,0 +1,217 @@
+"""Per-code-point tables, probed from the reference `tokenizers` implementation at build time.
+
+Unicode facts (what is whitespace, punctuation, a lowercase mapping, a decomposition) differ
+between Unicode versions, and the Rust crates behind `tokenizers` each pin their own. So tfpipe
+never consults Python's `unicodedata` for them: it asks the installed `tokenizers` component
+what it does with every code point, once, and stores the answer as a compact two-level table
+that the graph applies with two gathers. Probing takes seconds, so results are cached on disk
+keyed by the component's JSON and the `tokenizers` version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tokenizers
+
+MAX_CODEPOINT = 0x10FFFF
+NUM_CODEPOINTS = MAX_CODEPOINT + 1
+BLOCK_BITS = 7
+BLOCK_SIZE = 1 << BLOCK_BITS
+SURROGATES = range(0xD800, 0xE000)
+
+
+def all_codepoints() -> np.ndarray:
+    """Every scalar value a decoded UTF-8 string can hold (surrogates cannot)."""
+    cps = np.arange(NUM_CODEPOINTS, dtype=np.int64)
+    return cps[(cps < SURROGATES.start) | (cps >= SURROGATES.stop)]
+
+
+def cache_dir() -> Path | None:
+    """Where probed tables are cached; None when no writable location exists."""
+    root = os.environ.get("TFPIPE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfpipe"
+    )
+    path = Path(root)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
+
+
+def cached_arrays(key: dict, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """compute() once per (key, tokenizers version); later builds load the saved arrays."""
+    digest = hashlib.sha256(
+        json.dumps([key, tokenizers.__version__], sort_keys=True).encode()
+    ).hexdigest()[:32]
+    directory = cache_dir()
+    path = directory / f"{digest}.npz" if directory else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as data:
+                return {name: data[name] for name in data.files}
+        except (OSError, ValueError):
+            pass
+    arrays = compute()
+    if path is not None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    return arrays
+
+
+@dataclass(frozen=True)
+class CodepointMap:
+    """A function from each code point to a (possibly empty) sequence of code points.
+
+    `lengths[cp]` is the output length; `firsts[cp]` the first output code point; outputs of
+    two or more code points are stored flat in `extra` from `extra_offsets[cp]`.
+    """
+
+    lengths: np.ndarray
+    firsts: np.ndarray
+    extra: np.ndarray
+    extra_offsets: np.ndarray
+
+    @classmethod
+    def identity(cls) -> CodepointMap:
+        return cls(
+            lengths=np.ones(NUM_CODEPOINTS, np.int32),
+            firsts=np.arange(NUM_CODEPOINTS, dtype=np.int32),
+            extra=np.zeros(0, np.int32),
+            extra_offsets=np.zeros(NUM_CODEPOINTS, np.int32),
+        )
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[int, Sequence[int]]) -> CodepointMap:
+        """Identity except for the code points given."""
+        base = cls.identity()
+        lengths, firsts = base.lengths.copy(), base.firsts.copy()
+        offsets = np.zeros(NUM_CODEPOINTS, np.int32)
+        extra: list[int] = []
+        for cp, out in outputs.items():
+            lengths[cp] = len(out)
+            firsts[cp] = out[0] if out else 0
+            if len(out) > 1:
+                offsets[cp] = len(extra)
+                extra.extend(out)
+        return cls(lengths, firsts, np.asarray(extra, np.int32), offsets)
+
+    def output(self, cp: int) -> list[int]:
+        n = int(self.lengths[cp])
+        if n <= 1:
+            return [int(self.firsts[cp])] * n
+        start = int(self.extra_offsets[cp])
+        return [int(x) for x in self.extra[start : start + n]]
+
+    def is_identity(self) -> bool:
+        return bool(
+            np.all(self.lengths == 1) and np.all(self.firsts == np.arange(NUM_CODEPOINTS))
+        )
+
+    def then(self, after: CodepointMap) -> CodepointMap:
+        """The map that applies self, then `after`, to each code point."""
+        changed = np.flatnonzero(
+            (self.lengths != 1) | (self.firsts != np.arange(NUM_CODEPOINTS))
+        )
+        changed_after = np.flatnonzero(
+            (after.lengths != 1) | (after.firsts != np.arange(NUM_CODEPOINTS))
+        )
+        outputs: dict[int, list[int]] = {}
+        for cp in np.union1d(changed, changed_after):
+            composed: list[int] = []
+            for mid in self.output(int(cp)):
+                composed.extend(after.output(mid))
+            outputs[int(cp)] = composed
+        return CodepointMap.from_outputs(outputs)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "lengths": self.lengths,
+            "firsts": self.firsts,
+            "extra": self.extra,
+            "extra_offsets": self.extra_offsets,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CodepointMap:
+        return cls(arrays["lengths"], arrays["firsts"], arrays["extra"], arrays["extra_offsets"])
+
+
+def probe_map(probe: Callable[[str], str]) -> CodepointMap:
+    """Tabulate a code-point-local string function over every code point."""
+    outputs: dict[int, list[int]] = {}
+    for cp in all_codepoints().tolist():
+        char = chr(cp)
+        out = probe(char)
+        if out != char:
+            outputs[cp] = [ord(c) for c in out]
+    return CodepointMap.from_outputs(outputs)
+
+
+def probe_classes(classify: Callable[[str], int]) -> np.ndarray:
+    """Tabulate a small integer class per code point (0 for surrogates)."""
+    classes = np.zeros(NUM_CODEPOINTS, np.int32)
+    for cp in all_codepoints().tolist():
+        classes[cp] = classify(chr(cp))
+    return classes
+
+
+def combining_classes(nfd: Callable[[str], str]) -> np.ndarray:
+    """Canonical combining class of every code point, as the reference NFD orders marks.
+
+    Python's `unicodedata` gives the values (they are stable once assigned), but the reference
+    may use an older or newer Unicode: a code point counts as a non-starter only where the
+    reference actually reorders it past U+0345 (ccc 240), the highest class.
+    """
+    ccc = np.zeros(NUM_CODEPOINTS, np.int32)
+    anchor = "\u0345"
+    for cp in all_codepoints().tolist():
+        value = unicodedata.combining(chr(cp))
+        if value == 0 and unicodedata.category(chr(cp)) != "Cn":
+            continue
+        if chr(cp) == anchor:
+            ccc[cp] = 240
+            continue
+        probe = "a" + anchor + chr(cp)
+        if nfd(probe) == "a" + chr(cp) + anchor:
+            if value == 0:
+                raise ValueError(
+                    f"tokenizers treats U+{cp:04X} as a combining mark but this Python's "
+                    f"Unicode {unicodedata.unidata_version} does not know it; upgrade Python"
+                )
+            ccc[cp] = value
+    return ccc
+
+
+@dataclass(frozen=True)
+class BlockTable:
+    """A dense per-code-point int32 array stored as deduplicated 128-entry blocks."""
+
+    block_index: np.ndarray
+    blocks: np.ndarray
+
+    @classmethod
+    def from_dense(cls, *columns: np.ndarray) -> BlockTable:
+        """Pack one or more dense columns; `lookup` returns them in the same order."""
+        stacked = np.stack([c.astype(np.int32) for c in columns], axis=-1)
+        by_block = stacked.reshape(NUM_CODEPOINTS // BLOCK_SIZE, BLOCK_SIZE * len(columns))
+        unique, index = np.unique(by_block, axis=0, return_inverse=True)
+        blocks = unique.reshape(-1, len(columns))
+        return cls(index.reshape(-1).astype(np.int32), blocks)
+
+    def lookup(self, codepoints: tf.Tensor) -> list[tf.Tensor]:
+        """Per-code-point values of each packed column, for an int32 tensor of code points."""
+        block = tf.gather(self.block_index, tf.bitwise.right_shift(codepoints, BLOCK_BITS))
+        offset = tf.bitwise.bitwise_and(codepoints, BLOCK_SIZE - 1)
+        rows = tf.gather(self.blocks, block * BLOCK_SIZE + offset)
+        return tf.unstack(rows, axis=-1) if self.blocks.shape[1] > 1 else [rows[:, 0]]

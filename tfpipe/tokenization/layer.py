@@ -1,0 +1,243 @@
+"""`TokenizerLayer`: a checkpoint's Hugging Face fast tokenizer as a tf-keras layer.
+
+`layer(texts)` returns what `hf_tokenizer(texts, padding=..., truncation=...,
+max_length=...)` returns — input_ids, attention_mask and, when the checkpoint's tokenizer
+returns them, token_type_ids — computed with core TensorFlow ops only, so the layer can be
+saved in a SavedModel and served by stock TF Serving.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+import tf_keras
+
+from tfpipe.tokenization.pipeline import TokenizationPipeline
+from tfpipe.tokenization.truncation import STRATEGIES, keep_lengths, truncate_rows
+
+# transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
+NO_LIMIT = int(1e20)
+PADDING = ("longest", "max_length")
+
+
+def load_reference(path: str | Path) -> tuple[str, dict]:
+    """(tokenizer.json text, transformers-level settings) as transformers loads `path`.
+
+    Loading through transformers gives exactly what `AutoTokenizer` users get: the
+    post-processor transformers may rebuild from tokenizer_config.json, model_max_length,
+    padding/truncation sides, the pad token and which outputs the model takes.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(path)
+    if path.is_file():
+        reference = PreTrainedTokenizerFast(tokenizer_file=str(path))
+    elif path.is_dir():
+        reference = AutoTokenizer.from_pretrained(
+            str(path), local_files_only=True, use_fast=True, trust_remote_code=False
+        )
+    else:
+        raise FileNotFoundError(f"no tokenizer checkpoint or tokenizer.json at {path}")
+    if not getattr(reference, "is_fast", False):
+        raise ValueError(f"{path} has no fast (tokenizer.json) tokenizer")
+    settings = {
+        "model_max_length": int(min(reference.model_max_length, NO_LIMIT)),
+        "padding_side": reference.padding_side,
+        "truncation_side": reference.truncation_side,
+        "pad_token_id": reference.pad_token_id,
+        "pad_token_type_id": int(reference.pad_token_type_id),
+        "model_input_names": list(reference.model_input_names),
+    }
+    return reference.backend_tokenizer.to_str(), settings
+
+
+def _padding_mode(padding) -> str | None:
+    if padding is True:
+        return "longest"
+    if padding in (False, None, "do_not_pad"):
+        return None
+    if padding not in PADDING:
+        raise ValueError(f"padding must be one of True, False, {PADDING} or 'do_not_pad'")
+    return padding
+
+
+def _truncation_strategy(truncation) -> str | None:
+    if truncation is True:
+        return "longest_first"
+    if truncation in (False, None, "do_not_truncate"):
+        return None
+    if truncation not in STRATEGIES:
+        raise ValueError(f"truncation must be True, False or one of {STRATEGIES}")
+    return truncation
+
+
+def check_text_batch(text, name: str) -> tf.Tensor:
+    """A rank-1 tf.string tensor, or a clear TypeError / InvalidArgumentError naming `name`."""
+    if isinstance(text, tf.RaggedTensor | tf.SparseTensor):
+        raise TypeError(f"{name} must be a dense 1-D tf.string tensor, got {type(text).__name__}")
+    text = tf.convert_to_tensor(text)
+    if text.dtype != tf.string:
+        raise TypeError(f"{name} must be a tf.string tensor, got dtype {text.dtype.name}")
+    if text.shape.rank is not None and text.shape.rank != 1:
+        raise tf.errors.InvalidArgumentError(
+            None, None, f"{name} must be a 1-D batch of strings, got shape {text.shape}"
+        )
+    tf.debugging.assert_rank(text, 1, message=f"{name} must be a 1-D batch of strings")
+    return tf.reshape(text, [-1])
+
+
+class TokenizerLayer(tf_keras.layers.Layer):
+    """Strings in, the HF tokenizer's ids and masks out (core TF ops only).
+
+    Build with `from_pretrained`; the constructor takes the tokenizer.json text and settings
+    so `get_config`/`from_config` can rebuild the layer without the original files.
+    """
+
+    def __init__(
+        self,
+        tokenizer_json: str,
+        settings: dict,
+        max_length: int | None = None,
+        padding: str | bool = "longest",
+        truncation: str | bool = True,
+        pad_to_multiple_of: int | None = None,
+        return_token_type_ids: bool | None = None,
+        **kwargs,
+    ) -> None:
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.tokenizer_json = tokenizer_json
+        self.settings = dict(settings)
+        self.padding = _padding_mode(padding)
+        self.truncation = _truncation_strategy(truncation)
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.requested_max_length = max_length
+        self.max_length = self._resolve_max_length(max_length)
+        names = self.settings["model_input_names"]
+        self.return_token_type_ids = (
+            "token_type_ids" in names if return_token_type_ids is None else return_token_type_ids
+        )
+        self.return_attention_mask = "attention_mask" in names
+        self.pad_token_id = self.settings["pad_token_id"]
+        if self.padding and self.pad_token_id is None:
+            raise ValueError("Asking to pad but the tokenizer does not have a padding token")
+        self.pipeline = TokenizationPipeline(json.loads(tokenizer_json))
+        self._encode = tf.function(
+            self.pipeline.encode,
+            input_signature=[tf.TensorSpec([None], tf.string)],
+            autograph=False,
+        )
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **options) -> TokenizerLayer:
+        """Compile the tokenizer of a checkpoint folder (or a tokenizer.json file)."""
+        tokenizer_json, settings = load_reference(path)
+        return cls(tokenizer_json, settings, **options)
+
+    def _resolve_max_length(self, max_length: int | None) -> int | None:
+        """transformers' rule: an unset max_length means the checkpoint's model_max_length."""
+        limit = self.settings["model_max_length"]
+        if max_length is None and (self.truncation or self.padding == "max_length"):
+            max_length = limit if limit < NO_LIMIT else None
+            if max_length is None and self.padding == "max_length":
+                raise ValueError(
+                    "padding='max_length' needs max_length: the checkpoint sets no model_max_length"
+                )
+        multiple = self.pad_to_multiple_of
+        if self.truncation and max_length is not None and multiple and max_length % multiple:
+            raise ValueError(
+                f"Truncation and padding are both activated but truncation length "
+                f"({max_length}) is not a multiple of pad_to_multiple_of ({multiple})."
+            )
+        return max_length
+
+    def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        text = check_text_batch(text, "text")
+        sequences = [self._encode(text)]
+        checks = []
+        if text_pair is not None:
+            text_pair = check_text_batch(text_pair, "text_pair")
+            checks.append(
+                tf.debugging.assert_equal(
+                    tf.size(text),
+                    tf.size(text_pair),
+                    message="text and text_pair must have the same batch size",
+                )
+            )
+            sequences.append(self._encode(text_pair))
+        with tf.control_dependencies(checks):
+            sequences = self._truncate(sequences)
+        ids, type_ids = self.pipeline.post_processor(sequences)
+        outputs = {"input_ids": ids}
+        if self.return_token_type_ids:
+            outputs["token_type_ids"] = type_ids
+        if self.return_attention_mask:
+            outputs["attention_mask"] = ids.with_values(tf.ones_like(ids.values))
+        return self._pad(outputs)
+
+    def _truncate(self, sequences: list[tf.RaggedTensor]) -> list[tf.RaggedTensor]:
+        if not self.truncation or self.max_length is None:
+            return sequences
+        special = self.pipeline.post_processor.num_special_tokens(pair=len(sequences) == 2)
+        budget = max(self.max_length - special, 0)
+        lengths = [tf.cast(s.row_lengths(), tf.int32) for s in sequences]
+        keep, checks = keep_lengths(lengths, budget, self.truncation)
+        side = self.settings["truncation_side"]
+        with tf.control_dependencies(checks):
+            return [truncate_rows(s, k, side) for s, k in zip(sequences, keep, strict=True)]
+
+    def _pad(self, outputs: dict[str, tf.RaggedTensor]) -> dict[str, tf.Tensor]:
+        if not self.padding:
+            return outputs
+        ids = outputs["input_ids"]
+        length = tf.reduce_max(tf.concat([[0], tf.cast(ids.row_lengths(), tf.int32)], 0))
+        if self.padding == "max_length":
+            length = tf.maximum(length, self.max_length)
+        if self.pad_to_multiple_of:
+            multiple = self.pad_to_multiple_of
+            length = (length + multiple - 1) // multiple * multiple
+        pad_values = {
+            "input_ids": self.pad_token_id,
+            "token_type_ids": self.settings["pad_token_type_id"],
+            "attention_mask": 0,
+        }
+        left = self.settings["padding_side"] == "left"
+        return {
+            name: _to_dense(rows, pad_values[name], length, left)
+            for name, rows in outputs.items()
+        }
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            tokenizer_json=self.tokenizer_json,
+            settings=self.settings,
+            max_length=self.requested_max_length,
+            padding=self.padding or False,
+            truncation=self.truncation or False,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_token_type_ids=self.return_token_type_ids,
+        )
+        return config
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return list(self.settings["model_input_names"])
+
+
+def _to_dense(rows: tf.RaggedTensor, pad_value: int, length: tf.Tensor, left: bool) -> tf.Tensor:
+    """Pad each row to `length` on the right, or on the left by padding the reversed rows."""
+    shape = tf.stack([rows.nrows(out_type=tf.int32), length])
+    if not left:
+        return rows.to_tensor(pad_value, shape=shape)
+    flipped = rows.with_values(tf.gather(rows.values, _reversed_order(rows)))
+    return tf.reverse(flipped.to_tensor(pad_value, shape=shape), axis=[1])
+
+
+def _reversed_order(rows: tf.RaggedTensor) -> tf.Tensor:
+    starts = tf.gather(rows.row_splits, rows.value_rowids())
+    ends = tf.gather(rows.row_splits[1:], rows.value_rowids())
+    position = tf.range(tf.size(rows.values, out_type=rows.row_splits.dtype))
+    return starts + ends - 1 - position

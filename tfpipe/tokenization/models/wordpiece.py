@@ -1,0 +1,153 @@
+"""The WordPiece model: greedy longest-match-first, exactly as `tokenizers` does it.
+
+For each word: a word longer than `max_input_chars_per_word` characters is the unknown token;
+otherwise repeatedly take the longest vocabulary entry that prefixes the rest of the word
+(continuations looked up with `continuing_subword_prefix`); if some position has no match, the
+whole word is the unknown token. In the graph, whole words are looked up first (most words are
+in the vocabulary); the rest run the greedy loop vectorised over all unfinished words, testing
+every candidate length up to the longest vocabulary entry at once.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.vocabulary import string_table
+
+SECTION = "model"
+
+
+class WordPiece(tf.Module):
+    """The compiled `model` section of type WordPiece."""
+
+    def __init__(self, component: dict) -> None:
+        super().__init__(name="wordpiece")
+        vocab: dict[str, int] = component["vocab"]
+        unk_token = component.get("unk_token", "[UNK]")
+        if unk_token not in vocab:
+            raise UnsupportedComponentError(
+                SECTION, "WordPiece", f"unk_token {unk_token!r} is not in the vocabulary"
+            )
+        self.unk_id = vocab[unk_token]
+        self.prefix = component.get("continuing_subword_prefix", "##")
+        self.max_chars = int(component.get("max_input_chars_per_word", 100))
+        self.vocab = string_table(vocab)
+        self.longest_entry = max((len(token) for token in vocab), default=1)
+
+    def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
+        """[words, (code points)] → [words, (token ids)]."""
+        num_words = words.nrows(out_type=tf.int32)
+        strings = tf.strings.unicode_encode(words, "UTF-8")
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        whole = self.vocab.lookup(strings)
+        too_long = lengths > self.max_chars
+        single = too_long | (whole >= 0)
+        single_ids = tf.where(too_long, self.unk_id, whole)
+        pending = tf.cast(tf.where(~single)[:, 0], tf.int32)
+        piece_word, piece_ids, failed = self._greedy(
+            tf.gather(strings, pending), tf.gather(lengths, pending)
+        )
+        piece_word = tf.gather(pending, piece_word)
+        failed_words = tf.gather(pending, failed)
+        keep = self._not_in(piece_word, failed_words, num_words)
+        word_index = tf.concat(
+            [
+                tf.cast(tf.where(single)[:, 0], tf.int32),
+                failed_words,
+                tf.boolean_mask(piece_word, keep),
+            ],
+            axis=0,
+        )
+        ids = tf.concat(
+            [
+                tf.boolean_mask(single_ids, single),
+                tf.fill(tf.shape(failed_words), self.unk_id),
+                tf.boolean_mask(piece_ids, keep),
+            ],
+            axis=0,
+        )
+        order = tf.argsort(word_index, stable=True)
+        return tf.RaggedTensor.from_value_rowids(
+            tf.gather(ids, order),
+            tf.cast(tf.gather(word_index, order), tf.int64),
+            nrows=tf.cast(num_words, tf.int64),
+            validate=False,
+        )
+
+    @staticmethod
+    def _not_in(items: tf.Tensor, excluded: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+        flags = tf.scatter_nd(
+            tf.expand_dims(excluded, 1), tf.ones_like(excluded), tf.expand_dims(size, 0)
+        )
+        return tf.gather(flags, items) == 0
+
+    def _greedy(
+        self, strings: tf.Tensor, lengths: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Greedy longest-match over words that are not vocabulary entries.
+
+        Returns (word of each piece, piece id) in emission order — per word, left to right —
+        and the words that had a position with no match.
+        """
+
+        def step(word, pos, pieces_word, pieces_id, failed):
+            remaining = tf.gather(lengths, word) - pos
+            width = tf.minimum(self.longest_entry, tf.reduce_max(remaining))
+            candidate = tf.range(1, width + 1)
+            count = tf.size(word)
+            text = tf.tile(tf.expand_dims(tf.gather(strings, word), 1), [1, width])
+            starts = tf.tile(tf.expand_dims(pos, 1), [1, width])
+            sizes = tf.tile(tf.expand_dims(candidate, 0), [count, 1])
+            pieces = tf.strings.substr(text, starts, sizes, unit="UTF8_CHAR")
+            prefix = tf.where(pos > 0, self.prefix, "")
+            keys = tf.strings.join([tf.tile(tf.expand_dims(prefix, 1), [1, width]), pieces])
+            ids = self.vocab.lookup(keys)
+            fits = (ids >= 0) & (sizes <= tf.expand_dims(remaining, 1))
+            best = tf.reduce_max(tf.where(fits, sizes, 0), axis=1)
+            found = best > 0
+            chosen = tf.gather(ids, tf.maximum(best - 1, 0), batch_dims=1)
+            pieces_word = pieces_word.write(pieces_word.size(), tf.boolean_mask(word, found))
+            pieces_id = pieces_id.write(pieces_id.size(), tf.boolean_mask(chosen, found))
+            failed = failed.write(failed.size(), tf.boolean_mask(word, ~found))
+            pos = pos + best
+            going = found & (pos < tf.gather(lengths, word))
+            return (
+                tf.boolean_mask(word, going),
+                tf.boolean_mask(pos, going),
+                pieces_word,
+                pieces_id,
+                failed,
+            )
+
+        def array() -> tf.TensorArray:
+            return tf.TensorArray(
+                tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None]
+            )
+
+        word = tf.range(tf.size(strings))
+        _, _, pieces_word, pieces_id, failed = tf.while_loop(
+            lambda word, *_: tf.size(word) > 0,
+            step,
+            (word, tf.zeros_like(word), array(), array(), array()),
+            shape_invariants=(
+                tf.TensorShape([None]),
+                tf.TensorShape([None]),
+                tf.TensorShape(None),
+                tf.TensorShape(None),
+                tf.TensorShape(None),
+            ),
+        )
+        return (
+            self._concat(pieces_word),
+            self._concat(pieces_id),
+            self._concat(failed),
+        )
+
+    @staticmethod
+    def _concat(array: tf.TensorArray) -> tf.Tensor:
+        return tf.cond(
+            array.size() > 0,
+            lambda: array.concat(),
+            lambda: tf.zeros([0], tf.int32),
+        )

@@ -1,0 +1,237 @@
+"""Normalizers: tokenizer.json's `normalizer` section compiled to code-point stages.
+
+Every supported normalizer is a chain of three kinds of stage, each applied to a ragged batch
+of code points:
+- `LocalMap`: each code point becomes a sequence of code points, independently of its
+  neighbours (clean-up, lowercasing, accent filtering, decomposition of one character);
+- `CanonicalReorder`: the canonical ordering step of NFD/NFKD (stable sort of runs of combining
+  marks by combining class);
+- `StripWhitespace`: the `Strip` normalizer.
+Consecutive local maps are fused at build time, so the graph does one table lookup for a run of
+them. The tables come from the installed `tokenizers` (see codepoint_tables).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from tokenizers import normalizers as hf_normalizers
+from tokenizers import pre_tokenizers as hf_pre_tokenizers
+
+from tfpipe.tokenization.codepoint_tables import (
+    BlockTable,
+    CodepointMap,
+    cached_arrays,
+    combining_classes,
+    probe_classes,
+    probe_map,
+)
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+
+SECTION = "normalizer"
+
+
+@dataclass
+class LocalMap:
+    """Replace every code point by its table output (possibly nothing, possibly several)."""
+
+    mapping: CodepointMap
+
+    def __post_init__(self) -> None:
+        self.table = BlockTable.from_dense(
+            self.mapping.lengths, self.mapping.firsts, self.mapping.extra_offsets
+        )
+        self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        lengths, firsts, offsets = self.table.lookup(cps.values)
+        source, within, splits = expand_values(lengths, cps.row_splits)
+        single = tf.gather(lengths, source) == 1
+        many = tf.gather(tf.constant(self.extra), tf.gather(offsets, source) + within)
+        values = tf.where(single, tf.gather(firsts, source), many)
+        return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
+
+
+@dataclass
+class CanonicalReorder:
+    """Canonical ordering: stable-sort each run of non-starters by combining class."""
+
+    ccc: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.table = BlockTable.from_dense(self.ccc)
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        values = cps.values
+        (ccc,) = self.table.lookup(values)
+        starts = row_starts_mask(cps)
+        out_of_order = (ccc > 0) & (previous(ccc, 0) > ccc) & ~starts
+        return tf.cond(
+            tf.reduce_any(out_of_order),
+            lambda: cps.with_values(self._sorted(values, ccc, starts)),
+            lambda: cps,
+        )
+
+    @staticmethod
+    def _sorted(values: tf.Tensor, ccc: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
+        segment = tf.cumsum(tf.cast((ccc == 0) | starts, tf.int64)) - 1
+        order = tf.argsort(segment * 256 + tf.cast(ccc, tf.int64), stable=True)
+        return tf.gather(values, order)
+
+
+@dataclass
+class StripWhitespace:
+    """`Strip`: drop leading and/or trailing whitespace of every row."""
+
+    whitespace: np.ndarray
+    left: bool
+    right: bool
+
+    def __post_init__(self) -> None:
+        self.table = BlockTable.from_dense(self.whitespace)
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        (space,) = self.table.lookup(cps.values)
+        space = cps.with_values(space > 0)
+        keep = tf.ones_like(space.values)
+        if self.left:
+            keep &= tf.math.cumsum(tf.cast(~space, tf.int32), axis=1).values > 0
+        if self.right:
+            keep &= tf.math.cumsum(tf.cast(~space, tf.int32), axis=1, reverse=True).values > 0
+        return tf.ragged.boolean_mask(cps, cps.with_values(keep))
+
+
+Stage = LocalMap | CanonicalReorder | StripWhitespace
+
+
+def _probed_map(component: dict, normalizer) -> CodepointMap:
+    arrays = cached_arrays(
+        {"map": component}, lambda: probe_map(normalizer.normalize_str).to_arrays()
+    )
+    return CodepointMap.from_arrays(arrays)
+
+
+def _canonical_reorder() -> CanonicalReorder:
+    nfd = hf_normalizers.NFD().normalize_str
+    arrays = cached_arrays({"ccc": "NFD"}, lambda: {"ccc": combining_classes(nfd)})
+    return CanonicalReorder(arrays["ccc"])
+
+
+def whitespace_classes() -> np.ndarray:
+    """1 where Rust's char::is_whitespace holds (what WhitespaceSplit splits on)."""
+    splitter = hf_pre_tokenizers.WhitespaceSplit()
+    arrays = cached_arrays(
+        {"classes": "WhitespaceSplit"},
+        lambda: {"classes": probe_classes(lambda c: int(not splitter.pre_tokenize_str(c)))},
+    )
+    return arrays["classes"]
+
+
+def _local(component: dict) -> list[Stage]:
+    return [LocalMap(_probed_map(component, reference_normalizer(component)))]
+
+
+def _decompose(component: dict) -> list[Stage]:
+    return _local(component) + [_canonical_reorder()]
+
+
+def _bert(component: dict) -> list[Stage]:
+    lowercase = bool(component.get("lowercase", True))
+    strip_accents = component.get("strip_accents")
+    strip_accents = lowercase if strip_accents is None else bool(strip_accents)
+    clean = {
+        "type": "BertNormalizer",
+        "clean_text": bool(component.get("clean_text", True)),
+        "handle_chinese_chars": bool(component.get("handle_chinese_chars", True)),
+        "strip_accents": False,
+        "lowercase": False,
+    }
+    stages = _local(clean)
+    if strip_accents:
+        stages += _decompose({"type": "NFD"}) + _local({"type": "StripAccents"})
+    if lowercase:
+        stages += _local({"type": "Lowercase"})
+    return stages
+
+
+def _replace(component: dict) -> list[Stage]:
+    pattern = component.get("pattern", {})
+    if set(pattern) != {"String"} or len(pattern["String"]) != 1:
+        raise UnsupportedComponentError(
+            SECTION, "Replace", f"only single-character String patterns, got {pattern!r}"
+        )
+    return _local(component)
+
+
+def reference_normalizer(component: dict):
+    """The reference normalizer object for one component, built from its JSON."""
+    from tokenizers import Tokenizer
+
+    document = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": component,
+        "pre_tokenizer": None,
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {}, "unk_token": "[UNK]"},
+    }
+    return Tokenizer.from_str(json.dumps(document)).normalizer
+
+
+def _strip(component: dict) -> list[Stage]:
+    return [
+        StripWhitespace(
+            whitespace_classes(),
+            left=bool(component.get("strip_left", True)),
+            right=bool(component.get("strip_right", True)),
+        )
+    ]
+
+
+def _stages(component: dict | None) -> list[Stage]:
+    if component is None:
+        return []
+    kind = component.get("type")
+    if kind == "Sequence":
+        return [stage for child in component["normalizers"] for stage in _stages(child)]
+    if kind == "BertNormalizer":
+        return _bert(component)
+    if kind in ("NFD", "NFKD"):
+        return _decompose({"type": kind})
+    if kind in ("Lowercase", "StripAccents"):
+        return _local({"type": kind})
+    if kind == "Replace":
+        return _replace(component)
+    if kind == "Strip":
+        return _strip(component)
+    raise UnsupportedComponentError(SECTION, kind)
+
+
+def _fuse(stages: list[Stage]) -> list[Stage]:
+    fused: list[Stage] = []
+    for stage in stages:
+        if isinstance(stage, LocalMap) and fused and isinstance(fused[-1], LocalMap):
+            fused[-1] = LocalMap(fused[-1].mapping.then(stage.mapping))
+        else:
+            fused.append(stage)
+    return [s for s in fused if not (isinstance(s, LocalMap) and s.mapping.is_identity())]
+
+
+class Normalizer:
+    """The compiled `normalizer` section."""
+
+    def __init__(self, component: dict | None) -> None:
+        self.stages = _fuse(_stages(component))
+
+    def __call__(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        for stage in self.stages:
+            cps = stage.apply(cps)
+        return cps
+

@@ -1,0 +1,128 @@
+"""The compiled tokenizer.json: added tokens → normalizer → pre-tokenizer → model.
+
+`TokenizationPipeline.encode` turns a batch of strings into ragged token ids without special
+tokens; the Keras layer adds truncation, the post-processor's template and padding on top.
+Input bytes are first made valid UTF-8, each invalid sequence becoming U+FFFD exactly as
+Python's `bytes.decode("utf-8", errors="replace")` does, so the result equals the HF tokenizer
+on that decoded string.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.models import compile_model
+from tfpipe.tokenization.normalizers import Normalizer, reference_normalizer, whitespace_classes
+from tfpipe.tokenization.pre_tokenizers import PreTokenizer, word_space_other_classes
+from tfpipe.tokenization.processors import PostProcessor
+
+SUPPORTED_SECTIONS = {
+    "version",
+    "truncation",
+    "padding",
+    "added_tokens",
+    "normalizer",
+    "pre_tokenizer",
+    "model",
+    "post_processor",
+    "decoder",
+}
+
+
+def _added_tokens(document: dict) -> tuple[list[AddedToken], list[AddedToken]]:
+    """(raw, normalized) added tokens; normalized ones carry their normalized content."""
+    normalizer = (
+        reference_normalizer(document["normalizer"]) if document.get("normalizer") else None
+    )
+    raw, normalized = [], []
+    for entry in document.get("added_tokens") or []:
+        content = entry["content"]
+        if not content:
+            continue
+        flags = {
+            "single_word": bool(entry.get("single_word", False)),
+            "lstrip": bool(entry.get("lstrip", False)),
+            "rstrip": bool(entry.get("rstrip", False)),
+        }
+        if entry.get("normalized", not entry.get("special", False)):
+            if normalizer is not None:
+                content = normalizer.normalize_str(content)
+            if content:
+                normalized.append(AddedToken(content, int(entry["id"]), **flags))
+        else:
+            raw.append(AddedToken(content, int(entry["id"]), **flags))
+    return raw, normalized
+
+
+def interleave(
+    parts: tf.RaggedTensor, text_ids: tf.RaggedTensor, token_ids: tf.Tensor
+) -> tf.RaggedTensor:
+    """Per row of `parts`, concatenate the ids of its pieces in order.
+
+    `token_ids` (flat over all pieces) is ≥ 0 for added-token pieces; the other pieces, in
+    order, have their ids in the rows of `text_ids`.
+    """
+    is_token = token_ids >= 0
+    tokens = tf.RaggedTensor.from_tensor(tf.expand_dims(tf.boolean_mask(token_ids, is_token), 1))
+    combined = tf.concat([text_ids, tokens], axis=0)
+    source = tf.concat(
+        [tf.where(~is_token)[:, 0], tf.where(is_token)[:, 0]], axis=0
+    )
+    ordered = tf.gather(combined, tf.argsort(source))
+    return tf.RaggedTensor.from_row_splits(ordered, parts.row_splits, validate=False).merge_dims(
+        1, 2
+    )
+
+
+class TokenizationPipeline(tf.Module):
+    """A tokenizer.json compiled to core TensorFlow ops."""
+
+    def __init__(self, document: dict) -> None:
+        super().__init__(name="tokenization_pipeline")
+        unknown = set(document) - SUPPORTED_SECTIONS
+        if unknown:
+            raise UnsupportedComponentError("tokenizer.json", sorted(unknown))
+        self.model = compile_model(document["model"])
+        self.normalizer = Normalizer(document.get("normalizer"))
+        self.pre_tokenizer = PreTokenizer(document.get("pre_tokenizer"))
+        self.post_processor = PostProcessor(document.get("post_processor"))
+        raw, normalized = _added_tokens(document)
+        words, spaces = word_space_other_classes(), whitespace_classes()
+        self.raw_tokens = TokenMatcher(raw, words, spaces) if raw else None
+        self.normalized_tokens = TokenMatcher(normalized, words, spaces) if normalized else None
+
+    def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] strings → [batch, (ids)] token ids, before special tokens and truncation."""
+        texts = tf.strings.unicode_transcode(
+            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        return self._split_on(self.raw_tokens, texts, self._normalize_then_split)
+
+    def _split_on(self, matcher: TokenMatcher | None, texts: tf.Tensor, encode_text):
+        if matcher is None:
+            return encode_text(texts)
+        parts, ids = matcher.split(texts)
+        text_pieces = tf.boolean_mask(parts.values, ids.values < 0)
+        return interleave(parts, encode_text(text_pieces), ids.values)
+
+    def _normalize_then_split(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        cps = self.normalizer(tf.strings.unicode_decode(texts, "UTF-8"))
+        if self.normalized_tokens is None:
+            return self._encode_normalized(cps)
+        normalized = tf.strings.unicode_encode(cps, "UTF-8")
+        return self._split_on(
+            self.normalized_tokens,
+            normalized,
+            lambda pieces: self._encode_normalized(tf.strings.unicode_decode(pieces, "UTF-8")),
+        )
+
+    def _encode_normalized(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        words, piece_of_word = self.pre_tokenizer(cps)
+        word_ids = self.model(words)
+        per_piece = tf.RaggedTensor.from_value_rowids(
+            word_ids, tf.cast(piece_of_word, tf.int64), nrows=cps.nrows(), validate=False
+        )
+        return per_piece.merge_dims(1, 2)
+

@@ -1,0 +1,112 @@
+"""Post-processors: tokenizer.json's `post_processor` section as a special-token template.
+
+Every post-processor that changes ids (BertProcessing, RobertaProcessing, TemplateProcessing,
+and Sequences of them with ByteLevel) places fixed special tokens around the sequences and
+assigns type ids by position. Rather than re-deriving each processor's rules, tfpipe runs the
+reference processor once on marker encodings at build time and reads the template off the
+result: which positions hold a sequence, which hold which special id, and every type id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import tensorflow as tf
+from tokenizers import Tokenizer
+
+from tfpipe.tokenization.errors import UnsupportedComponentError
+
+FIRST_MARKER, SECOND_MARKER = 4_000_000_001, 4_000_000_002
+FIRST_LENGTH, SECOND_LENGTH = 2, 3
+
+
+@dataclass(frozen=True)
+class TemplateItem:
+    """Either a special token (`sequence` None, `token_id` set) or sequence 0/1."""
+
+    type_id: int
+    sequence: int | None = None
+    token_id: int | None = None
+
+
+def _reference_encoding(component: dict, pair: bool) -> tuple[list[int], list[int]]:
+    document = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": component,
+        "decoder": None,
+        "model": {
+            "type": "WordLevel",
+            "vocab": {"a": FIRST_MARKER, "b": SECOND_MARKER},
+            "unk_token": "a",
+        },
+    }
+    tokenizer = Tokenizer.from_str(json.dumps(document))
+    first = " ".join(["a"] * FIRST_LENGTH)
+    second = " ".join(["b"] * SECOND_LENGTH) if pair else None
+    encoding = tokenizer.encode(first, second)
+    return encoding.ids, encoding.type_ids
+
+
+def _template(ids: list[int], type_ids: list[int]) -> tuple[TemplateItem, ...]:
+    items: list[TemplateItem] = []
+    markers = {FIRST_MARKER: 0, SECOND_MARKER: 1}
+    for token_id, type_id in zip(ids, type_ids, strict=True):
+        sequence = markers.get(token_id)
+        if sequence is None:
+            items.append(TemplateItem(type_id=type_id, token_id=token_id))
+        elif not items or items[-1].sequence != sequence:
+            items.append(TemplateItem(type_id=type_id, sequence=sequence))
+        elif items[-1].type_id != type_id:
+            raise UnsupportedComponentError(
+                "post_processor", "mixed type ids within one sequence"
+            )
+    return tuple(items)
+
+
+class PostProcessor:
+    """The compiled `post_processor` section: templates for single texts and pairs."""
+
+    def __init__(self, component: dict | None) -> None:
+        if component is None:
+            self.single = (TemplateItem(0, sequence=0),)
+            self.pair = (TemplateItem(0, sequence=0), TemplateItem(1, sequence=1))
+        else:
+            self.single = _template(*_reference_encoding(component, pair=False))
+            self.pair = _template(*_reference_encoding(component, pair=True))
+        self._check_each_sequence_once()
+
+    def _check_each_sequence_once(self) -> None:
+        for template, expected in ((self.single, [0]), (self.pair, [0, 1])):
+            order = [item.sequence for item in template if item.sequence is not None]
+            if order != expected:
+                raise UnsupportedComponentError(
+                    "post_processor", "template", f"sequence order {order}"
+                )
+
+    def num_special_tokens(self, pair: bool) -> int:
+        template = self.pair if pair else self.single
+        return sum(item.sequence is None for item in template)
+
+    def __call__(
+        self, sequences: list[tf.RaggedTensor]
+    ) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """Place the sequences ([batch, (ids)] each) into the template → (ids, type ids)."""
+        template = self.pair if len(sequences) == 2 else self.single
+        batch = sequences[0].nrows(out_type=tf.int64)
+        ids, type_ids = [], []
+        for item in template:
+            if item.sequence is None:
+                part = tf.RaggedTensor.from_tensor(
+                    tf.fill(tf.stack([batch, 1]), tf.constant(item.token_id, tf.int32))
+                )
+            else:
+                part = sequences[item.sequence]
+            ids.append(part)
+            type_ids.append(part.with_values(tf.fill(tf.shape(part.values), item.type_id)))
+        return tf.concat(ids, axis=1), tf.concat(type_ids, axis=1)
