@@ -14,6 +14,7 @@ them. The tables come from the installed `tokenizers` (see codepoint_tables).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,10 +109,8 @@ class StripWhitespace:
 Stage = LocalMap | CanonicalReorder | StripWhitespace
 
 
-def _probed_map(component: dict, normalizer) -> CodepointMap:
-    arrays = cached_arrays(
-        {"map": component}, lambda: probe_map(normalizer.normalize_str).to_arrays()
-    )
+def _probed_map(key: dict, probe: Callable[[str], str]) -> CodepointMap:
+    arrays = cached_arrays({"map": key}, lambda: probe_map(probe).to_arrays())
     return CodepointMap.from_arrays(arrays)
 
 
@@ -132,29 +131,53 @@ def whitespace_classes() -> np.ndarray:
 
 
 def _local(component: dict) -> list[Stage]:
-    return [LocalMap(_probed_map(component, reference_normalizer(component)))]
+    return [LocalMap(_probed_map(component, reference_normalizer(component).normalize_str))]
 
 
 def _decompose(component: dict) -> list[Stage]:
     return _local(component) + [_canonical_reorder()]
 
 
+def _bert_part(clean_text=False, handle_chinese_chars=False, strip_accents=False, lowercase=False):
+    """One step of BertNormalizer on its own, as the reference runs it."""
+    options = {
+        "clean_text": clean_text,
+        "handle_chinese_chars": handle_chinese_chars,
+        "strip_accents": strip_accents,
+        "lowercase": lowercase,
+    }
+    return {"type": "BertNormalizer", **options}
+
+
+def _bert_accent_filter() -> LocalMap:
+    """BertNormalizer's accent filter (non-spacing marks only; `StripAccents` drops more).
+
+    After decomposition only NFD-stable code points remain, and on those the reference's
+    strip-accents step is exactly the filter.
+    """
+    nfd = hf_normalizers.NFD().normalize_str
+    strip = reference_normalizer(_bert_part(strip_accents=True)).normalize_str
+
+    def probe(char: str) -> str:
+        return strip(char) if nfd(char) == char else char
+
+    return LocalMap(_probed_map({"filter": "BertNormalizer.strip_accents"}, probe))
+
+
 def _bert(component: dict) -> list[Stage]:
     lowercase = bool(component.get("lowercase", True))
     strip_accents = component.get("strip_accents")
     strip_accents = lowercase if strip_accents is None else bool(strip_accents)
-    clean = {
-        "type": "BertNormalizer",
-        "clean_text": bool(component.get("clean_text", True)),
-        "handle_chinese_chars": bool(component.get("handle_chinese_chars", True)),
-        "strip_accents": False,
-        "lowercase": False,
-    }
-    stages = _local(clean)
+    stages = _local(
+        _bert_part(
+            clean_text=bool(component.get("clean_text", True)),
+            handle_chinese_chars=bool(component.get("handle_chinese_chars", True)),
+        )
+    )
     if strip_accents:
-        stages += _decompose({"type": "NFD"}) + _local({"type": "StripAccents"})
+        stages += _decompose({"type": "NFD"}) + [_bert_accent_filter()]
     if lowercase:
-        stages += _local({"type": "Lowercase"})
+        stages += _local(_bert_part(lowercase=True))
     return stages
 
 
