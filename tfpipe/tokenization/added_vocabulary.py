@@ -34,7 +34,8 @@ def re2_class(flags: np.ndarray) -> str:
     breaks = np.flatnonzero(np.diff(points) != 1)
     starts = np.concatenate([points[:1], points[breaks + 1]])
     ends = np.concatenate([points[breaks], points[-1:]])
-    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in zip(starts, ends, strict=True)) + "]"
+    ranges = (f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in zip(starts, ends, strict=True))
+    return "[" + "".join(ranges) + "]"
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,17 @@ class LocalMap:
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         lengths, firsts, offsets = self.table.lookup(cps.values)
+        return tf.cond(
+            tf.reduce_all(lengths == 1),
+            lambda: cps.with_values(firsts),
+            lambda: self._expand(cps, lengths, firsts, offsets),
+        )
+
+    def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
+        """The general case: some code points map to none or to several."""
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
-        many = tf.gather(tf.constant(self.extra), tf.gather(offsets, source) + within)
+        many = tf.gather(self.extra, tf.gather(offsets, source) + within)
         values = tf.where(single, tf.gather(firsts, source), many)
         return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 

@@ -72,29 +72,28 @@ def word_space_other_classes() -> np.ndarray:
 
 @dataclass
 class SplitStage:
-    """Split every piece on code points of class 1 with a `tokenizers` split behaviour."""
+    """Split every piece on code points of class 1 with a `tokenizers` split behaviour.
+
+    Stages work on the full code point array with a removed flag instead of compacting it
+    after each stage: a removed code point always starts a new piece after it, so the
+    neighbour tests of later stages see the same pieces as after compaction.
+    """
 
     classes: np.ndarray
     behaviour: str
 
-    def __post_init__(self) -> None:
-        self.table = BlockTable.from_dense(self.classes)
-
     def apply(
-        self, values: tf.Tensor, starts: tf.Tensor, piece_of: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(code points, piece-start flags, source piece) → the same after this split."""
-        (cls,) = self.table.lookup(values)
-        prev_cls = previous(cls, -1)
+        self, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(classes, piece-start flags, removed flags) → (starts, removed) after this split."""
         same_piece = ~starts
         if self.behaviour == CLASS_RUNS:
-            starts |= same_piece & (cls != prev_cls)
-            return self._drop(values, starts, piece_of, cls == 2)
+            starts |= same_piece & (cls != previous(cls, -1))
+            return self._remove(starts, removed, cls == 2)
         match = cls == 1
         prev_match = previous(match, False) & same_piece
         if self.behaviour == "Removed":
-            starts |= prev_match | match
-            return self._drop(values, starts, piece_of, match)
+            return self._remove(starts | prev_match | match, removed, match)
         if self.behaviour == "Isolated":
             starts |= same_piece & (match | prev_match)
         elif self.behaviour == "MergedWithPrevious":
@@ -103,18 +102,13 @@ class SplitStage:
             starts |= same_piece & match
         else:
             starts |= same_piece & (match != previous(match, False))
-        return values, starts, piece_of
+        return starts, removed
 
     @staticmethod
-    def _drop(values, starts, piece_of, removed):
-        """Drop removed code points; the code point after a removed one starts a piece."""
-        starts |= previous(removed, False)
-        keep = ~removed
-        return (
-            tf.boolean_mask(values, keep),
-            tf.boolean_mask(starts, keep),
-            tf.boolean_mask(piece_of, keep),
-        )
+    def _remove(starts: tf.Tensor, removed: tf.Tensor, matched: tf.Tensor):
+        """Mark code points removed; the one after a removed code point starts a piece."""
+        removed |= matched
+        return starts | previous(removed, False), removed
 
 
 def _behaviour(component: dict, key: str = "behavior") -> str:
@@ -152,16 +146,34 @@ def _stages(component: dict | None) -> list[SplitStage]:
 class PreTokenizer:
     """The compiled `pre_tokenizer` section: pieces of code points → words."""
 
+    CLASS_BITS = 2
+
     def __init__(self, component: dict | None) -> None:
         self.stages = _stages(component)
+        if len(self.stages) * self.CLASS_BITS > 30:
+            raise UnsupportedComponentError(SECTION, "Sequence", "more than 15 split stages")
+        packed = np.zeros_like(self.stages[0].classes) if self.stages else None
+        for index, stage in enumerate(self.stages):
+            packed |= stage.classes << (self.CLASS_BITS * index)
+        self.table = BlockTable.from_dense(packed) if self.stages else None
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word)."""
         values = pieces.values
         starts = row_starts_mask(pieces)
         piece_of = tf.cast(pieces.value_rowids(), tf.int32)
-        for stage in self.stages:
-            values, starts, piece_of = stage.apply(values, starts, piece_of)
+        if self.stages:
+            (packed,) = self.table.lookup(values)
+            removed = tf.zeros_like(starts)
+            for index, stage in enumerate(self.stages):
+                cls = tf.bitwise.bitwise_and(
+                    tf.bitwise.right_shift(packed, self.CLASS_BITS * index), 3
+                )
+                starts, removed = stage.apply(cls, starts, removed)
+            kept = ~removed
+            values = tf.boolean_mask(values, kept)
+            starts = tf.boolean_mask(starts, kept)
+            piece_of = tf.boolean_mask(piece_of, kept)
         word_ids = tf.cumsum(tf.cast(starts, tf.int64)) - 1
         words = tf.RaggedTensor.from_value_rowids(
             values, word_ids, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)), validate=False

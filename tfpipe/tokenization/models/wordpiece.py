@@ -3,9 +3,12 @@
 For each word: a word longer than `max_input_chars_per_word` characters is the unknown token;
 otherwise repeatedly take the longest vocabulary entry that prefixes the rest of the word
 (continuations looked up with `continuing_subword_prefix`); if some position has no match, the
-whole word is the unknown token. In the graph, whole words are looked up first (most words are
-in the vocabulary); the rest run the greedy loop vectorised over all unfinished words, testing
-every candidate length up to the longest vocabulary entry at once.
+whole word is the unknown token.
+
+In the graph, each distinct word of the batch is tokenized once. Whole words are looked up
+first (most words are vocabulary entries); the rest run the greedy loop vectorised over all
+unfinished words, each step testing every candidate length up to the longest vocabulary entry
+at once, with substrings cut by byte offsets computed from the code points.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
+
+
+def utf8_lengths(cps: tf.Tensor) -> tf.Tensor:
+    """Bytes each code point takes in UTF-8."""
+    return 1 + tf.add_n([tf.cast(cps >= bound, tf.int32) for bound in (0x80, 0x800, 0x10000)])
 
 
 class WordPiece(tf.Module):
@@ -37,8 +45,15 @@ class WordPiece(tf.Module):
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)]."""
-        num_words = words.nrows(out_type=tf.int32)
         strings = tf.strings.unicode_encode(words, "UTF-8")
+        unique, inverse = tf.unique(strings, out_idx=tf.int32)
+        first = tf.math.unsorted_segment_min(
+            tf.range(tf.size(strings)), inverse, tf.size(unique)
+        )
+        return tf.gather(self._tokenize(unique, tf.gather(words, first)), inverse)
+
+    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
+        num_words = tf.size(strings)
         lengths = tf.cast(words.row_lengths(), tf.int32)
         whole = self.vocab.lookup(strings)
         too_long = lengths > self.max_chars
@@ -46,7 +61,7 @@ class WordPiece(tf.Module):
         single_ids = tf.where(too_long, self.unk_id, whole)
         pending = tf.cast(tf.where(~single)[:, 0], tf.int32)
         piece_word, piece_ids, failed = self._greedy(
-            tf.gather(strings, pending), tf.gather(lengths, pending)
+            tf.gather(words, pending), tf.gather(strings, pending)
         )
         piece_word = tf.gather(pending, piece_word)
         failed_words = tf.gather(pending, failed)
@@ -83,30 +98,40 @@ class WordPiece(tf.Module):
         return tf.gather(flags, items) == 0
 
     def _greedy(
-        self, strings: tf.Tensor, lengths: tf.Tensor
+        self, words: tf.RaggedTensor, strings: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Greedy longest-match over words that are not vocabulary entries.
 
         Returns (word of each piece, piece id) in emission order — per word, left to right —
         and the words that had a position with no match.
         """
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        char_starts = tf.cast(words.row_starts(), tf.int32)
+        # Byte offset of every character (flat over all words) in the words' concatenation.
+        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
 
         def step(word, pos, pieces_word, pieces_id, failed):
             remaining = tf.gather(lengths, word) - pos
-            width = tf.minimum(self.longest_entry, tf.reduce_max(remaining))
-            candidate = tf.range(1, width + 1)
-            count = tf.size(word)
-            text = tf.tile(tf.expand_dims(tf.gather(strings, word), 1), [1, width])
-            starts = tf.tile(tf.expand_dims(pos, 1), [1, width])
-            sizes = tf.tile(tf.expand_dims(candidate, 0), [count, 1])
-            pieces = tf.strings.substr(text, starts, sizes, unit="UTF8_CHAR")
-            prefix = tf.where(pos > 0, self.prefix, "")
-            keys = tf.strings.join([tf.tile(tf.expand_dims(prefix, 1), [1, width]), pieces])
-            ids = self.vocab.lookup(keys)
-            fits = (ids >= 0) & (sizes <= tf.expand_dims(remaining, 1))
-            best = tf.reduce_max(tf.where(fits, sizes, 0), axis=1)
+            counts = tf.minimum(remaining, self.longest_entry)
+            size = tf.ragged.range(counts).values + 1
+            which = tf.repeat(tf.range(tf.size(word)), counts)
+            candidate_word = tf.gather(word, which)
+            word_start = tf.gather(char_starts, candidate_word)
+            first_char = word_start + tf.gather(pos, which)
+            base = tf.gather(byte_offsets, word_start)
+            start = tf.gather(byte_offsets, first_char) - base
+            stop = tf.gather(byte_offsets, first_char + size) - base
+            pieces = tf.strings.substr(tf.gather(strings, candidate_word), start, stop - start)
+            prefix = tf.gather(tf.where(pos > 0, self.prefix, ""), which)
+            ids = self.vocab.lookup(tf.strings.join([prefix, pieces]))
+            fit = tf.where(ids >= 0, size, 0)
+            best = tf.maximum(tf.math.unsorted_segment_max(fit, which, tf.size(word)), 0)
+            chosen = tf.math.unsorted_segment_max(
+                tf.where((fit > 0) & (size == tf.gather(best, which)), ids, -1),
+                which,
+                tf.size(word),
+            )
             found = best > 0
-            chosen = tf.gather(ids, tf.maximum(best - 1, 0), batch_dims=1)
             pieces_word = pieces_word.write(pieces_word.size(), tf.boolean_mask(word, found))
             pieces_id = pieces_id.write(pieces_id.size(), tf.boolean_mask(chosen, found))
             failed = failed.write(failed.size(), tf.boolean_mask(word, ~found))
@@ -125,7 +150,7 @@ class WordPiece(tf.Module):
                 tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None]
             )
 
-        word = tf.range(tf.size(strings))
+        word = tf.range(tf.size(lengths))
         _, _, pieces_word, pieces_id, failed = tf.while_loop(
             lambda word, *_: tf.size(word) > 0,
             step,
