@@ -94,24 +94,36 @@ class CodepointMap:
     @classmethod
     def from_outputs(cls, outputs: dict[int, Sequence[int]]) -> CodepointMap:
         """Identity except for the code points given."""
-        base = cls.identity()
-        lengths, firsts = base.lengths.copy(), base.firsts.copy()
-        offsets = np.zeros(NUM_CODEPOINTS, np.int32)
-        extra: list[int] = []
+        lengths = np.ones(NUM_CODEPOINTS, np.int64)
+        rows: list[list[int]] = [[cp] for cp in range(NUM_CODEPOINTS)]
         for cp, out in outputs.items():
             lengths[cp] = len(out)
-            firsts[cp] = out[0] if out else 0
-            if len(out) > 1:
-                offsets[cp] = len(extra)
-                extra.extend(out)
-        return cls(lengths, firsts, np.asarray(extra, np.int32), offsets)
+            rows[cp] = list(out)
+        return cls.from_flat(lengths, np.fromiter((c for row in rows for c in row), np.int64))
 
-    def output(self, cp: int) -> list[int]:
-        n = int(self.lengths[cp])
-        if n <= 1:
-            return [int(self.firsts[cp])] * n
-        start = int(self.extra_offsets[cp])
-        return [int(x) for x in self.extra[start : start + n]]
+    @classmethod
+    def from_flat(cls, lengths: np.ndarray, values: np.ndarray) -> CodepointMap:
+        """Build from every code point's output length and all outputs concatenated."""
+        starts = np.cumsum(lengths) - lengths
+        firsts = np.where(lengths > 0, values[np.minimum(starts, max(len(values) - 1, 0))], 0)
+        many = lengths > 1
+        extra = values[np.repeat(many, lengths)]
+        offsets = np.where(many, np.cumsum(np.where(many, lengths, 0)) - lengths, 0)
+        return cls(
+            lengths.astype(np.int32),
+            firsts.astype(np.int32),
+            extra.astype(np.int32),
+            offsets.astype(np.int32),
+        )
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """(output length of every code point, all outputs concatenated in code point order)."""
+        lengths = self.lengths.astype(np.int64)
+        source = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
+        within = np.arange(len(source)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        extra = np.concatenate([self.extra, np.zeros(1, np.int32)]).astype(np.int64)
+        many = extra[np.where(lengths[source] > 1, self.extra_offsets[source] + within, 0)]
+        return lengths, np.where(lengths[source] == 1, self.firsts[source], many)
 
     def is_identity(self) -> bool:
         return bool(
@@ -120,19 +132,16 @@ class CodepointMap:
 
     def then(self, after: CodepointMap) -> CodepointMap:
         """The map that applies self, then `after`, to each code point."""
-        changed = np.flatnonzero(
-            (self.lengths != 1) | (self.firsts != np.arange(NUM_CODEPOINTS))
-        )
-        changed_after = np.flatnonzero(
-            (after.lengths != 1) | (after.firsts != np.arange(NUM_CODEPOINTS))
-        )
-        outputs: dict[int, list[int]] = {}
-        for cp in np.union1d(changed, changed_after):
-            composed: list[int] = []
-            for mid in self.output(int(cp)):
-                composed.extend(after.output(mid))
-            outputs[int(cp)] = composed
-        return CodepointMap.from_outputs(outputs)
+        lengths, middle = self.flat()
+        after_lengths, after_values = after.flat()
+        after_starts = np.cumsum(after_lengths) - after_lengths
+        counts = after_lengths[middle]
+        source = np.repeat(np.arange(len(middle)), counts)
+        within = np.arange(len(source)) - np.repeat(np.cumsum(counts) - counts, counts)
+        values = after_values[after_starts[middle[source]] + within]
+        owner = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
+        composed_lengths = np.bincount(owner, weights=counts, minlength=NUM_CODEPOINTS)
+        return CodepointMap.from_flat(composed_lengths.astype(np.int64), values)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -205,9 +214,13 @@ class BlockTable:
         """Pack one or more dense columns; `lookup` returns them in the same order."""
         stacked = np.stack([c.astype(np.int32) for c in columns], axis=-1)
         by_block = stacked.reshape(NUM_CODEPOINTS // BLOCK_SIZE, BLOCK_SIZE * len(columns))
-        unique, index = np.unique(by_block, axis=0, return_inverse=True)
-        blocks = unique.reshape(-1, len(columns))
-        return cls(index.reshape(-1).astype(np.int32), blocks)
+        first_seen: dict[bytes, int] = {}
+        index = np.array(
+            [first_seen.setdefault(row.tobytes(), len(first_seen)) for row in by_block], np.int32
+        )
+        unique_rows = np.unique(index, return_index=True)[1]
+        blocks = by_block[unique_rows].reshape(-1, len(columns))
+        return cls(index, blocks)
 
     def lookup(self, codepoints: tf.Tensor) -> list[tf.Tensor]:
         """Per-code-point values of each packed column, for an int32 tensor of code points."""
