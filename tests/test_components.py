@@ -1,0 +1,147 @@
+"""Component-level parity: each compiled normalizer and pre-tokenizer against its reference.
+
+A mismatch here names the component at fault, which whole-tokenizer parity tests cannot.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import tensorflow as tf
+from tokenizers import Tokenizer
+
+from tfpipe.tokenization.normalizers import Normalizer
+from tfpipe.tokenization.pre_tokenizers import PreTokenizer
+
+NORMALIZERS = [
+    {"type": "NFC"},
+    {"type": "NFD"},
+    {"type": "NFKC"},
+    {"type": "NFKD"},
+    {"type": "Lowercase"},
+    {"type": "StripAccents"},
+    {"type": "Strip", "strip_left": True, "strip_right": True},
+    {"type": "Strip", "strip_left": False, "strip_right": True},
+    {"type": "Replace", "pattern": {"String": "\u00df"}, "content": "ss"},
+    {
+        "type": "Sequence",
+        "normalizers": [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}],
+    },
+    *(
+        {
+            "type": "BertNormalizer",
+            "clean_text": clean,
+            "handle_chinese_chars": chinese,
+            "strip_accents": strip,
+            "lowercase": lower,
+        }
+        for clean in (True, False)
+        for chinese in (True, False)
+        for strip in (None, True, False)
+        for lower in (True, False)
+    ),
+]
+
+PRE_TOKENIZERS = [
+    {"type": "BertPreTokenizer"},
+    {"type": "Whitespace"},
+    {"type": "WhitespaceSplit"},
+    *({"type": "Punctuation", "behavior": b} for b in
+      ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous")),
+    {"type": "Digits", "individual_digits": True},
+    {"type": "Digits", "individual_digits": False},
+    {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Punctuation", "behavior": "Isolated"},
+            {"type": "Digits", "individual_digits": True},
+        ],
+    },
+]
+
+
+def reference(section: str, component: dict):
+    document = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": component if section == "normalizer" else None,
+        "pre_tokenizer": component if section == "pre_tokenizer" else None,
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {}, "unk_token": "x"},
+    }
+    return getattr(Tokenizer.from_str(json.dumps(document)), section)
+
+
+def random_text(rng: random.Random) -> str:
+    """Text dense in the hard cases: marks, Hangul jamo, controls, spaces, any plane."""
+    ranges = [
+        (0x300, 0x36F), (0x0, 0x7F), (0x80, 0x2FFF), (0x1100, 0x11FF), (0xAC00, 0xD7A3),
+        (0x2000, 0x206F), (0x3000, 0x9FFF), (0x1F300, 0x1FAFF), (0x0, 0x10FFFF),
+    ]
+    chars = []
+    for _ in range(rng.randint(0, 24)):
+        low, high = rng.choice(ranges)
+        cp = rng.randint(low, high)
+        chars.append(chr(cp) if not 0xD800 <= cp < 0xE000 else " ")
+    return "".join(chars)
+
+
+@pytest.fixture(scope="module")
+def component_texts(request) -> list[str]:
+    rng = random.Random(20261125)
+    texts = [random_text(rng) for _ in range(4000)]
+    corpus = request.config.rootpath.parent / "shared" / "corpus" / "course.jsonl"
+    if corpus.is_file():
+        with corpus.open(encoding="utf-8") as lines:
+            texts += [json.loads(line)["text"] for line in lines][::6]
+    return texts
+
+
+def batches(texts: list[str], size: int = 4096):
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+@pytest.mark.parametrize("component", NORMALIZERS, ids=lambda c: json.dumps(c, ensure_ascii=True))
+def test_normalizer_matches_reference(component, component_texts):
+    ours = Normalizer(component)
+    expected = reference("normalizer", component)
+    run = tf.function(
+        lambda x: tf.strings.unicode_encode(ours(tf.strings.unicode_decode(x, "UTF-8")), "UTF-8")
+    )
+    got = [o.decode() for b in batches(component_texts) for o in run(tf.constant(b)).numpy()]
+    pairs = zip(component_texts, got, strict=True)
+    wrong = [(t, want, g) for t, g in pairs if (want := expected.normalize_str(t)) != g]
+    assert not wrong, f"{len(wrong)} mismatches, first: {wrong[:3]!r}"
+
+
+@pytest.mark.parametrize("component", PRE_TOKENIZERS, ids=lambda c: json.dumps(c))
+def test_pre_tokenizer_matches_reference(component, component_texts):
+    ours = PreTokenizer(component)
+
+    @tf.function
+    def run(texts):
+        words, piece = ours(tf.strings.unicode_decode(texts, "UTF-8"))
+        strings = tf.strings.unicode_encode(words, "UTF-8")
+        return tf.RaggedTensor.from_value_rowids(
+            strings, tf.cast(piece, tf.int64), nrows=tf.size(texts, out_type=tf.int64)
+        )
+
+    expected = reference("pre_tokenizer", component)
+    got = [
+        [w.decode() for w in row]
+        for batch in batches(component_texts)
+        for row in run(tf.constant(batch)).to_list()
+    ]
+    wrong = [
+        (t, g)
+        for t, g in zip(component_texts, got, strict=True)
+        if [w for w, _ in expected.pre_tokenize_str(t)] != g
+    ]
+    assert not wrong, f"{len(wrong)} mismatches, first: {wrong[:3]!r}"
