@@ -25,6 +25,8 @@ NORMALIZERS = [
     {"type": "Strip", "strip_left": True, "strip_right": True},
     {"type": "Strip", "strip_left": False, "strip_right": True},
     {"type": "Replace", "pattern": {"String": "\u00df"}, "content": "ss"},
+    {"type": "Replace", "pattern": {"String": "``"}, "content": "\""},
+    {"type": "Replace", "pattern": {"String": "a\u0301 "}, "content": "\\1\\"},
     {
         "type": "Sequence",
         "normalizers": [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}],
@@ -78,6 +80,17 @@ def reference(section: str, component: dict):
     return getattr(Tokenizer.from_str(json.dumps(document)), section)
 
 
+EDGE_TEXTS = [
+    "",
+    " ",
+    "``quoted'' ```code``` a\u0301 b a\u0301",
+    "  leading and trailing \u3000\u00a0",
+    "e\u0323\u0302 e\u0302\u0323 \u1100\u1161\u11a8 \u0b47\u0b3e \u0345\u0301",
+    "Stra\u00dfe \u0130stanbul \u03a3\u0391\u03a3 \u1e9e \ufb01 \u2460 \uff21",
+    "a,b.c!d?e-f_g(h)[i]{j}\"k'l 1234 \u0661\u0662 \u00bd",
+]
+
+
 def random_text(rng: random.Random) -> str:
     """Text dense in the hard cases: marks, Hangul jamo, controls, spaces, any plane."""
     ranges = [
@@ -95,7 +108,7 @@ def random_text(rng: random.Random) -> str:
 @pytest.fixture(scope="module")
 def component_texts(request) -> list[str]:
     rng = random.Random(20261125)
-    texts = [random_text(rng) for _ in range(4000)]
+    texts = [random_text(rng) for _ in range(4000)] + EDGE_TEXTS
     corpus = request.config.rootpath.parent / "shared" / "corpus" / "course.jsonl"
     if corpus.is_file():
         with corpus.open(encoding="utf-8") as lines:

@@ -18,24 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.ragged_ops import following, previous
+from tfpipe.tokenization.re2 import re2_class, re2_literal
 from tfpipe.tokenization.vocabulary import string_table
 
 MARK = b"\xff"
-
-
-def re2_literal(text: str) -> str:
-    """An RE2 pattern matching exactly `text`."""
-    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
-
-
-def re2_class(flags: np.ndarray) -> str:
-    """An RE2 character class of the code points where `flags` is nonzero."""
-    points = np.flatnonzero(flags)
-    breaks = np.flatnonzero(np.diff(points) != 1)
-    starts = np.concatenate([points[:1], points[breaks + 1]])
-    ends = np.concatenate([points[breaks], points[-1:]])
-    ranges = (f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in zip(starts, ends, strict=True))
-    return "[" + "".join(ranges) + "]"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from tfpipe.tokenization.codepoint_tables import (
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.re2 import re2_literal
 
 SECTION = "normalizer"
 
@@ -207,7 +208,21 @@ class CanonicalCompose(tf.Module):
         return tf.ragged.boolean_mask(cps.with_values(out), cps.with_values(~deleted))
 
 
-Stage = LocalMap | CanonicalReorder | CanonicalCompose | StripWhitespace
+@dataclass
+class ReplaceLiteral:
+    """`Replace` with a multi-character literal: every non-overlapping occurrence, left to right."""
+
+    pattern: str
+    content: str
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        text = tf.strings.unicode_encode(cps, "UTF-8")
+        rewrite = self.content.replace("\\", "\\\\")
+        replaced = tf.strings.regex_replace(text, re2_literal(self.pattern), rewrite)
+        return tf.strings.unicode_decode(replaced, "UTF-8")
+
+
+Stage = ReplaceLiteral | LocalMap | CanonicalReorder | CanonicalCompose | StripWhitespace
 
 
 def _probed_map(key: dict, probe: Callable[[str], str]) -> CodepointMap:
@@ -317,11 +332,13 @@ def _bert(component: dict) -> list[Stage]:
 
 def _replace(component: dict) -> list[Stage]:
     pattern = component.get("pattern", {})
-    if set(pattern) != {"String"} or len(pattern["String"]) != 1:
+    if set(pattern) != {"String"} or not pattern["String"]:
         raise UnsupportedComponentError(
-            SECTION, "Replace", f"only single-character String patterns, got {pattern!r}"
+            SECTION, "Replace", f"only literal String patterns, got {pattern!r}"
         )
-    return _local(component)
+    if len(pattern["String"]) == 1:
+        return _local(component)
+    return [ReplaceLiteral(pattern["String"], component.get("content", ""))]
 
 
 def reference_normalizer(component: dict):
