@@ -1,6 +1,35 @@
 """tfpipe: Hugging Face tokenizers and models as text-in TensorFlow graphs for TF Serving."""
 
+from tfpipe import serving
+from tfpipe.export import ExportError, export
+from tfpipe.heads import (
+    CandidatePairs,
+    CandidateSimilarity,
+    ClassProbabilities,
+    EntailmentProbabilities,
+    LabelLookup,
+    SentencePooling,
+    TopK,
+)
+from tfpipe.models import ModelLoadError, TransformerLayer
+from tfpipe.pipelines import PipelineError, pipeline
 from tfpipe.tokenization.layer import TokenizerLayer
 
-__all__ = ["TokenizerLayer"]
+__all__ = [
+    "CandidatePairs",
+    "CandidateSimilarity",
+    "ClassProbabilities",
+    "EntailmentProbabilities",
+    "ExportError",
+    "LabelLookup",
+    "ModelLoadError",
+    "PipelineError",
+    "SentencePooling",
+    "TokenizerLayer",
+    "TopK",
+    "TransformerLayer",
+    "export",
+    "pipeline",
+    "serving",
+]
 __version__ = "0.1.0"

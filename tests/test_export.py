@@ -1,0 +1,147 @@
+"""tfpipe.export: the TF Serving layout, its signatures, and the self-check that guards it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from model_fixtures import (
+    CLASSIFIER_LABELS,
+    SENTENCES,
+    classifier_pipeline,
+    exported_classifier,
+    work_dir,
+)
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfpipe.export import (
+    WARMUP_FILE,
+    ExportError,
+    export,
+    find_tokenizer,
+    write_models_config,
+)
+from tfpipe.graph_audit import foreign_ops, graph_op_types
+
+
+def test_export_writes_a_numbered_version_with_metadata():
+    exported = exported_classifier()
+    assert exported.path.name == "1" and (exported.path / "saved_model.pb").is_file()
+    metadata = json.loads((exported.path / "tfpipe.json").read_text())
+    assert metadata["task"] == "text-classification"
+    assert metadata["labels"] == list(CLASSIFIER_LABELS.values())
+    assert metadata["max_length"] == find_tokenizer(classifier_pipeline()).max_length
+    assert metadata["inputs"] == ["text"]
+    assert metadata["outputs"] == ["label", "probabilities", "score"]
+    assert metadata["tensorflow_version"] == tf.__version__
+    assert not [path for path in exported.path.parent.iterdir() if path.name.startswith(".")]
+
+
+def test_models_config_points_tf_serving_at_the_model():
+    exported = exported_classifier()
+    config = (exported.path.parents[1] / "models.config").read_text()
+    assert exported.models_config == exported.path.parents[1] / "models.config"
+    assert 'name: "classifier"' in config
+    assert 'base_path: "/models/classifier"' in config
+    assert 'model_platform: "tensorflow"' in config
+
+
+def test_models_config_covers_every_exported_model(tmp_path):
+    source = exported_classifier().path
+    for name in ("sentiment", "topics"):
+        shutil.copytree(source, tmp_path / name / "3")
+    (tmp_path / "not_a_model").mkdir()
+    config = write_models_config(tmp_path, None).read_text()
+    assert config.count("config {") == 2
+    assert f'base_path: "{tmp_path / "sentiment"}"' in config
+    assert "not_a_model" not in config
+
+
+def test_warmup_requests_are_predict_logs_for_serving_default():
+    exported = exported_classifier()
+    records = list(tf.data.TFRecordDataset(str(exported.path / WARMUP_FILE)).as_numpy_iterator())
+    assert records
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        request = log.predict_log.request
+        assert request.model_spec.name == "classifier"
+        assert request.model_spec.signature_name == "serving_default"
+        texts = tf.make_ndarray(request.inputs["text"])
+        assert texts.dtype == object and texts.ndim == 1
+
+
+@functools.cache
+def loaded_classifier():
+    return tf.saved_model.load(str(exported_classifier().path))
+
+
+def test_serving_default_matches_the_in_memory_model():
+    loaded = loaded_classifier()
+    served = loaded.signatures["serving_default"](text=tf.constant(SENTENCES))
+    expected = classifier_pipeline()({"text": tf.constant(SENTENCES)})
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-5
+    )
+    assert served["label"].numpy().tolist() == expected["label"].numpy().tolist()
+    spec = loaded.signatures["serving_default"].structured_input_signature[1]["text"]
+    assert (spec.dtype, spec.shape.as_list()) == (tf.string, [None])
+
+
+def test_tokenize_signature_returns_the_tokenizer_ids():
+    served = loaded_classifier().signatures["tokenize"](text=tf.constant(SENTENCES))
+    expected = find_tokenizer(classifier_pipeline())(tf.constant(SENTENCES))
+    assert set(served) == set(expected)
+    for name, ids in expected.items():
+        np.testing.assert_array_equal(served[name].numpy(), ids.numpy())
+
+
+def test_exported_graph_uses_only_core_ops():
+    exported = exported_classifier()
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (exported.path / "saved_model.pb").read_bytes()
+    )
+    op_types = graph_op_types(saved_model.meta_graphs[0].graph_def)
+    assert op_types and not foreign_ops(op_types)
+    assert set(exported.op_types) == op_types
+
+
+def python_callback_model():
+    """The classifier's tokenizer followed by a py_function: unservable by design."""
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    ids = find_tokenizer(classifier_pipeline())(text)["input_ids"]
+    lengths = tf_keras.layers.Lambda(
+        lambda batch: tf.py_function(lambda x: tf.reduce_sum(x, axis=1), [batch], tf.int32)
+    )(ids)
+    return tf_keras.Model({"text": text}, {"lengths": lengths})
+
+
+def test_export_fails_on_python_callbacks_and_publishes_nothing():
+    target = work_dir() / "saved_models" / "callback" / "1"
+    with pytest.raises(ExportError, match="ops stock TF Serving cannot run: EagerPyFunc"):
+        export(python_callback_model(), target)
+    assert not target.exists()
+    assert not list(target.parent.iterdir())
+
+
+def test_export_refuses_to_overwrite_a_version():
+    with pytest.raises(ExportError, match="exists; pass overwrite=True"):
+        export(classifier_pipeline(), exported_classifier().path)
+
+
+@pytest.mark.parametrize("path", ["saved_models/model/latest", "saved_models/model/0", "1"])
+def test_export_path_must_end_in_name_and_version(path, tmp_path):
+    with pytest.raises(ExportError, match="NAME/VERSION|model name"):
+        export(classifier_pipeline(), tmp_path / path if path != "1" else "/1")
+
+
+def test_export_needs_string_text_inputs():
+    number = tf_keras.Input(shape=(3,), name="text")
+    model = tf_keras.Model({"text": number}, {"out": tf_keras.layers.Dense(1)(number)})
+    with pytest.raises(ExportError, match="must be tf.string"):
+        export(model, work_dir() / "saved_models" / "numbers" / "1")

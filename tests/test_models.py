@@ -1,0 +1,111 @@
+"""TransformerLayer: safe offline loading and parity with the transformers TF model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from model_fixtures import (
+    SENTENCES,
+    classifier_checkpoint,
+    hf_sequence_classifier,
+    hf_tokenizer,
+    minilm_path,
+    work_dir,
+)
+
+from tfpipe.models import ModelLoadError, TransformerLayer
+
+
+def encoded(path, texts=SENTENCES):
+    return dict(hf_tokenizer(path)(texts, padding=True, truncation=True, return_tensors="tf"))
+
+
+def test_classification_layer_returns_the_hf_model_logits():
+    path = classifier_checkpoint()
+    layer = TransformerLayer.from_pretrained(path, "text-classification")
+    inputs = encoded(path)
+    expected = hf_sequence_classifier(path)(**inputs).logits.numpy()
+    np.testing.assert_allclose(layer(inputs).numpy(), expected, atol=1e-6)
+    assert layer.labels == ["negative", "neutral", "positive"]
+    assert not layer.is_multi_label
+
+
+def test_tf_format_safetensors_load_like_the_h5_weights():
+    path = classifier_checkpoint()
+    safetensors_path = work_dir() / "classifier-safetensors"
+    shutil.copytree(path, safetensors_path)
+    hf_sequence_classifier(path).save_pretrained(str(safetensors_path), safe_serialization=True)
+    (safetensors_path / "tf_model.h5").unlink()
+    inputs = encoded(path)
+    from_h5 = TransformerLayer.from_pretrained(path, "text-classification")(inputs)
+    from_safetensors = TransformerLayer.from_pretrained(safetensors_path, "text-classification")
+    np.testing.assert_allclose(from_safetensors(inputs).numpy(), from_h5.numpy(), atol=1e-6)
+
+
+def test_pytorch_format_safetensors_load_without_torch():
+    from safetensors import safe_open
+    from transformers import TFAutoModel
+
+    with safe_open(str(minilm_path() / "model.safetensors"), framework="np") as weights:
+        assert weights.metadata()["format"] == "pt"
+    layer = TransformerLayer.from_pretrained(minilm_path(), "feature-extraction")
+    inputs = encoded(minilm_path())
+    expected = TFAutoModel.from_pretrained(str(minilm_path()))(**inputs).last_hidden_state
+    np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(), atol=1e-5)
+    assert "torch" not in sys.modules
+
+
+def test_encoder_checkpoint_gets_a_new_classification_head():
+    layer = TransformerLayer.from_pretrained(minilm_path(), "text-classification", num_labels=3)
+    logits = layer(encoded(minilm_path()))
+    assert logits.shape == (len(SENTENCES), 3)
+    assert layer.labels == ["LABEL_0", "LABEL_1", "LABEL_2"]
+
+
+def test_from_config_rebuilds_the_same_architecture():
+    path = classifier_checkpoint()
+    layer = TransformerLayer.from_pretrained(path, "text-classification")
+    inputs = encoded(path)
+    rebuilt = TransformerLayer.from_config(json.loads(json.dumps(layer.get_config())))
+    rebuilt.set_weights(layer.get_weights())
+    np.testing.assert_allclose(rebuilt(inputs).numpy(), layer(inputs).numpy(), atol=1e-6)
+    assert rebuilt.labels == layer.labels
+
+
+def checkpoint_with(tmp_path, weights_file: str | None):
+    shutil.copy(classifier_checkpoint() / "config.json", tmp_path / "config.json")
+    if weights_file:
+        (tmp_path / weights_file).write_bytes(b"not a real pickle: must never be opened")
+    return tmp_path
+
+
+def test_pickled_weights_are_refused_without_allow_pickle(tmp_path):
+    path = checkpoint_with(tmp_path, "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="allow_pickle=True"):
+        TransformerLayer.from_pretrained(path, "text-classification")
+
+
+@pytest.mark.skipif("torch" in sys.modules, reason="torch is installed")
+def test_allowed_pickled_weights_still_need_torch(tmp_path):
+    path = checkpoint_with(tmp_path, "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="needs torch"):
+        TransformerLayer.from_pretrained(path, "text-classification", allow_pickle=True)
+
+
+def test_missing_weights_are_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="no model weights"):
+        TransformerLayer.from_pretrained(checkpoint_with(tmp_path, None), "text-classification")
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        TransformerLayer.from_pretrained(tmp_path, "text-classification")
+
+
+def test_unknown_task_is_a_clear_error():
+    with pytest.raises(ModelLoadError, match="unknown task"):
+        TransformerLayer.from_pretrained(classifier_checkpoint(), "translation")

@@ -1,0 +1,182 @@
+"""The transformer body: a Hugging Face TF (tf-keras) model as a layer fed by the tokenizer dict.
+
+Loading is offline and safe by construction: weights come from ``model.safetensors`` or
+``tf_model.h5``; a pickled ``pytorch_model.bin`` is only read when the caller opts in with
+``allow_pickle=True``; remote code is never trusted and the hub is never contacted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+import transformers
+
+# Each pipeline task maps to the transformers auto class whose head it needs.
+TASK_MODEL_CLASSES: dict[str, str] = {
+    "text-classification": "TFAutoModelForSequenceClassification",
+    "zero-shot-classification": "TFAutoModelForSequenceClassification",
+    "feature-extraction": "TFAutoModel",
+}
+CLASSIFICATION_TASKS = frozenset({"text-classification", "zero-shot-classification"})
+MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+TF_H5_FILES = ("tf_model.h5", "tf_model.h5.index.json")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint folder cannot be loaded (missing files, unsafe weights, unknown task)."""
+
+
+def model_class_for_task(task: str) -> type:
+    """The transformers TF auto class that provides ``task``'s head."""
+    if task not in TASK_MODEL_CLASSES:
+        raise ModelLoadError(
+            f"unknown task {task!r}; expected one of {', '.join(sorted(TASK_MODEL_CLASSES))}"
+        )
+    return getattr(transformers, TASK_MODEL_CLASSES[task])
+
+
+def _existing(folder: str, names: tuple[str, ...]) -> bool:
+    return any(os.path.isfile(os.path.join(folder, name)) for name in names)
+
+
+def weight_loading_options(folder: str, *, allow_pickle: bool) -> dict[str, Any]:
+    """``from_pretrained`` flags that pick a safe weights file, or a clear error.
+
+    safetensors (PyTorch- or TF-format) wins, then TF H5; pickled PyTorch weights only when
+    explicitly allowed, since unpickling runs arbitrary code.
+    """
+    if _existing(folder, SAFETENSORS_FILES):
+        return {"use_safetensors": True}
+    if _existing(folder, TF_H5_FILES):
+        return {"use_safetensors": False}
+    if _existing(folder, PICKLE_FILES):
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"{folder} has only pickled PyTorch weights (pytorch_model.bin); unpickling can "
+                "run arbitrary code, so pass allow_pickle=True if you trust this checkpoint, or "
+                "convert it to model.safetensors"
+            )
+        if importlib.util.find_spec("torch") is None:
+            raise ModelLoadError(
+                f"{folder} has only pytorch_model.bin, which needs torch to read; convert it to "
+                "model.safetensors instead"
+            )
+        return {"from_pt": True, "use_safetensors": False}
+    raise ModelLoadError(
+        f"no model weights in {folder}: expected model.safetensors or tf_model.h5"
+        " (or pytorch_model.bin with allow_pickle=True)"
+    )
+
+
+def load_pretrained_model(
+    path: str | os.PathLike, task: str, *, allow_pickle: bool = False, **config_overrides: Any
+) -> tf_keras.Model:
+    """Load a checkpoint folder's TF model for ``task`` from local files only."""
+    folder = os.fspath(path)
+    model_class = model_class_for_task(task)
+    if not os.path.isdir(folder):
+        raise ModelLoadError(f"model path {folder} is not a checkpoint folder")
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise ModelLoadError(f"no config.json in {folder}: not a transformers checkpoint")
+    options = weight_loading_options(folder, allow_pickle=allow_pickle)
+    return model_class.from_pretrained(
+        folder, local_files_only=True, trust_remote_code=False, **options, **config_overrides
+    )
+
+
+def model_from_config(task: str, model_config: dict[str, Any]) -> tf_keras.Model:
+    """A freshly initialised, built TF model with ``model_config``'s architecture."""
+    config = transformers.AutoConfig.for_model(**model_config)
+    model = model_class_for_task(task).from_config(config)
+    model.build_in_name_scope()
+    return model
+
+
+@tf_keras.saving.register_keras_serializable(package="tfpipe")
+class TransformerLayer(tf_keras.layers.Layer):
+    """A transformers TF model as a layer: tokenizer dict in, logits or hidden states out.
+
+    For classification tasks the output is the logits ``[batch, num_labels]``; for
+    ``feature-extraction`` it is the last hidden state ``[batch, sequence, hidden]``.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        model_config: dict[str, Any],
+        *,
+        hf_model: tf_keras.Model | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        model_class_for_task(task)
+        self.task = task
+        # A JSON string, not a dict: tf-keras would wrap a dict attribute for tracking.
+        self._model_config_json = json.dumps(model_config, sort_keys=True)
+        self.hf_model = hf_model if hf_model is not None else model_from_config(task, model_config)
+        self.model_input_names = [
+            name for name in MODEL_INPUT_NAMES if name in self.hf_model.input_signature
+        ]
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        task: str = "feature-extraction",
+        *,
+        allow_pickle: bool = False,
+        name: str | None = None,
+        **config_overrides: Any,
+    ) -> TransformerLayer:
+        """Load ``path`` (a checkpoint folder) for ``task``.
+
+        ``config_overrides`` (e.g. ``num_labels=3``, ``id2label=...``) go to the model config,
+        which is how a new classification head is put on an encoder-only checkpoint.
+        """
+        hf_model = load_pretrained_model(path, task, allow_pickle=allow_pickle, **config_overrides)
+        model_config = json.loads(hf_model.config.to_json_string(use_diff=False))
+        return cls(task, model_config, hf_model=hf_model, name=name)
+
+    @property
+    def config(self) -> transformers.PretrainedConfig:
+        return self.hf_model.config
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return {int(index): str(label) for index, label in self.config.id2label.items()}
+
+    @property
+    def labels(self) -> list[str]:
+        """Class names in logit order."""
+        id2label = self.id2label
+        return [id2label[index] for index in range(len(id2label))]
+
+    @property
+    def is_multi_label(self) -> bool:
+        return self.config.problem_type == "multi_label_classification"
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        missing = {"input_ids", "attention_mask"} - set(inputs)
+        if missing:
+            raise ValueError(f"TransformerLayer needs tokenizer outputs {sorted(missing)}")
+        features = {name: inputs[name] for name in self.model_input_names if name in inputs}
+        outputs = self.hf_model(features, training=training)
+        if self.task in CLASSIFICATION_TASKS:
+            return outputs.logits
+        return outputs.last_hidden_state
+
+    def get_config(self) -> dict[str, Any]:
+        model_config = json.loads(self._model_config_json)
+        return {**super().get_config(), "task": self.task, "model_config": model_config}
