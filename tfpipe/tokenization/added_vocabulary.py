@@ -75,11 +75,16 @@ class TokenMatcher(tf.Module):
         return tf.where(index >= 0, tf.gather(flags, tf.maximum(index, 0)), default)
 
     def _edge_is_word(self, strings: tf.Tensor, position: int) -> tf.Tensor:
-        """Whether the first (0) or last (-1) character of each string is a word character."""
-        char = tf.strings.substr(strings, position, 1, unit="UTF8_CHAR")
+        """Whether the first (0) or last (-1) character of each string is a word character.
+
+        Empty strings have no such character (and `Substr` rejects position -1 on them).
+        """
+        nonempty = tf.strings.length(strings) > 0
+        padded = tf.where(nonempty, strings, " ")
+        char = tf.strings.substr(padded, position, 1, unit="UTF8_CHAR")
         cps = tf.strings.unicode_decode(char, "UTF-8").to_tensor(-1, shape=[None, 1])[:, 0]
         word = tf.gather(self.word_classes == 0, tf.maximum(cps, 0))
-        return (cps >= 0) & word
+        return nonempty & (cps >= 0) & word
 
     def _drop_touching_words(self, pieces: tf.RaggedTensor, index: tf.Tensor):
         """Turn single_word matches with a word character beside them back into text."""

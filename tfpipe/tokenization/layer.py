@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.tokenization.pipeline import TokenizationPipeline
+from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.truncation import STRATEGIES, keep_lengths, truncate_rows
 
 # transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
@@ -32,6 +32,12 @@ def load_reference(path: str | Path) -> tuple[str, dict]:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     path = Path(path)
+    document_path = path / "tokenizer.json" if path.is_dir() else path
+    if document_path.is_file():
+        try:
+            check_supported(json.loads(document_path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{document_path} is not valid JSON: {error}") from None
     if path.is_file():
         reference = PreTrainedTokenizerFast(tokenizer_file=str(path))
     elif path.is_dir():
@@ -88,6 +94,7 @@ def check_text_batch(text, name: str) -> tf.Tensor:
     return tf.reshape(text, [-1])
 
 
+@tf_keras.saving.register_keras_serializable(package="tfpipe")
 class TokenizerLayer(tf_keras.layers.Layer):
     """Strings in, the HF tokenizer's ids and masks out (core TF ops only).
 
@@ -109,7 +116,9 @@ class TokenizerLayer(tf_keras.layers.Layer):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         self.tokenizer_json = tokenizer_json
-        self.settings = dict(settings)
+        # Kept as JSON text: tf-keras wraps dict attributes in trackable wrappers that do not
+        # serialise back to JSON.
+        self._settings_json = json.dumps(dict(settings))
         self.padding = _padding_mode(padding)
         self.truncation = _truncation_strategy(truncation)
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -181,7 +190,11 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if not self.truncation or self.max_length is None:
             return sequences
         special = self.pipeline.post_processor.num_special_tokens(pair=len(sequences) == 2)
-        budget = max(self.max_length - special, 0)
+        if self.max_length < special:
+            # tokenizers computes max_length - specials unsigned: the budget wraps around to
+            # "unlimited" and nothing is truncated.
+            return sequences
+        budget = self.max_length - special
         lengths = [tf.cast(s.row_lengths(), tf.int32) for s in sequences]
         keep, checks = keep_lengths(lengths, budget, self.truncation)
         side = self.settings["truncation_side"]
@@ -221,6 +234,11 @@ class TokenizerLayer(tf_keras.layers.Layer):
             return_token_type_ids=self.return_token_type_ids,
         )
         return config
+
+    @property
+    def settings(self) -> dict:
+        """transformers-level settings: model_max_length, sides, pad token, input names."""
+        return json.loads(self._settings_json)
 
     @property
     def model_input_names(self) -> list[str]:

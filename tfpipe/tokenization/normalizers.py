@@ -37,6 +37,10 @@ from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_m
 from tfpipe.tokenization.re2 import re2_literal
 
 SECTION = "normalizer"
+SUPPORTED = frozenset(
+    {"Sequence", "BertNormalizer", "NFD", "NFKD", "NFC", "NFKC", "Lowercase", "StripAccents",
+     "Replace", "Strip"}
+)
 
 
 @dataclass

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfpipe.tokenization import normalizers, pre_tokenizers, processors
 from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.models import compile_model
+from tfpipe.tokenization.models import MODELS, compile_model, model_type
 from tfpipe.tokenization.normalizers import Normalizer, reference_normalizer, whitespace_classes
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer, word_space_other_classes
 from tfpipe.tokenization.processors import PostProcessor
@@ -29,6 +30,42 @@ SUPPORTED_SECTIONS = {
     "post_processor",
     "decoder",
 }
+
+
+CHILDREN = {
+    "normalizer": "normalizers",
+    "pre_tokenizer": "pretokenizers",
+    "post_processor": "processors",
+}
+
+
+def check_supported(document: dict) -> None:
+    """Fail fast, naming the component, on anything tfpipe does not compile.
+
+    Runs on the raw JSON, before the reference library parses it: a type the reference does
+    not know either would otherwise fail there with a message that names nothing.
+    """
+    unknown = set(document) - SUPPORTED_SECTIONS
+    if unknown:
+        raise UnsupportedComponentError("tokenizer.json", sorted(unknown))
+    supported = {
+        "normalizer": normalizers.SUPPORTED,
+        "pre_tokenizer": pre_tokenizers.SUPPORTED,
+        "post_processor": processors.SUPPORTED,
+        "model": frozenset(MODELS),
+    }
+    for section, types in supported.items():
+        pending = [document.get(section)]
+        while pending:
+            component = pending.pop()
+            if component is None:
+                continue
+            if not isinstance(component, dict):
+                raise UnsupportedComponentError(section, component)
+            kind = model_type(component) if section == "model" else component.get("type")
+            if kind not in types:
+                raise UnsupportedComponentError(section, kind)
+            pending.extend(component.get(CHILDREN.get(section, ""), None) or [])
 
 
 def _added_tokens(document: dict) -> tuple[list[AddedToken], list[AddedToken]]:
@@ -81,9 +118,7 @@ class TokenizationPipeline(tf.Module):
 
     def __init__(self, document: dict) -> None:
         super().__init__(name="tokenization_pipeline")
-        unknown = set(document) - SUPPORTED_SECTIONS
-        if unknown:
-            raise UnsupportedComponentError("tokenizer.json", sorted(unknown))
+        check_supported(document)
         self.model = compile_model(document["model"])
         self.normalizer = Normalizer(document.get("normalizer"))
         self.pre_tokenizer = PreTokenizer(document.get("pre_tokenizer"))

@@ -16,12 +16,22 @@ import numpy as np
 import tensorflow as tf
 from tokenizers import Tokenizer
 
-from tfpipe.tokenization.codepoint_tables import BlockTable, cached_arrays, probe_classes
+from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
+    BlockTable,
+    CodepointMap,
+    cached_arrays,
+    probe_classes,
+)
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.normalizers import whitespace_classes
-from tfpipe.tokenization.ragged_ops import previous, row_starts_mask
+from tfpipe.tokenization.normalizers import LocalMap, whitespace_classes
+from tfpipe.tokenization.ragged_ops import following, previous, row_starts_mask
 
 SECTION = "pre_tokenizer"
+SUPPORTED = frozenset(
+    {"Sequence", "WhitespaceSplit", "BertPreTokenizer", "Whitespace", "Punctuation", "Digits",
+     "ByteLevel"}
+)
 BEHAVIOURS = ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous")
 # `class_runs`: split wherever the class changes and drop class 2 (the Whitespace pre-tokenizer).
 CLASS_RUNS = "ClassRuns"
@@ -83,9 +93,9 @@ class SplitStage:
     behaviour: str
 
     def apply(
-        self, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor
+        self, values: tf.Tensor, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """(classes, piece-start flags, removed flags) → (starts, removed) after this split."""
+        """(code points, classes, piece starts, removed flags) → (starts, removed) after it."""
         same_piece = ~starts
         if self.behaviour == CLASS_RUNS:
             starts |= same_piece & (cls != previous(cls, -1))
@@ -111,6 +121,85 @@ class SplitStage:
         return starts | previous(removed, False), removed
 
 
+LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3
+APOSTROPHE, BLANK = 0x27, 0x20
+CONTRACTIONS = ("s", "t", "re", "ve", "m", "ll", "d")
+
+
+def byte_level_classes() -> np.ndarray:
+    """\\p{L}, \\p{N}, other, \\s: the classes the GPT-2 pattern sees, as the reference's regex
+    engine sees them. A code point is in a class when it extends a run of that class."""
+    splitter = reference_pre_tokenizer(
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    )
+    leaders = {LETTER: "a", NUMBER: "1", OTHER: "!", SPACE: "\t"}
+
+    def classify(char: str) -> int:
+        joined = [
+            k for k, lead in leaders.items() if len(splitter.pre_tokenize_str(lead + char)) == 1
+        ]
+        if len(joined) != 1:
+            raise UnsupportedComponentError(SECTION, "ByteLevel", f"unclassifiable {char!r}")
+        return joined[0]
+
+    component = {"classes": "ByteLevel-regex"}
+    return cached_arrays(component, lambda: {"classes": probe_classes(classify)})["classes"]
+
+
+def _shift(values: tf.Tensor, steps: int, fill) -> tf.Tensor:
+    for _ in range(steps):
+        values = previous(values, fill)
+    return values
+
+
+def _ahead(values: tf.Tensor, steps: int, fill) -> tf.Tensor:
+    for _ in range(steps):
+        values = following(values, fill)
+    return values
+
+
+@dataclass
+class Gpt2Split:
+    """The GPT-2 pattern, `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+|`
+    ` ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+`.
+
+    Its matches tile the text, so it reduces to where tokens start: at class changes; not
+    between a space and the run it prefixes; before the last whitespace of a run followed by
+    non-space (the look-ahead, which RE2 cannot express); around contractions, which match
+    only where a token starts — after a letter, digit or non-space whitespace.
+    """
+
+    classes: np.ndarray
+    behaviour: str = "Isolated"
+
+    def apply(self, values, cls, starts, removed):
+        ends = following(starts, True)
+        same_prev = ~starts
+        space = cls == SPACE
+        blank = values == BLANK
+        last_space = space & ~ends & following(~space, False)
+        attached = last_space & blank
+        boundary = starts | (same_prev & (cls != previous(cls, -1)))
+        boundary &= ~(same_prev & previous(attached, False))
+        boundary |= last_space & same_prev & previous(space, False)
+        after_token_end = starts | ~(previous(cls == OTHER, False) | previous(blank, False))
+        lengths = {}
+        for suffix in CONTRACTIONS:
+            match = (values == APOSTROPHE) & after_token_end
+            for offset, char in enumerate(suffix, start=1):
+                inside = ~_ahead(ends, offset - 1, True)
+                match &= inside & (_ahead(values, offset, -1) == ord(char))
+            lengths[suffix] = match
+        any_contraction = tf.zeros_like(starts)
+        for suffix, match in lengths.items():
+            any_contraction |= match
+            size = len(suffix) + 1
+            for offset in range(1, size):
+                boundary &= ~_shift(match, offset, False)
+            boundary |= _shift(match, size, False)
+        return boundary | any_contraction, removed
+
+
 def _behaviour(component: dict, key: str = "behavior") -> str:
     behaviour = component.get(key, "Isolated")
     if behaviour not in BEHAVIOURS:
@@ -118,7 +207,15 @@ def _behaviour(component: dict, key: str = "behavior") -> str:
     return behaviour
 
 
-def _stages(component: dict | None) -> list[SplitStage]:
+def _flatten(component: dict | None) -> list[dict]:
+    if component is None:
+        return []
+    if component.get("type") == "Sequence":
+        return [c for child in component["pretokenizers"] for c in _flatten(child)]
+    return [component]
+
+
+def _stages(component: dict | None) -> list[SplitStage | Gpt2Split]:
     if component is None:
         return []
     kind = component.get("type")
@@ -136,6 +233,8 @@ def _stages(component: dict | None) -> list[SplitStage]:
     if kind == "Punctuation":
         classes = _isolated_classes({"type": "Punctuation", "behavior": "Isolated"})
         return [SplitStage(classes, _behaviour(component))]
+    if kind == "ByteLevel":
+        return [Gpt2Split(byte_level_classes())] if component.get("use_regex", True) else []
     if kind == "Digits":
         individual = bool(component.get("individual_digits", False))
         classes = _isolated_classes({"type": "Digits", "individual_digits": True})
@@ -144,12 +243,31 @@ def _stages(component: dict | None) -> list[SplitStage]:
 
 
 class PreTokenizer:
-    """The compiled `pre_tokenizer` section: pieces of code points → words."""
+    """The compiled `pre_tokenizer` section: pieces of code points → words.
+
+    `ByteLevel` adds two steps around the splits: a leading space for pieces that lack one
+    (add_prefix_space) and, last, each code point replaced by the byte-level characters of its
+    UTF-8 bytes.
+    """
 
     CLASS_BITS = 2
 
     def __init__(self, component: dict | None) -> None:
-        self.stages = _stages(component)
+        components = _flatten(component)
+        byte_level = [i for i, c in enumerate(components) if c.get("type") == "ByteLevel"]
+        self.prefix_space = False
+        self.byte_map = None
+        if byte_level:
+            index = byte_level[0]
+            if byte_level != [len(components) - 1]:
+                raise UnsupportedComponentError(SECTION, "ByteLevel", "only as the last step")
+            self.prefix_space = bool(components[index].get("add_prefix_space", True))
+            if self.prefix_space and index > 0:
+                raise UnsupportedComponentError(
+                    SECTION, "ByteLevel", "add_prefix_space after other pre-tokenizers"
+                )
+            self.byte_map = LocalMap(byte_level_alphabet())
+        self.stages = [stage for c in components for stage in _stages(c)]
         if len(self.stages) * self.CLASS_BITS > 30:
             raise UnsupportedComponentError(SECTION, "Sequence", "more than 15 split stages")
         packed = np.zeros_like(self.stages[0].classes) if self.stages else None
@@ -159,6 +277,8 @@ class PreTokenizer:
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word)."""
+        if self.prefix_space:
+            pieces = prepend_space(pieces)
         values = pieces.values
         starts = row_starts_mask(pieces)
         piece_of = tf.cast(pieces.value_rowids(), tf.int32)
@@ -169,7 +289,7 @@ class PreTokenizer:
                 cls = tf.bitwise.bitwise_and(
                     tf.bitwise.right_shift(packed, self.CLASS_BITS * index), 3
                 )
-                starts, removed = stage.apply(cls, starts, removed)
+                starts, removed = stage.apply(values, cls, starts, removed)
             kept = ~removed
             values = tf.boolean_mask(values, kept)
             starts = tf.boolean_mask(starts, kept)
@@ -178,4 +298,35 @@ class PreTokenizer:
         words = tf.RaggedTensor.from_value_rowids(
             values, word_ids, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)), validate=False
         )
+        if self.byte_map is not None:
+            words = self.byte_map.apply(words)
         return words, tf.boolean_mask(piece_of, starts)
+
+
+def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Prefix every non-empty piece not starting with U+0020 with one (ByteLevel's rule)."""
+    first = pieces[:, :1].to_tensor(BLANK, shape=[None, 1])[:, 0]
+    needs = tf.cast(first != BLANK, pieces.row_splits.dtype)
+    space = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(needs)], tf.constant(BLANK, pieces.values.dtype)), needs
+    )
+    return tf.concat([space, pieces], axis=1)
+
+
+def byte_level_alphabet() -> CodepointMap:
+    """Each code point → the byte-level characters of its UTF-8 bytes (GPT-2's bytes_to_unicode)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    byte_char = np.zeros(256, np.int64)
+    byte_char[printable] = printable
+    others = [b for b in range(256) if b not in set(printable)]
+    byte_char[others] = 256 + np.arange(len(others))
+    cps = np.arange(NUM_CODEPOINTS, dtype=np.int64)
+    lengths = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
+    lead = np.array([0, 0, 0xC0, 0xE0, 0xF0])[lengths]
+    utf8 = np.full((NUM_CODEPOINTS, 4), -1, np.int64)
+    utf8[:, 0] = np.where(lengths == 1, cps, lead | (cps >> (6 * (lengths - 1))))
+    for k in range(1, 4):
+        continuation = 0x80 | ((cps >> np.maximum(6 * (lengths - 1 - k), 0)) & 0x3F)
+        utf8[:, k] = np.where(k < lengths, continuation, -1)
+    values = byte_char[utf8[utf8 >= 0]]
+    return CodepointMap.from_flat(lengths, values)

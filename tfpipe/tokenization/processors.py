@@ -17,6 +17,9 @@ from tokenizers import Tokenizer
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 
+SUPPORTED = frozenset(
+    {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel", "Sequence"}
+)
 FIRST_MARKER, SECOND_MARKER = 4_000_000_001, 4_000_000_002
 FIRST_LENGTH, SECOND_LENGTH = 2, 3
 
@@ -84,7 +87,7 @@ class PostProcessor:
     def _check_each_sequence_once(self) -> None:
         for template, expected in ((self.single, [0]), (self.pair, [0, 1])):
             order = [item.sequence for item in template if item.sequence is not None]
-            if order != expected:
+            if sorted(order) != expected:
                 raise UnsupportedComponentError(
                     "post_processor", "template", f"sequence order {order}"
                 )
