@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfpipe.tokenization.ragged_ops import following, previous
+from tfpipe.tokenization.ragged_ops import (
+    following,
+    positions_in_rows,
+    previous,
+    row_ids,
+    row_starts_mask,
+)
 from tfpipe.tokenization.re2 import re2_class, re2_literal
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -61,7 +67,7 @@ class TokenMatcher(tf.Module):
         marked = tf.strings.regex_replace(strings, self.pattern, MARK + b"\\0" + MARK)
         pieces = tf.strings.split(marked, sep=MARK)
         is_token = pieces.with_values(
-            tf.math.floormod(tf.ragged.range(pieces.row_lengths()).values, 2) == 1
+            tf.math.floormod(positions_in_rows(pieces), 2) == 1
         )
         index = tf.where(is_token.values, self.index.lookup(pieces.values), -1)
         if self.single_word.any():
@@ -90,10 +96,7 @@ class TokenMatcher(tf.Module):
         """Turn single_word matches with a word character beside them back into text."""
         text = pieces.values
         nonempty = tf.strings.length(text) > 0
-        starts = tf.equal(
-            tf.range(tf.size(text, out_type=tf.int64)),
-            tf.gather(pieces.row_splits, pieces.value_rowids()),
-        )
+        starts = row_starts_mask(pieces)
         ends = following(starts, True)
         last_word = nonempty & self._edge_is_word(text, -1)
         first_word = nonempty & self._edge_is_word(text, 0)
@@ -119,7 +122,7 @@ class TokenMatcher(tf.Module):
         joined = tf.strings.unsorted_segment_join(
             text, segment, tf.reduce_sum(tf.cast(new_piece, tf.int32))
         )
-        row_of_segment = tf.boolean_mask(pieces.value_rowids(), new_piece)
+        row_of_segment = tf.cast(tf.boolean_mask(row_ids(pieces), new_piece), tf.int64)
         merged = tf.RaggedTensor.from_value_rowids(
             joined, row_of_segment, nrows=pieces.nrows(), validate=False
         )
@@ -128,10 +131,7 @@ class TokenMatcher(tf.Module):
     def _strip_around(self, pieces: tf.RaggedTensor, index: tf.Tensor) -> tf.RaggedTensor:
         """Remove the whitespace that lstrip/rstrip tokens absorb from the text beside them."""
         text = pieces.values
-        starts = tf.equal(
-            tf.range(tf.size(text, out_type=tf.int64)),
-            tf.gather(pieces.row_splits, pieces.value_rowids()),
-        )
+        starts = row_starts_mask(pieces)
         ends = following(starts, True)
         after_rstrip = previous(self._flag(self.rstrip, index), False) & ~starts
         before_lstrip = following(self._flag(self.lstrip, index), False) & ~ends

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
+from tfpipe.tokenization.ragged_ops import row_ids
 from tfpipe.tokenization.truncation import STRATEGIES, keep_lengths, truncate_rows
 
 # transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
@@ -255,7 +256,7 @@ def _to_dense(rows: tf.RaggedTensor, pad_value: int, length: tf.Tensor, left: bo
 
 
 def _reversed_order(rows: tf.RaggedTensor) -> tf.Tensor:
-    starts = tf.gather(rows.row_splits, rows.value_rowids())
-    ends = tf.gather(rows.row_splits[1:], rows.value_rowids())
-    position = tf.range(tf.size(rows.values, out_type=rows.row_splits.dtype))
-    return starts + ends - 1 - position
+    ids = row_ids(rows)
+    starts = tf.gather(tf.cast(rows.row_starts(), tf.int32), ids)
+    ends = tf.gather(tf.cast(rows.row_limits(), tf.int32), ids)
+    return starts + ends - 1 - tf.range(tf.size(ids))

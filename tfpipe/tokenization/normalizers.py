@@ -33,7 +33,14 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_map,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.ragged_ops import (
+    expand_values,
+    mask_values,
+    positions_in_rows,
+    previous,
+    row_ids,
+    row_starts_mask,
+)
 from tfpipe.tokenization.re2 import re2_literal
 
 SECTION = "normalizer"
@@ -112,13 +119,17 @@ class StripWhitespace:
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         (space,) = self.table.lookup(cps.values)
-        space = cps.with_values(space > 0)
-        keep = tf.ones_like(space.values)
+        ids = row_ids(cps)
+        position = positions_in_rows(cps, ids)
+        nrows = cps.nrows(out_type=tf.int32)
+        keep = tf.ones_like(ids, tf.bool)
         if self.left:
-            keep &= tf.math.cumsum(tf.cast(~space, tf.int32), axis=1).values > 0
+            text = tf.where(space > 0, tf.int32.max, position)
+            keep &= position >= tf.gather(tf.math.unsorted_segment_min(text, ids, nrows), ids)
         if self.right:
-            keep &= tf.math.cumsum(tf.cast(~space, tf.int32), axis=1, reverse=True).values > 0
-        return tf.ragged.boolean_mask(cps, cps.with_values(keep))
+            text = tf.where(space > 0, -1, position)
+            keep &= position <= tf.gather(tf.math.unsorted_segment_max(text, ids, nrows), ids)
+        return mask_values(cps, keep)
 
 
 class CanonicalCompose(tf.Module):
@@ -209,7 +220,7 @@ class CanonicalCompose(tf.Module):
                 tf.zeros_like(values, tf.bool),
             ),
         )
-        return tf.ragged.boolean_mask(cps.with_values(out), cps.with_values(~deleted))
+        return mask_values(cps.with_values(out), ~deleted)
 
 
 @dataclass

@@ -25,7 +25,13 @@ from tfpipe.tokenization.codepoint_tables import (
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.normalizers import LocalMap, whitespace_classes
-from tfpipe.tokenization.ragged_ops import following, previous, row_starts_mask
+from tfpipe.tokenization.ragged_ops import (
+    concat_rows,
+    following,
+    previous,
+    row_ids,
+    row_starts_mask,
+)
 
 SECTION = "pre_tokenizer"
 SUPPORTED = frozenset(
@@ -281,7 +287,7 @@ class PreTokenizer:
             pieces = prepend_space(pieces)
         values = pieces.values
         starts = row_starts_mask(pieces)
-        piece_of = tf.cast(pieces.value_rowids(), tf.int32)
+        piece_of = row_ids(pieces)
         if self.stages:
             (packed,) = self.table.lookup(values)
             removed = tf.zeros_like(starts)
@@ -305,12 +311,14 @@ class PreTokenizer:
 
 def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
     """Prefix every non-empty piece not starting with U+0020 with one (ByteLevel's rule)."""
-    first = pieces[:, :1].to_tensor(BLANK, shape=[None, 1])[:, 0]
+    nonempty = pieces.row_lengths() > 0
+    first_index = tf.where(nonempty, pieces.row_starts(), 0)
+    first = tf.where(nonempty, tf.gather(pieces.values, first_index), BLANK)
     needs = tf.cast(first != BLANK, pieces.row_splits.dtype)
     space = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(needs)], tf.constant(BLANK, pieces.values.dtype)), needs
     )
-    return tf.concat([space, pieces], axis=1)
+    return concat_rows([space, pieces])
 
 
 def byte_level_alphabet() -> CodepointMap:

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tokenizers import Tokenizer
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.ragged_ops import concat_rows
 
 SUPPORTED = frozenset(
     {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel", "Sequence"}
@@ -112,4 +113,4 @@ class PostProcessor:
                 part = sequences[item.sequence]
             ids.append(part)
             type_ids.append(part.with_values(tf.fill(tf.shape(part.values), item.type_id)))
-        return tf.concat(ids, axis=1), tf.concat(type_ids, axis=1)
+        return concat_rows(ids), concat_rows(type_ids)

@@ -1,14 +1,62 @@
-"""Small vectorised helpers on ragged code-point batches shared by the pipeline stages."""
+"""Ragged-batch helpers whose cost is linear in the number of values.
+
+TensorFlow's own `RaggedTensor.value_rowids()` and `tf.repeat` (and the ragged ops built on
+them: `tf.ragged.boolean_mask`, ragged `tf.concat`, ragged cumsum) materialise a
+[rows, longest row] mask: a batch with one 1 MB text and many short pieces asks for
+gigabytes. Everything here works from row splits with bincount, cumsum and gathers instead.
+"""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
 
-def row_starts_mask(ragged: tf.RaggedTensor) -> tf.Tensor:
+def repeat_range(lengths: tf.Tensor) -> tf.Tensor:
+    """[0] * lengths[0] + [1] * lengths[1] + …, as int32."""
+    lengths = tf.cast(lengths, tf.int32)
+    total = tf.reduce_sum(lengths)
+    starts = tf.cumsum(lengths, exclusive=True)
+    counts = tf.math.bincount(starts, minlength=total + 1, maxlength=total + 1)
+    return tf.cumsum(counts[:total]) - 1
+
+
+def row_ids(rows: tf.RaggedTensor) -> tf.Tensor:
+    """The row of every value (int32)."""
+    return repeat_range(rows.row_lengths())
+
+
+def positions_in_rows(rows: tf.RaggedTensor, ids: tf.Tensor | None = None) -> tf.Tensor:
+    """Index of every value within its row (int32)."""
+    ids = row_ids(rows) if ids is None else ids
+    starts = tf.cast(rows.row_starts(), tf.int32)
+    return tf.range(tf.size(ids)) - tf.gather(starts, ids)
+
+
+def row_starts_mask(rows: tf.RaggedTensor) -> tf.Tensor:
     """True at the first value of every row."""
-    positions = tf.range(tf.shape(ragged.values, out_type=ragged.row_splits.dtype)[0])
-    return tf.equal(positions, tf.gather(ragged.row_splits, ragged.value_rowids()))
+    return tf.equal(positions_in_rows(rows), 0)
+
+
+def mask_values(rows: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
+    """Keep the values where `keep` (flat, one per value) holds, rows kept in place."""
+    kept = tf.math.unsorted_segment_sum(tf.cast(keep, tf.int64), row_ids(rows), rows.nrows())
+    return tf.RaggedTensor.from_row_lengths(
+        tf.boolean_mask(rows.values, keep), kept, validate=False
+    )
+
+
+def concat_rows(parts: list[tf.RaggedTensor]) -> tf.RaggedTensor:
+    """Row-wise concatenation of ragged batches with the same number of rows."""
+    lengths = [tf.cast(p.row_lengths(), tf.int32) for p in parts]
+    total = tf.add_n(lengths)
+    offset = tf.cumsum(total, exclusive=True)
+    indices = []
+    for part, length in zip(parts, lengths, strict=True):
+        ids = row_ids(part)
+        indices.append(tf.gather(offset, ids) + positions_in_rows(part, ids))
+        offset += length
+    values = tf.dynamic_stitch(indices, [p.values for p in parts])
+    return tf.RaggedTensor.from_row_lengths(values, tf.cast(total, tf.int64), validate=False)
 
 
 def previous(values: tf.Tensor, fill) -> tf.Tensor:
@@ -31,7 +79,7 @@ def expand_values(
     Returns (source index of every output, its index within its source's outputs, new row
     splits) so callers can gather whatever each source produces.
     """
-    source = tf.repeat(tf.range(tf.size(lengths)), lengths)
+    source = repeat_range(lengths)
     starts = tf.cumsum(lengths, exclusive=True)
     within = tf.range(tf.size(source)) - tf.gather(starts, source)
     cumulative = tf.concat([[0], tf.cumsum(lengths)], axis=0)

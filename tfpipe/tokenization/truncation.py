@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfpipe.tokenization.ragged_ops import mask_values, positions_in_rows, row_ids
+
 STRATEGIES = ("longest_first", "only_first", "only_second")
 TOO_SHORT = "Truncation error: Sequence to truncate too short to respect the provided max_length"
 NO_SECOND = "Truncation error: Second sequence not provided"
@@ -53,11 +55,9 @@ def _longest_first(n1: tf.Tensor, n2: tf.Tensor, budget: int, over: tf.Tensor):
 
 def truncate_rows(rows: tf.RaggedTensor, keep: tf.Tensor, side: str) -> tf.RaggedTensor:
     """Keep the first (side "right") or last ("left") `keep[i]` values of each row."""
-    lengths = tf.cast(rows.row_lengths(), tf.int32)
-    keep = tf.minimum(keep, lengths)
-    position = tf.ragged.range(lengths)
+    ids = row_ids(rows)
+    position = positions_in_rows(rows, ids)
     if side == "right":
-        mask = position < tf.expand_dims(keep, 1)
-    else:
-        mask = position >= tf.expand_dims(lengths - keep, 1)
-    return tf.ragged.boolean_mask(rows, mask)
+        return mask_values(rows, position < tf.gather(keep, ids))
+    lengths = tf.cast(rows.row_lengths(), tf.int32)
+    return mask_values(rows, position >= tf.gather(lengths - keep, ids))

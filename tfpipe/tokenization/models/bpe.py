@@ -21,7 +21,7 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
-from tfpipe.tokenization.ragged_ops import following, previous
+from tfpipe.tokenization.ragged_ops import following, previous, repeat_range, row_ids
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -130,7 +130,7 @@ class BPE(tf.Module):
     def _initial_symbols(self, words: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Symbol ids of each word's characters (flat) and the word each belongs to."""
         cps = words.values
-        owner = tf.cast(words.value_rowids(), tf.int32)
+        owner = row_ids(words)
         starts = tf.cast(tf.gather(words.row_splits, owner), tf.int32)
         ends = tf.cast(tf.gather(words.row_splits[1:], owner), tf.int32)
         position = tf.range(tf.size(cps))
@@ -152,7 +152,7 @@ class BPE(tf.Module):
     def _bytes_for_unknown(self, cps, ids, known, owner) -> tuple[tf.Tensor, tf.Tensor]:
         """Replace each unknown character by the tokens of its UTF-8 bytes."""
         count = tf.where(known, 1, utf8_lengths(cps))
-        source = tf.repeat(tf.range(tf.size(cps)), count)
+        source = repeat_range(count)
         within = tf.range(tf.size(source)) - tf.gather(tf.cumsum(count, exclusive=True), source)
         cp = tf.gather(cps, source)
         length = tf.gather(count, source)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.ragged_ops import repeat_range
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -113,8 +114,9 @@ class WordPiece(tf.Module):
         def step(word, pos, pieces_word, pieces_id, failed):
             remaining = tf.gather(lengths, word) - pos
             counts = tf.minimum(remaining, self.longest_entry)
-            size = tf.ragged.range(counts).values + 1
-            which = tf.repeat(tf.range(tf.size(word)), counts)
+            which = repeat_range(counts)
+            first_candidate = tf.gather(tf.cumsum(counts, exclusive=True), which)
+            size = tf.range(tf.size(which)) - first_candidate + 1
             candidate_word = tf.gather(word, which)
             word_start = tf.gather(char_starts, candidate_word)
             first_char = word_start + tf.gather(pos, which)
