@@ -13,7 +13,6 @@ them. The tables come from the installed `tokenizers` (see codepoint_tables).
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from tfpipe.tokenization.ragged_ops import (
     row_starts_mask,
 )
 from tfpipe.tokenization.re2 import re2_literal
+from tfpipe.tokenization.reference import reference_tokenizer
 
 SECTION = "normalizer"
 SUPPORTED = frozenset(
@@ -358,20 +358,7 @@ def _replace(component: dict) -> list[Stage]:
 
 def reference_normalizer(component: dict):
     """The reference normalizer object for one component, built from its JSON."""
-    from tokenizers import Tokenizer
-
-    document = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": component,
-        "pre_tokenizer": None,
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": {}, "unk_token": "[UNK]"},
-    }
-    return Tokenizer.from_str(json.dumps(document)).normalizer
+    return reference_tokenizer(normalizer=component).normalizer
 
 
 def _strip(component: dict) -> list[Stage]:

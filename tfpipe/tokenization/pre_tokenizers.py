@@ -9,12 +9,10 @@ order, each splitting the pieces the previous one produced.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from tokenizers import Tokenizer
 
 from tfpipe.tokenization.codepoint_tables import (
     NUM_CODEPOINTS,
@@ -32,6 +30,7 @@ from tfpipe.tokenization.ragged_ops import (
     row_ids,
     row_starts_mask,
 )
+from tfpipe.tokenization.reference import reference_tokenizer
 
 SECTION = "pre_tokenizer"
 SUPPORTED = frozenset(
@@ -45,18 +44,7 @@ CLASS_RUNS = "ClassRuns"
 
 def reference_pre_tokenizer(component: dict):
     """The reference pre-tokenizer object for one component, built from its JSON."""
-    document = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": None,
-        "pre_tokenizer": component,
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": {}, "unk_token": "[UNK]"},
-    }
-    return Tokenizer.from_str(json.dumps(document)).pre_tokenizer
+    return reference_tokenizer(pre_tokenizer=component).pre_tokenizer
 
 
 def _isolated_classes(component: dict) -> np.ndarray:

@@ -9,14 +9,13 @@ result: which positions hold a sequence, which hold which special id, and every 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import tensorflow as tf
-from tokenizers import Tokenizer
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import concat_rows
+from tfpipe.tokenization.reference import reference_tokenizer
 
 SUPPORTED = frozenset(
     {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel", "Sequence"}
@@ -35,22 +34,15 @@ class TemplateItem:
 
 
 def _reference_encoding(component: dict, pair: bool) -> tuple[list[int], list[int]]:
-    document = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": None,
-        "pre_tokenizer": {"type": "WhitespaceSplit"},
-        "post_processor": component,
-        "decoder": None,
-        "model": {
+    tokenizer = reference_tokenizer(
+        pre_tokenizer={"type": "WhitespaceSplit"},
+        post_processor=component,
+        model={
             "type": "WordLevel",
             "vocab": {"a": FIRST_MARKER, "b": SECOND_MARKER},
             "unk_token": "a",
         },
-    }
-    tokenizer = Tokenizer.from_str(json.dumps(document))
+    )
     first = " ".join(["a"] * FIRST_LENGTH)
     second = " ".join(["b"] * SECOND_LENGTH) if pair else None
     encoding = tokenizer.encode(first, second)
