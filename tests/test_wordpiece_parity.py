@@ -1,0 +1,442 @@
+"""WordPiece parity: TokenizerLayer returns exactly what the HF fast tokenizer returns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from parity import LayerRunner, assert_same_encoding, check_parity
+from texts import (
+    COMBINING_DIACRITICS,
+    EMOJI,
+    PUNCTUATION,
+    SPECIAL_TOKENS,
+    WHITESPACE,
+    ZERO_WIDTH,
+    course_texts,
+    generate_texts,
+)
+from tokenizers import (
+    AddedToken,
+    Tokenizer,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+MATRIX_TEXTS = 3000
+
+
+def shifted(texts: list[str], by: int = 1) -> list[str]:
+    """Partners for pair encoding: the same texts rotated, so lengths mix."""
+    return texts[by:] + texts[:by]
+
+
+# --- MiniLM (bert-base-uncased vocabulary) on the generated texts -----------------------------
+
+
+@pytest.fixture(scope="module")
+def matrix_texts(generated_texts) -> list[str]:
+    """A few thousand texts for the wide config matrix: edge cases plus a spread sample."""
+    return generated_texts[:MATRIX_TEXTS]
+
+
+def test_single_texts_match_on_all_generated_texts(minilm, generated_texts):
+    """Through a traced tf.function, as served."""
+    layer, hf = minilm(traced=True)
+    check_parity(layer, hf, generated_texts, padding="longest", truncation=True)
+
+
+def test_pairs_longest_first_match_on_all_generated_texts(minilm, generated_texts):
+    layer, hf = minilm(truncation="longest_first")
+    check_parity(
+        layer, hf, generated_texts, shifted(generated_texts, 7),
+        padding="longest", truncation="longest_first",
+    )
+
+
+def test_unpadded_ragged_output_matches_on_all_generated_texts(minilm, generated_texts):
+    layer, hf = minilm(padding=False)
+    check_parity(layer, hf, generated_texts, padding=False, truncation=True)
+
+
+def test_unpadded_pairs_match(minilm, matrix_texts):
+    layer, hf = minilm(padding="do_not_pad")
+    check_parity(layer, hf, matrix_texts, shifted(matrix_texts), padding="do_not_pad",
+                 truncation=True)
+
+
+@pytest.mark.parametrize(
+    ("padding", "max_length"),
+    [("longest", 8), ("longest", 32), ("max_length", 16), ("max_length", 128),
+     ("max_length", 512), (False, 8), (False, 128)],
+)
+def test_padding_and_max_length_match_for_single_texts(minilm, matrix_texts, padding, max_length):
+    layer, hf = minilm(padding=padding, max_length=max_length)
+    check_parity(layer, hf, matrix_texts, padding=padding, truncation=True, max_length=max_length)
+
+
+@pytest.mark.parametrize("max_length", [8, 32, 128])
+def test_longest_first_truncation_matches_for_pairs(minilm, matrix_texts, max_length):
+    layer, hf = minilm(padding="max_length", max_length=max_length, truncation="longest_first")
+    check_parity(layer, hf, matrix_texts, shifted(matrix_texts, 3), padding="max_length",
+                 truncation="longest_first", max_length=max_length)
+
+
+@pytest.mark.parametrize("max_length", [1, 3])
+def test_max_length_below_special_token_count_matches(minilm, matrix_texts, max_length):
+    """HF keeps the special tokens and truncates the content to nothing."""
+    texts = matrix_texts[:500]
+    layer, hf = minilm(max_length=max_length)
+    check_parity(layer, hf, texts, padding="longest", truncation=True, max_length=max_length)
+    check_parity(layer, hf, texts, shifted(texts), padding="longest", truncation=True,
+                 max_length=max_length)
+
+
+def hf_accepts(hf, text, pair, **kwargs) -> bool:
+    """Whether the HF tokenizer encodes this input or raises (only_* truncation errors)."""
+    try:
+        hf([text], None if pair is None else [pair], **kwargs)
+    except Exception:  # tokenizers raises a bare Exception for truncation errors
+        return False
+    return True
+
+
+def split_by_hf_acceptance(hf, texts, pairs, **kwargs):
+    accepted, rejected = [], []
+    for i, text in enumerate(texts):
+        pair = None if pairs is None else pairs[i]
+        (accepted if hf_accepts(hf, text, pair, **kwargs) else rejected).append(i)
+    return accepted, rejected
+
+
+@pytest.mark.parametrize("max_length", [8, 32])
+@pytest.mark.parametrize("truncation", ["only_first", "only_second"])
+def test_only_first_and_only_second_truncation_match_for_pairs(
+    minilm, matrix_texts, truncation, max_length
+):
+    """Parity on every pair HF accepts; a batch holding a pair HF rejects raises in the layer.
+
+    HF raises "Sequence to truncate too short" when the sequence to truncate would have to
+    lose all its tokens.
+    """
+    texts, pairs = matrix_texts[:1500], shifted(matrix_texts[:1500], 5)
+    layer, hf = minilm(padding="longest", max_length=max_length, truncation=truncation)
+    kwargs = dict(padding="longest", truncation=truncation, max_length=max_length)
+    accepted, rejected = split_by_hf_acceptance(hf, texts, pairs, **kwargs)
+    check_parity(layer, hf, [texts[i] for i in accepted], [pairs[i] for i in accepted], **kwargs)
+    assert rejected, "the sample should contain pairs HF refuses to truncate"
+    bad = rejected[:1] + accepted[:5]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        layer([texts[i] for i in bad], [pairs[i] for i in bad])
+
+
+@pytest.mark.parametrize("truncation", ["only_first", "only_second"])
+def test_only_truncation_of_single_texts_follows_hf(minilm, matrix_texts, truncation):
+    """only_first truncates single texts; only_second accepts only those that fit, as HF."""
+    texts = matrix_texts[:1000]
+    kwargs = dict(padding="longest", truncation=truncation, max_length=8)
+    layer, hf = minilm(padding="longest", max_length=8, truncation=truncation)
+    accepted, rejected = split_by_hf_acceptance(hf, texts, None, **kwargs)
+    check_parity(layer, hf, [texts[i] for i in accepted], **kwargs)
+    if truncation == "only_second":
+        assert rejected
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            layer([texts[i] for i in rejected[:1] + accepted[:5]])
+    else:
+        assert not rejected
+
+
+@pytest.mark.parametrize(
+    ("padding", "max_length", "multiple"),
+    [("longest", None, 8), ("max_length", 128, 64), (False, 32, 8)],
+)
+def test_pad_to_multiple_of_matches(minilm, matrix_texts, padding, max_length, multiple):
+    layer, hf = minilm(padding=padding, max_length=max_length, pad_to_multiple_of=multiple)
+    kwargs = dict(padding=padding, truncation=True, max_length=max_length,
+                  pad_to_multiple_of=multiple)
+    check_parity(layer, hf, matrix_texts, **kwargs)
+    check_parity(layer, hf, matrix_texts[:1000], shifted(matrix_texts[:1000]), **kwargs)
+
+
+def test_max_length_not_a_multiple_of_pad_to_multiple_of_raises_like_hf(minilm_path, minilm):
+    """HF refuses truncation to a length its padding would then exceed; so does the layer."""
+    from tfpipe import TokenizerLayer
+
+    hf = minilm()[1]
+    with pytest.raises(ValueError, match="multiple"):
+        hf(["text"], padding="longest", truncation=True, max_length=10, pad_to_multiple_of=8)
+    with pytest.raises(ValueError, match="multiple"):
+        TokenizerLayer.from_pretrained(str(minilm_path), max_length=10, pad_to_multiple_of=8)
+
+
+def test_no_truncation_keeps_long_texts_whole(minilm, generated_texts):
+    """truncation=False: rows longer than model_max_length come back whole, as in HF."""
+    long_texts = [t for t in generated_texts if len(t) > 3000][:40]
+    texts = long_texts + generated_texts[:200]
+    for padding in ("longest", False):
+        layer, hf = minilm(padding=padding, truncation=False)
+        check_parity(layer, hf, texts, batch_size=64, padding=padding, truncation=False)
+
+
+def test_max_length_padding_without_truncation_matches_when_rows_fit(minilm, matrix_texts):
+    hf = minilm()[1]
+    texts = [t for t in matrix_texts if len(hf(t)["input_ids"]) <= 64]
+    layer, hf = minilm(padding="max_length", truncation=False, max_length=64)
+    check_parity(layer, hf, texts, padding="max_length", truncation=False, max_length=64)
+
+
+def test_token_type_ids_can_be_turned_off_like_hf(minilm, matrix_texts):
+    layer, hf = minilm(return_token_type_ids=False)
+    texts = matrix_texts[:500]
+    check_parity(layer, hf, texts, shifted(texts), padding="longest", truncation=True,
+                 return_token_type_ids=False)
+
+
+# --- Hypothesis: random Unicode ----------------------------------------------------------------
+
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
+TEXTS = st.one_of(
+    ANY_TEXT,
+    st.text(st.sampled_from(WHITESPACE + ZERO_WIDTH + "ab."), max_size=30),
+    st.lists(st.sampled_from(EMOJI + ("a", " ", "\u200d", "\ufe0f", "\U0001f3fd")), max_size=12)
+    .map("".join),
+    st.text(st.sampled_from("aeiouAEIOUσΣιíñ " + COMBINING_DIACRITICS + "\u0345"), max_size=30),
+    st.lists(st.sampled_from(SPECIAL_TOKENS + ("[", "]", "mask", "MASK", " ", "a", "é")),
+             max_size=10).map("".join),
+    st.text(st.sampled_from(PUNCTUATION + "0123456789 "), max_size=30),
+)
+HYPOTHESIS = settings(max_examples=300, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+
+
+@HYPOTHESIS
+@given(texts=st.lists(TEXTS, min_size=1, max_size=4))
+def test_random_unicode_single_texts_match(minilm, texts):
+    layer, hf = minilm()
+    assert_same_encoding(layer(texts), hf(texts, padding="longest", truncation=True), texts,
+                         tokens=hf.convert_ids_to_tokens)
+
+
+@HYPOTHESIS
+@given(pairs=st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=4))
+def test_random_unicode_pairs_match_with_truncation(minilm, pairs):
+    texts, partners = [a for a, _ in pairs], [b for _, b in pairs]
+    layer, hf = minilm(max_length=24)
+    expected = hf(texts, partners, padding="longest", truncation=True, max_length=24)
+    assert_same_encoding(layer(texts, partners), expected, texts, partners,
+                         tokens=hf.convert_ids_to_tokens)
+
+
+# --- Tokenizers trained at test time -------------------------------------------------------------
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BERT_CONFIG = dict(unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                   mask_token="[MASK]")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A WordPiece tokenizer to train and wrap as a checkpoint folder."""
+
+    normalizer: object = None
+    pre_tokenizer: object = None
+    post: str = "bert-template"
+    added: tuple[AddedToken, ...] = ()
+    added_special: tuple[AddedToken, ...] = ()
+    tokenizer_class: str = "PreTrainedTokenizerFast"
+    config: dict = field(default_factory=dict)
+
+
+def bert_normalizer(lowercase=True, strip_accents=None, handle_chinese_chars=True,
+                    clean_text=True) -> Variant:
+    """BertNormalizer with a BertTokenizer config that agrees with it (so HF keeps it)."""
+    return Variant(
+        normalizer=normalizers.BertNormalizer(
+            clean_text=clean_text, handle_chinese_chars=handle_chinese_chars,
+            strip_accents=strip_accents, lowercase=lowercase,
+        ),
+        tokenizer_class="BertTokenizer",
+        config=dict(do_lower_case=lowercase, strip_accents=strip_accents,
+                    tokenize_chinese_chars=handle_chinese_chars),
+    )
+
+
+def with_bert_pre(pre_tokenizer) -> Variant:
+    return Variant(normalizers.BertNormalizer(lowercase=True), pre_tokenizer)
+
+
+def with_post(post: str) -> Variant:
+    return Variant(normalizers.BertNormalizer(lowercase=True), post=post)
+
+
+def with_added(*added: AddedToken, special: tuple[AddedToken, ...] = ()) -> Variant:
+    return Variant(normalizers.BertNormalizer(lowercase=True), added=added, added_special=special)
+
+
+VARIANTS = {
+    # normalizers
+    "BertNormalizer-cased": bert_normalizer(lowercase=False),
+    "BertNormalizer-uncased-strip_accents=None": bert_normalizer(),
+    "BertNormalizer-uncased-strip_accents=True": bert_normalizer(strip_accents=True),
+    "BertNormalizer-uncased-strip_accents=False": bert_normalizer(strip_accents=False),
+    "BertNormalizer-cased-strip_accents=True": bert_normalizer(lowercase=False, strip_accents=True),
+    "BertNormalizer-handle_chinese_chars=False": bert_normalizer(handle_chinese_chars=False),
+    "BertNormalizer-clean_text=False": bert_normalizer(clean_text=False),
+    "Sequence[NFD,Lowercase,StripAccents]": Variant(normalizers.Sequence(
+        [normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])),
+    "NFKC": Variant(normalizers.NFKC()),
+    "NFKD": Variant(normalizers.NFKD()),
+    "no-normalizer": Variant(),
+    # pre-tokenizers
+    "Whitespace": with_bert_pre(pre_tokenizers.Whitespace()),
+    "WhitespaceSplit": with_bert_pre(pre_tokenizers.WhitespaceSplit()),
+    "Sequence[WhitespaceSplit,Punctuation]": with_bert_pre(pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])),
+    "Sequence[BertPreTokenizer,Digits(individual)]": with_bert_pre(pre_tokenizers.Sequence(
+        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Digits(individual_digits=True)])),
+    "Sequence[BertPreTokenizer,Digits(grouped)]": with_bert_pre(pre_tokenizers.Sequence(
+        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Digits(individual_digits=False)])),
+    # post-processors
+    "BertProcessing": with_post("bert-processing"),
+    "TemplateProcessing-double-sep": with_post("template-double-sep"),
+    "TemplateProcessing-pair-b-first": with_post("template-b-first"),
+    "no-post_processor": with_post("none"),
+    "RobertaProcessing-MPNet": Variant(
+        normalizers.BertNormalizer(lowercase=True), post="roberta",
+        tokenizer_class="MPNetTokenizer", config=dict(do_lower_case=True)),
+    # added tokens
+    "AddedToken-normalized/not-normalized": with_added(
+        AddedToken("HelloWorld", normalized=True), AddedToken("ünï", normalized=True),
+        AddedToken("<Ent>", normalized=False), AddedToken("ÜNÏ", normalized=False)),
+    "AddedToken-lstrip/rstrip": with_added(AddedToken("<ls>", lstrip=True, normalized=False),
+                                          AddedToken("<rs>", rstrip=True, normalized=False)),
+    "AddedToken-single_word": with_added(AddedToken("tok", single_word=True, normalized=False),
+                                        AddedToken("ing", single_word=True, normalized=True)),
+    "AddedToken-overlapping-multiword": with_added(
+        AddedToken("new york", normalized=True), AddedToken("new", normalized=False),
+        AddedToken("東京", normalized=True), AddedToken("ab", normalized=False),
+        AddedToken("abc", normalized=False)),
+    "add_special_tokens": with_added(special=(AddedToken("<special>"), AddedToken("[E1]"),
+                                              AddedToken("[/E1]", lstrip=True, rstrip=True))),
+    # transformers' BertTokenizerFast rewrites the normalizer from tokenizer_config.json
+    "BertTokenizer-config-overrides-normalizer": Variant(
+        normalizers.BertNormalizer(lowercase=False), tokenizer_class="BertTokenizer",
+        config=dict(do_lower_case=True, strip_accents=True)),
+}
+
+
+def post_processor(kind: str, tok: Tokenizer):
+    cls, sep = ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))
+    if kind == "bert-template":
+        return processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[cls, sep])
+    if kind == "bert-processing":
+        return processors.BertProcessing(sep, cls)
+    if kind == "template-double-sep":
+        return processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] [SEP]:1 $B:1 [SEP]:1",
+            special_tokens=[cls, sep])
+    if kind == "template-b-first":
+        return processors.TemplateProcessing(
+            single="$A [SEP]", pair="[CLS]:1 $B:1 [SEP]:1 $A [SEP]", special_tokens=[cls, sep])
+    if kind == "roberta":
+        return processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
+                                            ("<s>", tok.token_to_id("<s>")))
+    assert kind == "none"
+    return None
+
+
+def injected_strings(variant: Variant) -> tuple[str, ...]:
+    """Special and added token strings, with case variants, to splice into test texts."""
+    contents = [t.content for t in variant.added + variant.added_special]
+    contents += ["<s>", "</s>", "<mask>", "<pad>", "<unk>"] if variant.post == "roberta" else []
+    contents += [c.upper() for c in contents] + [c.lower() for c in contents]
+    return tuple(dict.fromkeys(contents + list(SPECIAL_TOKENS)))
+
+
+def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
+    """Train a small WordPiece vocabulary for ``variant`` and save it as a checkpoint folder."""
+    roberta = variant.post == "roberta"
+    specials = (["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True, special=True)]
+                if roberta else BERT_SPECIALS)
+    tok = Tokenizer(models.WordPiece(unk_token="<unk>" if roberta else "[UNK]",
+                                     max_input_chars_per_word=100))
+    if variant.normalizer is not None:
+        tok.normalizer = variant.normalizer
+    tok.pre_tokenizer = variant.pre_tokenizer or pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=4000, limit_alphabet=1000,
+                                        special_tokens=specials)
+    tok.train_from_iterator(corpus, trainer)
+    tok.post_processor = post_processor(variant.post, tok)
+    tok.add_tokens(list(variant.added))
+    tok.add_special_tokens(list(variant.added_special))
+    folder.mkdir(parents=True)
+    tok.save(str(folder / "tokenizer.json"))
+    if roberta:
+        names = dict(bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
+                     unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    else:
+        names = BERT_CONFIG
+    config = dict(model_max_length=128, tokenizer_class=variant.tokenizer_class, **names,
+                  **variant.config)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def training_corpus() -> list[str]:
+    return generate_texts(4000, seed=7)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_trained_wordpiece_variant_matches(name, training_corpus, tmp_path, hf_tokenizer):
+    from tfpipe import TokenizerLayer
+    from tfpipe.tokenization import UnsupportedComponentError
+
+    variant = VARIANTS[name]
+    folder = train_checkpoint(variant, training_corpus, tmp_path / "ckpt")
+    try:
+        layer = TokenizerLayer.from_pretrained(str(folder))
+    except UnsupportedComponentError as e:
+        pytest.fail(f"{name} is not supported by TokenizerLayer yet: {e}")
+    runner, hf = LayerRunner(layer), hf_tokenizer(folder)
+    texts = generate_texts(1500, seed=11, inject=injected_strings(variant))
+    check_parity(runner, hf, texts, padding="longest", truncation=True)
+    check_parity(runner, hf, texts, shifted(texts, 3), padding="longest", truncation=True)
+
+
+# --- Real checkpoints on the course corpus --------------------------------------------------------
+
+
+def shared_wordpiece_tokenizers() -> list[str]:
+    from conftest import SHARED_DIR
+
+    folders = sorted((SHARED_DIR / "tokenizers").glob("*/tokenizer.json"))
+    return [
+        f.parent.name for f in folders
+        if json.loads(f.read_text(encoding="utf-8"))["model"].get("type") == "WordPiece"
+    ] or ["<no shared tokenizers>"]
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_dir) -> list[str]:
+    return course_texts(shared_dir)
+
+
+@pytest.mark.parametrize("name", shared_wordpiece_tokenizers())
+def test_shared_wordpiece_checkpoint_matches_on_course_corpus(
+    name, shared_dir, corpus, tokenizer_layer, hf_tokenizer
+):
+    path = shared_dir / "tokenizers" / name
+    layer, hf = tokenizer_layer(path), hf_tokenizer(path)
+    check_parity(layer, hf, corpus, padding="longest", truncation=True)
+    quarter = corpus[: len(corpus) // 4]
+    check_parity(layer, hf, quarter, shifted(quarter, 11), padding="longest", truncation=True)
