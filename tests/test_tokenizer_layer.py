@@ -340,10 +340,10 @@ def test_bpe_with_dropout_raises_at_build(tmp_path):
 @pytest.mark.parametrize(
     ("section", "component", "name"),
     [
-        ("normalizer", {"type": "Prepend", "prepend": "\u2581"}, "Prepend"),
+        ("normalizer", {"type": "Nmt"}, "Nmt"),
         ("pre_tokenizer", {"type": "UnicodeScripts"}, "UnicodeScripts"),
     ],
-    ids=["Prepend", "UnicodeScripts"],
+    ids=["Nmt", "UnicodeScripts"],
 )
 def test_real_component_without_support_raises_at_build_naming_it(
     minilm_path, tmp_path, section, component, name

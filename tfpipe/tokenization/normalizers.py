@@ -32,7 +32,9 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_map,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.precompiled import Precompiled
 from tfpipe.tokenization.ragged_ops import (
+    concat_rows,
     expand_values,
     mask_values,
     positions_in_rows,
@@ -46,7 +48,7 @@ from tfpipe.tokenization.reference import reference_tokenizer
 SECTION = "normalizer"
 SUPPORTED = frozenset(
     {"Sequence", "BertNormalizer", "NFD", "NFKD", "NFC", "NFKC", "Lowercase", "StripAccents",
-     "Replace", "Strip"}
+     "Replace", "Strip", "Precompiled", "Prepend"}
 )
 
 
@@ -237,7 +239,49 @@ class ReplaceLiteral:
         return tf.strings.unicode_decode(replaced, "UTF-8")
 
 
-Stage = ReplaceLiteral | LocalMap | CanonicalReorder | CanonicalCompose | StripWhitespace
+@dataclass
+class ReplaceRegex:
+    """`Replace` with a Regex pattern RE2 expresses the same way (checked at build time)."""
+
+    pattern: str
+    content: str
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        text = tf.strings.unicode_encode(cps, "UTF-8")
+        rewrite = self.content.replace("\\", "\\\\")
+        replaced = tf.strings.regex_replace(text, self.pattern, rewrite)
+        return tf.strings.unicode_decode(replaced, "UTF-8")
+
+
+@dataclass
+class PrependText:
+    """`Prepend`: put `content` in front of every non-empty row."""
+
+    content: str
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        prefix = tf.constant([ord(c) for c in self.content], cps.values.dtype)
+        nonempty = tf.cast(cps.row_lengths() > 0, cps.row_splits.dtype)
+        repeats = tf.size(prefix, out_type=cps.row_splits.dtype)
+        within = tf.math.floormod(
+            tf.range(tf.reduce_sum(nonempty) * repeats), tf.maximum(repeats, 1)
+        )
+        prefixes = tf.RaggedTensor.from_row_lengths(
+            tf.gather(prefix, within), nonempty * repeats, validate=False
+        )
+        return concat_rows([prefixes, cps])
+
+
+Stage = (
+    ReplaceLiteral
+    | ReplaceRegex
+    | PrependText
+    | LocalMap
+    | CanonicalReorder
+    | CanonicalCompose
+    | StripWhitespace
+    | Precompiled
+)
 
 
 def _probed_map(key: dict, probe: Callable[[str], str]) -> CodepointMap:
@@ -347,13 +391,37 @@ def _bert(component: dict) -> list[Stage]:
 
 def _replace(component: dict) -> list[Stage]:
     pattern = component.get("pattern", {})
+    if set(pattern) == {"Regex"} and pattern["Regex"]:
+        return [_replace_regex(component)]
     if set(pattern) != {"String"} or not pattern["String"]:
         raise UnsupportedComponentError(
-            SECTION, "Replace", f"only literal String patterns, got {pattern!r}"
+            SECTION, "Replace", f"only String or RE2-compatible Regex patterns, got {pattern!r}"
         )
     if len(pattern["String"]) == 1:
         return _local(component)
     return [ReplaceLiteral(pattern["String"], component.get("content", ""))]
+
+
+REGEX_PROBES = (
+    "", " ", "  ", "a  b   c", "\t \n  x", "   ", "a\u3000\u3000b", "x y", "AbC 12  ",
+    "\u00e9  \u00e8", "..  ,,", "\r\n\r\n", "  lead", "trail  ", "\u2581\u2581 \u2581",
+)
+
+
+def _replace_regex(component: dict) -> ReplaceRegex:
+    """A Regex Replace, accepted only when RE2 agrees with the reference on probe texts."""
+    stage = ReplaceRegex(component["pattern"]["Regex"], component.get("content", ""))
+    reference = reference_normalizer(component).normalize_str
+    try:
+        cps = tf.strings.unicode_decode(tf.constant(REGEX_PROBES), "UTF-8")
+        got = tf.strings.unicode_encode(stage.apply(cps), "UTF-8").numpy().tolist()
+    except (tf.errors.InvalidArgumentError, ValueError) as error:
+        raise UnsupportedComponentError(SECTION, "Replace", f"regex not RE2: {error}") from None
+    if [g.decode("utf-8") for g in got] != [reference(t) for t in REGEX_PROBES]:
+        raise UnsupportedComponentError(
+            SECTION, "Replace", f"regex {stage.pattern!r} behaves differently in RE2"
+        )
+    return stage
 
 
 def reference_normalizer(component: dict):
@@ -389,6 +457,10 @@ def _stages(component: dict | None) -> list[Stage]:
         return _replace(component)
     if kind == "Strip":
         return _strip(component)
+    if kind == "Prepend":
+        return [PrependText(component.get("prepend", ""))] if component.get("prepend") else []
+    if kind == "Precompiled":
+        return [Precompiled(component, reference_normalizer(component).normalize_str)]
     raise UnsupportedComponentError(SECTION, kind)
 
 

@@ -4,7 +4,9 @@ The WordPiece-family pre-tokenizers all split on a per-code-point class (whitesp
 punctuation, digit, word character) with one of the `tokenizers` split behaviours. Each becomes
 a `SplitStage`: a class table (probed from the reference implementation) plus the behaviour,
 applied to every piece with vectorised neighbour comparisons. A `Sequence` is its stages in
-order, each splitting the pieces the previous one produced.
+order, each splitting the pieces the previous one produced. `Metaspace` rewrites the pieces
+(spaces → ▁, ▁ prepended) between two such phases of split stages, its own split
+(MergedWithNext on ▁) opening the second.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from tfpipe.tokenization.reference import reference_tokenizer
 SECTION = "pre_tokenizer"
 SUPPORTED = frozenset(
     {"Sequence", "WhitespaceSplit", "BertPreTokenizer", "Whitespace", "Punctuation", "Digits",
-     "ByteLevel"}
+     "ByteLevel", "Metaspace"}
 )
 BEHAVIOURS = ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous")
 # `class_runs`: split wherever the class changes and drop class 2 (the Whitespace pre-tokenizer).
@@ -244,24 +246,59 @@ class PreTokenizer:
     UTF-8 bytes.
     """
 
-    CLASS_BITS = 2
-
     def __init__(self, component: dict | None) -> None:
         components = _flatten(component)
         byte_level = [i for i, c in enumerate(components) if c.get("type") == "ByteLevel"]
+        metaspace = [i for i, c in enumerate(components) if c.get("type") == "Metaspace"]
         self.prefix_space = False
         self.byte_map = None
         if byte_level:
             index = byte_level[0]
-            if byte_level != [len(components) - 1]:
-                raise UnsupportedComponentError(SECTION, "ByteLevel", "only as the last step")
+            if byte_level != [len(components) - 1] or metaspace:
+                raise UnsupportedComponentError(
+                    SECTION, "ByteLevel", "only as the last step, without Metaspace"
+                )
             self.prefix_space = bool(components[index].get("add_prefix_space", True))
             if self.prefix_space and index > 0:
                 raise UnsupportedComponentError(
                     SECTION, "ByteLevel", "add_prefix_space after other pre-tokenizers"
                 )
             self.byte_map = LocalMap(byte_level_alphabet())
-        self.stages = [stage for c in components for stage in _stages(c)]
+        self.metaspace = None
+        after: list[SplitStage | Gpt2Split] = []
+        if metaspace:
+            if len(metaspace) > 1:
+                raise UnsupportedComponentError(SECTION, "Metaspace", "more than one")
+            index = metaspace[0]
+            self.metaspace = MetaspaceRewrite.from_component(components[index])
+            after = self.metaspace.stages() + [
+                stage for c in components[index + 1 :] for stage in _stages(c)
+            ]
+            components = components[:index]
+        self.phases = [SplitPhase([stage for c in components for stage in _stages(c)])]
+        if self.metaspace is not None:
+            self.phases.append(SplitPhase(after))
+
+    def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word)."""
+        if self.prefix_space:
+            pieces = prepend_space(pieces)
+        words, piece_of = self.phases[0](pieces)
+        if self.metaspace is not None:
+            words, owner = self.phases[1](self.metaspace.apply(words))
+            piece_of = tf.gather(piece_of, owner)
+        if self.byte_map is not None:
+            words = self.byte_map.apply(words)
+        return words, piece_of
+
+
+class SplitPhase:
+    """Split stages run together on flat code points, one packed class lookup for all."""
+
+    CLASS_BITS = 2
+
+    def __init__(self, stages: list[SplitStage | Gpt2Split]) -> None:
+        self.stages = stages
         if len(self.stages) * self.CLASS_BITS > 30:
             raise UnsupportedComponentError(SECTION, "Sequence", "more than 15 split stages")
         packed = np.zeros_like(self.stages[0].classes) if self.stages else None
@@ -270,9 +307,7 @@ class PreTokenizer:
         self.table = BlockTable.from_dense(packed) if self.stages else None
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
-        """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word)."""
-        if self.prefix_space:
-            pieces = prepend_space(pieces)
+        """[pieces, (code points)] → ([words, (code points)], piece of each word)."""
         values = pieces.values
         starts = row_starts_mask(pieces)
         piece_of = row_ids(pieces)
@@ -292,21 +327,65 @@ class PreTokenizer:
         words = tf.RaggedTensor.from_value_rowids(
             values, word_ids, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)), validate=False
         )
-        if self.byte_map is not None:
-            words = self.byte_map.apply(words)
         return words, tf.boolean_mask(piece_of, starts)
+
+
+@dataclass
+class MetaspaceRewrite:
+    """`Metaspace`: spaces become the replacement, which is prepended to every piece lacking it.
+
+    Split (MergedWithNext on the replacement) is the split stage it returns from `stages`.
+    `prepend_scheme: first` (only the piece at offset 0 of the original text) is not supported:
+    which piece that is depends on offsets that the pipeline does not track.
+    """
+
+    replacement: int
+    prepend: bool
+    split: bool
+
+    @classmethod
+    def from_component(cls, component: dict) -> MetaspaceRewrite:
+        replacement = component.get("replacement", "\u2581")
+        if len(replacement) != 1:
+            raise UnsupportedComponentError(SECTION, "Metaspace", f"replacement {replacement!r}")
+        if "prepend_scheme" in component:
+            scheme = component["prepend_scheme"]
+        else:
+            scheme = "always" if component.get("add_prefix_space", True) else "never"
+        if scheme not in ("always", "never"):
+            raise UnsupportedComponentError(SECTION, "Metaspace", f"prepend_scheme {scheme!r}")
+        return cls(ord(replacement), scheme == "always", bool(component.get("split", True)))
+
+    def stages(self) -> list[SplitStage]:
+        if not self.split:
+            return []
+        classes = np.zeros(NUM_CODEPOINTS, np.int32)
+        classes[self.replacement] = 1
+        return [SplitStage(classes, "MergedWithNext")]
+
+    def apply(self, pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+        values = pieces.values
+        replacement = tf.constant(self.replacement, values.dtype)
+        pieces = pieces.with_values(tf.where(values == BLANK, replacement, values))
+        return prepend_char(pieces, self.replacement) if self.prepend else pieces
 
 
 def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
     """Prefix every non-empty piece not starting with U+0020 with one (ByteLevel's rule)."""
+    return prepend_char(pieces, BLANK)
+
+
+def prepend_char(pieces: tf.RaggedTensor, char: int) -> tf.RaggedTensor:
+    """Prefix every non-empty piece not starting with `char` with it."""
     nonempty = pieces.row_lengths() > 0
     first_index = tf.where(nonempty, pieces.row_starts(), 0)
-    first = tf.where(nonempty, tf.gather(pieces.values, first_index), BLANK)
-    needs = tf.cast(first != BLANK, pieces.row_splits.dtype)
-    space = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(needs)], tf.constant(BLANK, pieces.values.dtype)), needs
+    padded = tf.concat([pieces.values, tf.constant([char], pieces.values.dtype)], 0)
+    first = tf.where(nonempty, tf.gather(padded, first_index), char)
+    needs = tf.cast(first != char, pieces.row_splits.dtype)
+    prefix = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(needs)], tf.constant(char, pieces.values.dtype)), needs
     )
-    return concat_rows([space, pieces])
+    return concat_rows([prefix, pieces])
 
 
 def byte_level_alphabet() -> CodepointMap:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.bpe import BPE
+from tfpipe.tokenization.models.unigram import Unigram
 from tfpipe.tokenization.models.wordpiece import WordPiece
 
-MODELS = {"BPE": BPE, "WordPiece": WordPiece}
+MODELS = {"BPE": BPE, "Unigram": Unigram, "WordPiece": WordPiece}
 
 
 def model_type(component: dict) -> str:

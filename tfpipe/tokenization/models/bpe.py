@@ -157,7 +157,8 @@ class BPE(tf.Module):
         cp = tf.gather(cps, source)
         length = tf.gather(count, source)
         byte = utf8_byte(cp, length, within)
-        byte_ids = tf.gather(self.byte_ids, byte)
+        # Known characters keep their id; their "byte" (the code point) must not index the table.
+        byte_ids = tf.gather(self.byte_ids, tf.where(tf.gather(known, source), 0, byte))
         expanded = tf.where(tf.gather(known, source), tf.gather(ids, source), byte_ids)
         return expanded, tf.gather(owner, source)
 

@@ -1,0 +1,209 @@
+"""The `Precompiled` normalizer (SentencePiece's precompiled_charsmap), compiled exactly.
+
+The reference (tokenizers' normalizers/precompiled.rs over the spm_precompiled crate) walks the
+text by extended grapheme cluster. A grapheme shorter than 6 UTF-8 bytes that has a key of the
+charsmap trie as a prefix is replaced, whole, by the replacement of its *shortest* such
+prefix (so "Ａ" + U+0301 becomes "A": the accent goes with the grapheme). Every other
+grapheme is transformed character by character, each character that is a key replaced.
+
+At build time the trie (a darts-clone double array inside the base64 blob) is decoded into its
+keys; per-character replacements are probed from the reference itself, as are the grapheme
+facts that matter here — which characters join the grapheme before them (Extend, ZWJ,
+SpacingMark), after which nothing joins (controls) and which join what follows (Prepend), all
+visible in the reference's output through the 6-byte rule. In the graph, graphemes come from
+those flags plus CR LF; the rare short multi-character graphemes look their prefixes up in a
+table of the multi-character keys; then every character expands to its output, as in a
+`LocalMap`.
+
+Not modelled, because they only decide between graphemes of 6 bytes or more (mapped character
+by character either way) or need a key that ends in an emoji: the emoji ZWJ rule (GB11), the
+regional-indicator pairs (GB12/13), the Indic conjunct rule (GB9c) and Hangul syllable
+sequences (GB6-8), whose characters are 3 bytes or more.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+import unicodedata
+
+import numpy as np
+import tensorflow as tf
+
+from tfpipe.tokenization.codepoint_tables import (
+    BlockTable,
+    CodepointMap,
+    cached_arrays,
+    probe_classes,
+    probe_map,
+)
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.models.wordpiece import utf8_lengths
+from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.vocabulary import string_table
+
+SECTION = "normalizer"
+MAX_WHOLE_BYTES = 5
+MAX_WHOLE_CHARS = 5
+ACUTE = "\u0301"
+CR, LF = 0x0D, 0x0A
+
+
+def charsmap_rules(blob: str) -> dict[str, str]:
+    """Every (key → replacement) of a precompiled_charsmap.
+
+    Layout: u32 trie size, the darts-clone double array (u32 units), then the NUL-terminated
+    replacement strings the leaf values point into.
+    """
+    data = base64.b64decode(blob)
+    (trie_size,) = struct.unpack("<I", data[:4])
+    units = np.frombuffer(data[4 : 4 + trie_size], "<u4").astype(np.int64).tolist()
+    strings = data[4 + trie_size :]
+
+    def offset(unit: int) -> int:
+        return (unit >> 10) << ((unit & (1 << 9)) >> 6)
+
+    rules: dict[str, str] = {}
+    pending = [(offset(units[0]), b"")]
+    while pending:
+        position, key = pending.pop()
+        for byte in range(1, 256):
+            child = position ^ byte
+            if child >= len(units) or units[child] & ((1 << 31) | 0xFF) != byte:
+                continue
+            node = child ^ offset(units[child])
+            if (units[child] >> 8) & 1:
+                start = units[node] & ((1 << 31) - 1)
+                replacement = strings[start : strings.index(b"\0", start)]
+                rules[(key + bytes([byte])).decode("utf-8")] = replacement.decode("utf-8")
+            pending.append((node, key + bytes([byte])))
+    return rules
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _probe_chars(normalize, rules: dict[str, str]) -> tuple[str, str]:
+    """(a 3-byte key, a 2-byte joining key) that each take U+0301 into their grapheme.
+
+    With them, grapheme boundaries show in the reference's output: a grapheme of at least 6
+    bytes is mapped character by character, a shorter one loses what follows its key.
+    """
+    keys = [k for k in rules if len(k) == 1]
+    absorbs = [k for k in keys if normalize(k + ACUTE) == normalize(k)]
+    wide = [k for k in absorbs if _utf8_size(k) == 3]
+    marks = [k for k in absorbs if _utf8_size(k) == 2 and unicodedata.category(k) == "Mn"]
+    if not wide or not marks or not normalize(ACUTE):
+        raise UnsupportedComponentError(SECTION, "Precompiled", "no keys to probe graphemes with")
+    return wide[0], marks[0]
+
+
+def _grapheme_classes(normalize, rules: dict[str, str]) -> dict[str, np.ndarray]:
+    """Per code point, as the reference's grapheme segmentation treats it:
+    `joins` — it joins the grapheme before it (Extend, ZWJ, SpacingMark);
+    `blocks` — nothing joins the grapheme after it, nor it a Prepend before it (controls);
+    `prepends` — it joins the character after it (Prepend).
+    """
+    wide, mark = _probe_chars(normalize, rules)
+    wide_out = normalize(wide)
+
+    def joins(char: str) -> int:
+        return int(normalize(wide + ACUTE + char) != wide_out + normalize(char))
+
+    def blocks(char: str) -> int:
+        return int(normalize(char + mark + ACUTE) == normalize(char) + normalize(mark))
+
+    def prepends(char: str) -> int:
+        return int(normalize(char + wide + ACUTE) != normalize(char) + wide_out)
+
+    return {
+        "joins": probe_classes(joins),
+        "blocks": probe_classes(blocks),
+        "prepends": probe_classes(prepends),
+    }
+
+
+class Precompiled(tf.Module):
+    """The compiled `Precompiled` normalizer."""
+
+    def __init__(self, component: dict, normalize) -> None:
+        super().__init__(name="precompiled")
+        blob = component.get("precompiled_charsmap") or ""
+        key = {"precompiled": blob}
+        rules = charsmap_rules(blob) if blob else {}
+        mapping = CodepointMap.from_arrays(
+            cached_arrays({**key, "part": "map"}, lambda: probe_map(normalize).to_arrays())
+        )
+        classes = cached_arrays(
+            {**key, "part": "grapheme classes"}, lambda: _grapheme_classes(normalize, rules)
+        )
+        is_key = np.zeros_like(classes["joins"])
+        is_key[[ord(k) for k in rules if len(k) == 1]] = 1
+        whole = {k: v for k, v in rules.items() if len(k) > 1 and _utf8_size(k) <= MAX_WHOLE_BYTES}
+        self.whole_keys = string_table({k: i for i, k in enumerate(whole)}) if whole else None
+        replacements = [[ord(c) for c in v] for v in whole.values()]
+        self.replacement_lengths = np.array([len(r) for r in replacements] + [0], np.int32)
+        self.replacement_firsts = np.array([(r or [0])[0] for r in replacements] + [0], np.int32)
+        starts = np.cumsum([0] + [len(r) for r in replacements])
+        self.replacement_offsets = (starts[:-1] + len(mapping.extra)).astype(np.int32)
+        self.replacement_offsets = np.append(self.replacement_offsets, 0).astype(np.int32)
+        self.extra = np.concatenate(
+            [mapping.extra, np.array([c for r in replacements for c in r], np.int32), [0]]
+        ).astype(np.int32)
+        self.map = BlockTable.from_dense(mapping.lengths, mapping.firsts, mapping.extra_offsets)
+        self.classes = BlockTable.from_dense(
+            classes["joins"], classes["blocks"], classes["prepends"], is_key
+        )
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        values = cps.values
+        lengths, firsts, offsets = self.map.lookup(values)
+        joins, blocks, prepends, is_key = self.classes.lookup(values)
+        control = blocks > 0
+        join = ~row_starts_mask(cps) & (
+            ((joins > 0) & ~previous(control, False))
+            | (previous(prepends > 0, False) & ~control)
+            | ((values == LF) & (previous(values, -1) == CR))
+        )
+        lengths, firsts, offsets = tf.cond(
+            tf.reduce_any(join),
+            lambda: self._whole_graphemes(values, join, is_key, lengths, firsts, offsets),
+            lambda: (lengths, firsts, offsets),
+        )
+        source, within, splits = expand_values(lengths, cps.row_splits)
+        single = tf.gather(lengths, source) == 1
+        many = tf.gather(self.extra, tf.gather(offsets, source) + within)
+        out = tf.where(single, tf.gather(firsts, source), many)
+        return tf.RaggedTensor.from_row_splits(out, splits, validate=False)
+
+    def _whole_graphemes(self, values, join, is_key, lengths, firsts, offsets):
+        """Outputs of characters in short multi-character graphemes that a key prefixes."""
+        grapheme = tf.cumsum(tf.cast(~join, tf.int32)) - 1
+        count = tf.reduce_max(tf.concat([grapheme, [-1]], 0)) + 1
+        chars = tf.math.unsorted_segment_sum(tf.ones_like(grapheme), grapheme, count)
+        size = tf.math.unsorted_segment_sum(utf8_lengths(values), grapheme, count)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(values)), grapheme, count)
+        short = (chars > 1) & (size <= MAX_WHOLE_BYTES)
+        key_first = short & (tf.gather(is_key, first) > 0)
+        # Shortest key prefix of 2 … 5 characters when the first character is not a key.
+        rule = tf.fill([count], -1)
+        if self.whole_keys is not None:
+            for prefix in range(MAX_WHOLE_CHARS, 1, -1):
+                fits = short & ~key_first & (chars >= prefix)
+                at = tf.minimum(tf.expand_dims(first, 1) + tf.range(prefix), tf.size(values) - 1)
+                text = tf.strings.unicode_encode(tf.gather(values, at), "UTF-8")
+                found = tf.where(fits, self.whole_keys.lookup(text), -1)
+                rule = tf.where(found >= 0, found, rule)
+        replaced = key_first | (rule >= 0)
+        is_first = tf.range(tf.size(values)) == tf.gather(first, grapheme)
+        char_rule = tf.gather(rule, grapheme)
+        by_rule = is_first & (char_rule >= 0)
+        dropped = tf.gather(replaced, grapheme) & ~is_first
+        safe_rule = tf.where(char_rule >= 0, char_rule, tf.size(self.replacement_lengths) - 1)
+        lengths = tf.where(
+            dropped, 0, tf.where(by_rule, tf.gather(self.replacement_lengths, safe_rule), lengths)
+        )
+        firsts = tf.where(by_rule, tf.gather(self.replacement_firsts, safe_rule), firsts)
+        offsets = tf.where(by_rule, tf.gather(self.replacement_offsets, safe_rule), offsets)
+        return lengths, firsts, offsets
