@@ -1,0 +1,578 @@
+"""BPE parity: TokenizerLayer returns exactly what the HF fast tokenizer returns.
+
+Real byte-level checkpoints (gpt2, roberta-base, gpt-neox-20b) run on the course corpus;
+BPE tokenizers trained here with ``tokenizers`` cover the model options one by one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from parity import assert_same_encoding, check_parity
+from texts import EMOJI, WHITESPACE, course_texts, generate_texts
+from tokenizers import (
+    AddedToken,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+from tfpipe import TokenizerLayer
+from tfpipe.graph_audit import foreign_ops, graph_op_types
+from tfpipe.tokenization import UnsupportedComponentError
+
+SHARED_BPE = ["gpt2", "roberta-base", "gpt-neox-20b"]
+GPT2_EOS = "<|endoftext|>"
+MATRIX_TEXTS = 1000
+CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ll", "'")
+BPE_EDGE_CASES = (
+    "I'm", "it's", "IT'S", "we'll've", "don't 'S 'T", "x's's", "''", "'s", "rock'n'roll",
+    "  leading", "trailing  ", "\t\ttabs\t", "a\u3000b", "a\xa0b", "a \xa0 b", "   ", "\n\n",
+    "line\n  indented", "emoji 👍🏽 ok", "👨‍👩‍👧‍👦👨‍👩‍👧‍👦", "1234567 12 3.14", "x1y22z333",
+    "Hello<mask>", " <mask>", "<mask>x", "a  <mask> b", "<s></s><pad><unk>",
+    GPT2_EOS, f"a{GPT2_EOS}b", f" {GPT2_EOS} ", "naïve café", "ＡＢＣ ﬁ ①", "İstanbul ǅ",
+)
+
+
+def shifted(texts: list[str], by: int = 1) -> list[str]:
+    """Partners for pair encoding: the same texts rotated, so lengths mix."""
+    return texts[by:] + texts[:by]
+
+
+def hf_accepts(hf, text, pair, **kwargs) -> bool:
+    """Whether the HF tokenizer encodes this input or raises (only_* truncation errors)."""
+    try:
+        hf([text], None if pair is None else [pair], **kwargs)
+    except Exception:  # tokenizers raises a bare Exception for truncation errors
+        return False
+    return True
+
+
+def split_by_hf_acceptance(hf, texts, pairs, **kwargs):
+    accepted, rejected = [], []
+    for i, text in enumerate(texts):
+        pair = None if pairs is None else pairs[i]
+        (accepted if hf_accepts(hf, text, pair, **kwargs) else rejected).append(i)
+    return accepted, rejected
+
+
+# --- Real byte-level checkpoints on the course corpus -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_dir) -> list[str]:
+    return course_texts(shared_dir)
+
+
+@pytest.fixture(scope="module")
+def matrix_texts(corpus) -> list[str]:
+    """A spread sample of the corpus plus BPE edge cases, for the config matrix."""
+    step = len(corpus) // MATRIX_TEXTS
+    return list(BPE_EDGE_CASES) + corpus[::step][:MATRIX_TEXTS]
+
+
+@pytest.fixture(scope="module")
+def padded_checkpoints(shared_dir, tmp_path_factory):
+    """``padded_checkpoints(name)``: the shared folder, copied with ``pad_token`` set when it
+    has none (gpt2, gpt-neox-20b pad with ``<|endoftext|>``, as their users do)."""
+    cache = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            source = shared_dir / "tokenizers" / name
+            config = json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8"))
+            if config.get("pad_token"):
+                cache[name] = source
+            else:
+                folder = tmp_path_factory.mktemp(f"{name}-padded")
+                shutil.copy(source / "tokenizer.json", folder / "tokenizer.json")
+                config["pad_token"] = GPT2_EOS
+                (folder / "tokenizer_config.json").write_text(json.dumps(config))
+                cache[name] = folder
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", SHARED_BPE)
+def test_shared_checkpoint_single_texts_match_on_whole_course_corpus(
+    name, shared_dir, corpus, tokenizer_layer, hf_tokenizer
+):
+    """Unpadded (ragged) output; gpt2 through a traced tf.function, as served."""
+    path = shared_dir / "tokenizers" / name
+    layer = tokenizer_layer(path, traced=name == "gpt2", padding=False)
+    check_parity(layer, hf_tokenizer(path), corpus, padding=False, truncation=True)
+
+
+@pytest.mark.parametrize("name", SHARED_BPE)
+def test_shared_checkpoint_pairs_match_with_longest_first_truncation(
+    name, corpus, padded_checkpoints, tokenizer_layer, hf_tokenizer
+):
+    path = padded_checkpoints(name)
+    texts = corpus[::8]
+    layer = tokenizer_layer(path, max_length=64)
+    check_parity(layer, hf_tokenizer(path), texts, shifted(texts, 11), padding="longest",
+                 truncation="longest_first", max_length=64)
+
+
+@pytest.mark.parametrize(
+    ("padding", "max_length"),
+    [("longest", 8), ("longest", None), ("max_length", 16), ("max_length", 128),
+     ("do_not_pad", 32)],
+)
+@pytest.mark.parametrize("name", ["gpt2", "roberta-base"])
+def test_shared_checkpoint_padding_and_max_length_match(
+    name, padding, max_length, matrix_texts, padded_checkpoints, tokenizer_layer, hf_tokenizer
+):
+    path = padded_checkpoints(name)
+    layer, hf = tokenizer_layer(path, padding=padding, max_length=max_length), hf_tokenizer(path)
+    kwargs = dict(padding=padding, truncation=True, max_length=max_length)
+    check_parity(layer, hf, matrix_texts, **kwargs)
+    check_parity(layer, hf, matrix_texts[:300], shifted(matrix_texts[:300], 3), **kwargs)
+
+
+@pytest.mark.parametrize("max_length", [8, 32])
+@pytest.mark.parametrize("truncation", ["only_first", "only_second"])
+@pytest.mark.parametrize("name", ["gpt2", "roberta-base"])
+def test_shared_checkpoint_only_first_and_only_second_truncation_follow_hf(
+    name, truncation, max_length, matrix_texts, padded_checkpoints, tokenizer_layer,
+    hf_tokenizer,
+):
+    """Parity on every pair HF accepts; a batch holding a pair HF rejects raises in the layer."""
+    path = padded_checkpoints(name)
+    texts, pairs = matrix_texts[:800], shifted(matrix_texts[:800], 5)
+    layer = tokenizer_layer(path, max_length=max_length, truncation=truncation)
+    hf = hf_tokenizer(path)
+    kwargs = dict(padding="longest", truncation=truncation, max_length=max_length)
+    accepted, rejected = split_by_hf_acceptance(hf, texts, pairs, **kwargs)
+    check_parity(layer, hf, [texts[i] for i in accepted], [pairs[i] for i in accepted], **kwargs)
+    assert rejected, "the sample should contain pairs HF refuses to truncate"
+    bad = rejected[:1] + accepted[:5]
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        layer([texts[i] for i in bad], [pairs[i] for i in bad])
+
+
+@pytest.mark.parametrize("truncation", ["only_first", "only_second"])
+def test_shared_checkpoint_only_truncation_of_single_texts_follows_hf(
+    truncation, matrix_texts, padded_checkpoints, tokenizer_layer, hf_tokenizer
+):
+    """only_first truncates single texts; only_second accepts only those that fit, as HF."""
+    path = padded_checkpoints("roberta-base")
+    kwargs = dict(padding="longest", truncation=truncation, max_length=8)
+    layer, hf = tokenizer_layer(path, max_length=8, truncation=truncation), hf_tokenizer(path)
+    accepted, rejected = split_by_hf_acceptance(hf, matrix_texts, None, **kwargs)
+    check_parity(layer, hf, [matrix_texts[i] for i in accepted], **kwargs)
+    if truncation == "only_second":
+        assert rejected
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            layer([matrix_texts[i] for i in rejected[:1] + accepted[:5]])
+    else:
+        assert not rejected
+
+
+@pytest.mark.parametrize("padding", ["longest", "max_length"])
+def test_padding_gpt2_without_pad_token_raises_like_hf(shared_dir, hf_tokenizer, padding):
+    path = shared_dir / "tokenizers" / "gpt2"
+    with pytest.raises(ValueError, match="padding token"):
+        hf_tokenizer(path)(["a", "bb"], padding=padding, max_length=8)
+    with pytest.raises(ValueError, match="padding token"):
+        TokenizerLayer.from_pretrained(str(path), padding=padding, max_length=8)
+
+
+# --- Tokenizers trained at test time -------------------------------------------------------------
+
+ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+ROBERTA_CONFIG = dict(bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
+                      unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+GPT2_CONFIG = dict(bos_token=GPT2_EOS, eos_token=GPT2_EOS, unk_token=GPT2_EOS, pad_token=GPT2_EOS)
+WORD_SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+WORD_CONFIG = dict(unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+BYTE_TOKENS = tuple(f"<0x{byte:02X}>" for byte in range(256))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A BPE tokenizer to train and wrap as a checkpoint folder.
+
+    ``style`` picks the specials and post-processor: "roberta" (RobertaProcessing, a
+    ``<mask>`` with lstrip), "gpt2" (ByteLevel post-processor, ``<|endoftext|>``),
+    "template" (TemplateProcessing) or "words" (no post-processor).
+    """
+
+    style: str = "roberta"
+    pre_tokenizer: object = None
+    normalizer: object = None
+    model: dict = field(default_factory=dict)
+    limit_alphabet: int = 1000
+    byte_fallback_vocab: bool = False
+    added: tuple[AddedToken, ...] = ()
+    added_special: tuple[AddedToken, ...] = ()
+    tokenizer_class: str = "PreTrainedTokenizerFast"
+    config: dict = field(default_factory=dict)
+
+
+def byte_level(add_prefix_space=False, use_regex=True):
+    return pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=use_regex)
+
+
+def roberta(add_prefix_space: bool, config_add_prefix_space: bool | None = None) -> Variant:
+    """RobertaTokenizer config: transformers rewrites the pre-tokenizer and post-processor
+    from its ``add_prefix_space``, so the config states it (or deliberately disagrees)."""
+    if config_add_prefix_space is None:
+        config_add_prefix_space = add_prefix_space
+    return Variant(pre_tokenizer=byte_level(add_prefix_space), tokenizer_class="RobertaTokenizer",
+                   config=dict(add_prefix_space=config_add_prefix_space))
+
+
+def words(pre_tokenizer=None, **model) -> Variant:
+    """Word-level BPE with an unknown token; a small alphabet leaves characters unknown."""
+    return Variant(style="words", pre_tokenizer=pre_tokenizer or pre_tokenizers.Whitespace(),
+                   model=dict(unk_token="<unk>", **model), limit_alphabet=150)
+
+
+VARIANTS = {
+    # byte-level
+    "ByteLevel-roberta": roberta(add_prefix_space=False),
+    "ByteLevel-roberta-add_prefix_space": roberta(add_prefix_space=True),
+    "RobertaTokenizer-config-overrides-add_prefix_space": roberta(False, True),
+    "ByteLevel-gpt2": Variant(style="gpt2", pre_tokenizer=byte_level(),
+                              tokenizer_class="GPT2Tokenizer"),
+    "ByteLevel-gpt2-add_prefix_space": Variant(
+        style="gpt2", pre_tokenizer=byte_level(add_prefix_space=True),
+        tokenizer_class="GPT2Tokenizer", config=dict(add_prefix_space=True)),
+    "ByteLevel-use_regex=False": Variant(
+        style="gpt2", pre_tokenizer=pre_tokenizers.Sequence(
+            [pre_tokenizers.WhitespaceSplit(), byte_level(use_regex=False)])),
+    "ByteLevel-TemplateProcessing": Variant(style="template", pre_tokenizer=byte_level()),
+    "ByteLevel-NFKC-Lowercase": Variant(
+        style="gpt2", pre_tokenizer=byte_level(),
+        normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])),
+    "ByteLevel-NFC-Replace-Strip": Variant(
+        style="gpt2", pre_tokenizer=byte_level(),
+        normalizer=normalizers.Sequence([
+            normalizers.NFC(), normalizers.Replace("``", '"'), normalizers.Replace("''", '"'),
+            normalizers.Strip()])),
+    "ByteLevel-ignore_merges": Variant(style="gpt2", pre_tokenizer=byte_level(),
+                                       model=dict(ignore_merges=True)),
+    # word-level pre-tokenizers
+    "Whitespace-unk": words(),
+    "Whitespace-unk-fuse_unk": words(fuse_unk=True),
+    "WhitespaceSplit-unk": words(pre_tokenizers.WhitespaceSplit()),
+    "Whitespace-no-unk": Variant(style="words", pre_tokenizer=pre_tokenizers.Whitespace(),
+                                 limit_alphabet=150),
+    "continuing_subword_prefix": words(continuing_subword_prefix="##", fuse_unk=True),
+    "end_of_word_suffix-CLIP": Variant(
+        style="words", pre_tokenizer=pre_tokenizers.Whitespace(),
+        normalizer=normalizers.Sequence([
+            normalizers.NFC(), normalizers.Replace("\t", " "), normalizers.Lowercase()]),
+        model=dict(unk_token="<unk>", end_of_word_suffix="</w>"), limit_alphabet=150),
+    "prefix-and-suffix": words(continuing_subword_prefix="##", end_of_word_suffix="</w>"),
+    "byte_fallback": Variant(
+        style="words", pre_tokenizer=pre_tokenizers.WhitespaceSplit(), limit_alphabet=150,
+        model=dict(unk_token="<unk>", byte_fallback=True), byte_fallback_vocab=True),
+    "byte_fallback-fuse_unk": Variant(
+        style="words", pre_tokenizer=pre_tokenizers.Whitespace(), limit_alphabet=150,
+        model=dict(unk_token="<unk>", byte_fallback=True, fuse_unk=True),
+        byte_fallback_vocab=True),
+    "ignore_merges": words(ignore_merges=True),
+    # added tokens
+    "AddedToken-normalized/not-normalized": Variant(
+        style="gpt2", pre_tokenizer=byte_level(), normalizer=normalizers.Lowercase(),
+        added=(AddedToken("HelloWorld", normalized=True), AddedToken("ünï", normalized=True),
+               AddedToken("<Ent>", normalized=False), AddedToken("ÜNÏ", normalized=False))),
+    "AddedToken-lstrip/rstrip/single_word": Variant(
+        pre_tokenizer=byte_level(), tokenizer_class="RobertaTokenizer",
+        added=(AddedToken("<ls>", lstrip=True, normalized=False),
+               AddedToken("<rs>", rstrip=True, normalized=False),
+               AddedToken("tok", single_word=True, normalized=False))),
+    "AddedToken-special": Variant(
+        style="gpt2", pre_tokenizer=byte_level(),
+        added_special=(AddedToken("<|sep|>"), AddedToken("[E1]", normalized=True),
+                       AddedToken("[/E1]", lstrip=True, rstrip=True))),
+    "AddedToken-words": Variant(
+        style="words", pre_tokenizer=pre_tokenizers.Whitespace(), limit_alphabet=150,
+        model=dict(unk_token="<unk>"),
+        added=(AddedToken("new york", normalized=True), AddedToken("<Ent>", normalized=False)),
+        added_special=(AddedToken("<mask>", lstrip=True),)),
+}
+
+
+def specials(style: str) -> list:
+    if style == "roberta":
+        return [*ROBERTA_SPECIALS, AddedToken("<mask>", lstrip=True, special=True)]
+    if style in ("gpt2", "template"):
+        return [GPT2_EOS, "<pad>"]
+    return list(WORD_SPECIALS)
+
+
+def post_processor(style: str, tok: Tokenizer):
+    if style == "roberta":
+        return processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")),
+                                            ("<s>", tok.token_to_id("<s>")))
+    if style == "gpt2":
+        return processors.ByteLevel(trim_offsets=True)
+    if style == "template":
+        eos = (GPT2_EOS, tok.token_to_id(GPT2_EOS))
+        return processors.TemplateProcessing(
+            single=f"{GPT2_EOS} $A", pair=f"{GPT2_EOS} $A {GPT2_EOS}:1 $B:1", special_tokens=[eos])
+    return None
+
+
+def tokenizer_config(variant: Variant, pad: bool) -> dict:
+    names = {"roberta": ROBERTA_CONFIG, "gpt2": GPT2_CONFIG, "template": GPT2_CONFIG}.get(
+        variant.style, WORD_CONFIG)
+    config = dict(model_max_length=128, tokenizer_class=variant.tokenizer_class, **names,
+                  **variant.config)
+    if not pad:
+        config["pad_token"] = None
+    return config
+
+
+def with_byte_tokens(tok: Tokenizer) -> Tokenizer:
+    """All 256 ``<0xXX>`` tokens appended to the model vocabulary (not as added tokens)."""
+    document = json.loads(tok.to_str())
+    vocab = document["model"]["vocab"]
+    for token in BYTE_TOKENS:
+        vocab.setdefault(token, len(vocab))
+    return Tokenizer.from_str(json.dumps(document))
+
+
+def train_tokenizer(variant: Variant, corpus: list[str]) -> Tokenizer:
+    tok = Tokenizer(models.BPE(**variant.model))
+    tok.normalizer = variant.normalizer
+    tok.pre_tokenizer = variant.pre_tokenizer
+    is_byte_level = variant.style != "words"
+    affixes = {key: variant.model[key] for key in ("continuing_subword_prefix",
+                                                  "end_of_word_suffix") if key in variant.model}
+    trainer = trainers.BpeTrainer(
+        vocab_size=3000, special_tokens=specials(variant.style),
+        limit_alphabet=variant.limit_alphabet,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet() if is_byte_level else [],
+        **affixes,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    if is_byte_level:
+        tok.decoder = decoders.ByteLevel()
+    if variant.byte_fallback_vocab:
+        tok = with_byte_tokens(tok)
+    tok.post_processor = post_processor(variant.style, tok)
+    tok.add_tokens(list(variant.added))
+    tok.add_special_tokens(list(variant.added_special))
+    return tok
+
+
+def save_checkpoint(tok: Tokenizer, config: dict, folder: Path) -> Path:
+    """tokenizer.json + tokenizer_config.json: a folder HF and tfpipe both load."""
+    folder.mkdir(parents=True)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def training_corpus() -> list[str]:
+    return generate_texts(3000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def trained(training_corpus, tmp_path_factory):
+    """``trained(name, pad=True)``: the checkpoint folder of ``VARIANTS[name]``, trained once."""
+    cache = {}
+
+    def get(name: str, pad: bool = True) -> Path:
+        if (name, pad) not in cache:
+            variant = VARIANTS[name]
+            folder = tmp_path_factory.mktemp("bpe") / "ckpt"
+            tok = train_tokenizer(variant, training_corpus)
+            cache[name, pad] = save_checkpoint(tok, tokenizer_config(variant, pad), folder)
+        return cache[name, pad]
+
+    return get
+
+
+def injected_strings(variant: Variant) -> tuple[str, ...]:
+    """Special and added token strings, with case variants, to splice into test texts."""
+    contents = [t.content for t in variant.added + variant.added_special]
+    contents += [str(t) for t in specials(variant.style)] + ["<mask>", *CONTRACTIONS]
+    contents += [c.upper() for c in contents] + [c.lower() for c in contents]
+    return tuple(dict.fromkeys(contents))
+
+
+def test_trained_variants_have_the_model_options_they_test(trained):
+    """Guards the fixtures: the saved tokenizer.json carries each option under test."""
+    for name, expected in [
+        ("byte_fallback", dict(byte_fallback=True, unk_token="<unk>")),
+        ("ignore_merges", dict(ignore_merges=True)),
+        ("Whitespace-unk-fuse_unk", dict(fuse_unk=True)),
+        ("continuing_subword_prefix", dict(continuing_subword_prefix="##")),
+        ("end_of_word_suffix-CLIP", dict(end_of_word_suffix="</w>")),
+    ]:
+        model = json.loads((trained(name) / "tokenizer.json").read_text())["model"]
+        assert {key: model[key] for key in expected} == expected, name
+    vocab = json.loads((trained("byte_fallback") / "tokenizer.json").read_text())["model"]["vocab"]
+    assert set(BYTE_TOKENS) <= set(vocab)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_trained_bpe_variant_matches(name, trained, tokenizer_layer, hf_tokenizer):
+    folder = trained(name)
+    try:
+        runner = tokenizer_layer(folder)
+    except UnsupportedComponentError as e:
+        pytest.fail(f"{name} is not supported by TokenizerLayer yet: {e}")
+    hf = hf_tokenizer(folder)
+    texts = list(BPE_EDGE_CASES) + generate_texts(800, seed=11,
+                                                  inject=injected_strings(VARIANTS[name]))
+    check_parity(runner, hf, texts, padding="longest", truncation=True)
+    check_parity(runner, hf, texts[:400], shifted(texts[:400], 3), padding="longest",
+                 truncation=True)
+
+
+@pytest.mark.parametrize(
+    ("padding", "max_length", "truncation"),
+    [("max_length", 16, "longest_first"), ("do_not_pad", 24, "longest_first"),
+     ("longest", 12, "only_first"), ("longest", 12, "only_second")],
+)
+def test_trained_byte_level_padding_and_truncation_match(
+    padding, max_length, truncation, trained, tokenizer_layer, hf_tokenizer
+):
+    folder = trained("ByteLevel-roberta")
+    layer = tokenizer_layer(folder, padding=padding, max_length=max_length, truncation=truncation)
+    hf = hf_tokenizer(folder)
+    texts = list(BPE_EDGE_CASES) + generate_texts(600, seed=13)
+    pairs = shifted(texts, 5)
+    kwargs = dict(padding=padding, truncation=truncation, max_length=max_length)
+    accepted, rejected = split_by_hf_acceptance(hf, texts, pairs, **kwargs)
+    check_parity(layer, hf, [texts[i] for i in accepted], [pairs[i] for i in accepted], **kwargs)
+    if rejected:
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            layer([texts[i] for i in rejected[:1] + accepted[:3]],
+                  [pairs[i] for i in rejected[:1] + accepted[:3]])
+    if truncation == "longest_first":
+        check_parity(layer, hf, texts, **kwargs)
+
+
+@pytest.mark.parametrize("padding", ["longest", "max_length"])
+def test_padding_without_pad_token_raises_like_hf(trained, hf_tokenizer, padding):
+    folder = trained("ByteLevel-gpt2", pad=False)
+    with pytest.raises(ValueError, match="padding token"):
+        hf_tokenizer(folder)(["a", "bb"], padding=padding, max_length=8)
+    with pytest.raises(ValueError, match="padding token"):
+        TokenizerLayer.from_pretrained(str(folder), padding=padding, max_length=8)
+
+
+@pytest.mark.parametrize(("texts", "pairs"), [([""], None), (["", ""], None), (["<mask>"], None),
+                                             (["word"], [""])])
+def test_batch_without_words_with_add_prefix_space_matches(
+    texts, pairs, trained, tokenizer_layer, hf_tokenizer
+):
+    folder = trained("ByteLevel-roberta-add_prefix_space")
+    check_parity(tokenizer_layer(folder), hf_tokenizer(folder), texts, pairs, padding="longest",
+                 truncation=True)
+
+
+def test_unpadded_output_needs_no_pad_token(trained, tokenizer_layer, hf_tokenizer):
+    folder = trained("ByteLevel-gpt2", pad=False)
+    texts = list(BPE_EDGE_CASES)
+    check_parity(tokenizer_layer(folder, padding=False), hf_tokenizer(folder), texts,
+                 shifted(texts), padding=False, truncation=True)
+
+
+@pytest.mark.parametrize("name", ["ByteLevel-roberta", "byte_fallback", "end_of_word_suffix-CLIP"])
+def test_traced_bpe_graph_uses_only_stock_tensorflow_ops(name, trained, tokenizer_layer):
+    layer = tokenizer_layer(trained(name)).layer
+
+    def single(text):
+        return layer(text)
+
+    def pair(text, text_pair):
+        return layer(text, text_pair=text_pair)
+
+    spec = tf.TensorSpec([None], tf.string)
+    for fn, specs in ((single, [spec]), (pair, [spec, spec])):
+        ops = graph_op_types(tf.function(fn).get_concrete_function(*specs).graph.as_graph_def())
+        assert ops, "empty graph"
+        assert foreign_ops(ops) == set()
+
+
+def test_byte_level_bpe_with_dropout_raises_at_build(trained, tmp_path):
+    document = json.loads((trained("ByteLevel-roberta") / "tokenizer.json").read_text())
+    document["model"]["dropout"] = 0.1
+    config = json.loads((trained("ByteLevel-roberta") / "tokenizer_config.json").read_text())
+    folder = save_checkpoint(Tokenizer.from_str(json.dumps(document)), config, tmp_path / "ckpt")
+    with pytest.raises(UnsupportedComponentError, match="dropout"):
+        TokenizerLayer.from_pretrained(str(folder))
+
+
+# --- Hypothesis: random Unicode, whitespace runs, contractions, emoji -----------------------------
+
+BPE_WHITESPACE = " \t\n\r\u3000\xa0\u2009\x0b\x0c\x85\u2028"
+ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=60)
+TEXTS = st.one_of(
+    ANY_TEXT,
+    st.text(st.sampled_from(BPE_WHITESPACE + "ab'"), max_size=30),
+    st.lists(st.sampled_from(CONTRACTIONS + ("I", "we", "don", "X", " ", "  ", "\n", "9")),
+             max_size=12).map("".join),
+    st.lists(st.sampled_from(EMOJI + ("a", " ", "\u200d", "\ufe0f", "\U0001f3fd", "!")),
+             max_size=12).map("".join),
+    st.lists(st.sampled_from(("<mask>", "<s>", GPT2_EOS, "<|sep|>", "<ls>", "tok", " ", "x",
+                              "\n", "é", "new york")), max_size=10).map("".join),
+    st.text(st.sampled_from("0123456789.,-_ aA" + WHITESPACE[:6]), max_size=30),
+)
+HYPOTHESIS = settings(max_examples=60, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+TEXT_BATCHES = st.lists(TEXTS, min_size=1, max_size=4)
+PAIR_BATCHES = st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=4)
+HYPOTHESIS_VARIANTS = ["ByteLevel-roberta", "ByteLevel-roberta-add_prefix_space",
+                       "AddedToken-special", "prefix-and-suffix"]
+
+
+@pytest.fixture(scope="module")
+def hypothesis_tokenizers(trained, tokenizer_layer, hf_tokenizer):
+    """(traced LayerRunner with max_length=24, HF tokenizer) for some trained variants."""
+    return [(tokenizer_layer(trained(name), traced=True, max_length=24),
+             hf_tokenizer(trained(name)))
+            for name in HYPOTHESIS_VARIANTS]
+
+
+@HYPOTHESIS
+@given(texts=TEXT_BATCHES)
+def test_random_unicode_single_texts_match(hypothesis_tokenizers, texts):
+    for layer, hf in hypothesis_tokenizers:
+        expected = hf(texts, padding="longest", truncation=True, max_length=24)
+        assert_same_encoding(layer(texts), expected, texts, tokens=hf.convert_ids_to_tokens)
+
+
+@HYPOTHESIS
+@given(pairs=PAIR_BATCHES)
+def test_random_unicode_pairs_match_with_truncation(hypothesis_tokenizers, pairs):
+    texts, partners = [a for a, _ in pairs], [b for _, b in pairs]
+    for layer, hf in hypothesis_tokenizers:
+        expected = hf(texts, partners, padding="longest", truncation=True, max_length=24)
+        assert_same_encoding(layer(texts, partners), expected, texts, partners,
+                             tokens=hf.convert_ids_to_tokens)
+
+
+@pytest.fixture(scope="module")
+def gpt2_layer(padded_checkpoints, tokenizer_layer, hf_tokenizer):
+    path = padded_checkpoints("gpt2")
+    return tokenizer_layer(path, traced=True, max_length=32), hf_tokenizer(path)
+
+
+@HYPOTHESIS
+@given(texts=TEXT_BATCHES)
+def test_random_unicode_matches_gpt2(gpt2_layer, texts):
+    layer, hf = gpt2_layer
+    expected = hf(texts, padding="longest", truncation=True, max_length=32)
+    assert_same_encoding(layer(texts), expected, texts, tokens=hf.convert_ids_to_tokens)
