@@ -83,15 +83,6 @@ class CodepointMap:
     extra_offsets: np.ndarray
 
     @classmethod
-    def identity(cls) -> CodepointMap:
-        return cls(
-            lengths=np.ones(NUM_CODEPOINTS, np.int32),
-            firsts=np.arange(NUM_CODEPOINTS, dtype=np.int32),
-            extra=np.zeros(0, np.int32),
-            extra_offsets=np.zeros(NUM_CODEPOINTS, np.int32),
-        )
-
-    @classmethod
     def from_outputs(cls, outputs: dict[int, Sequence[int]]) -> CodepointMap:
         """Identity except for the code points given."""
         lengths = np.ones(NUM_CODEPOINTS, np.int64)
