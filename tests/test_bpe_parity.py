@@ -19,6 +19,7 @@ from parity import assert_same_encoding, check_parity
 from texts import EMOJI, WHITESPACE, course_texts, generate_texts
 from tokenizers import (
     AddedToken,
+    Regex,
     Tokenizer,
     decoders,
     models,
@@ -226,6 +227,25 @@ def byte_level(add_prefix_space=False, use_regex=True):
     return pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space, use_regex=use_regex)
 
 
+# Split patterns of tiktoken-style checkpoints (Llama-3 / cl100k, Qwen2, GPT-4o / o200k,
+# DeepSeek-V3), with the `\s+(?!\S)` look-ahead RE2 cannot run directly.
+CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2 = CL100K.replace(r"\p{N}{1,3}", r"\p{N}")
+O200K = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+         r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+"
+         r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}"
+         r"| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+DEEPSEEK = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
+            r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def split_then_bytes(*patterns: str):
+    """Regex Splits, then ByteLevel without its own regex: the tiktoken-style pipeline."""
+    splits = [pre_tokenizers.Split(Regex(p), "isolated") for p in patterns]
+    return pre_tokenizers.Sequence([*splits, byte_level(use_regex=False)])
+
+
 def roberta(add_prefix_space: bool, config_add_prefix_space: bool | None = None) -> Variant:
     """RobertaTokenizer config: transformers rewrites the pre-tokenizer and post-processor
     from its ``add_prefix_space``, so the config states it (or deliberately disagrees)."""
@@ -265,6 +285,22 @@ VARIANTS = {
             normalizers.Strip()])),
     "ByteLevel-ignore_merges": Variant(style="gpt2", pre_tokenizer=byte_level(),
                                        model=dict(ignore_merges=True)),
+    # regex Split pre-tokenizers
+    "Split-Llama-3": Variant(style="template", pre_tokenizer=split_then_bytes(CL100K),
+                             model=dict(ignore_merges=True)),
+    "Split-Qwen2-NFC": Variant(style="gpt2", pre_tokenizer=split_then_bytes(QWEN2),
+                               normalizer=normalizers.NFC()),
+    "Split-o200k": Variant(style="gpt2", pre_tokenizer=split_then_bytes(O200K)),
+    "Split-DeepSeek-sequence": Variant(
+        style="gpt2",
+        pre_tokenizer=split_then_bytes(r"\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+                                       DEEPSEEK)),
+    "Split-behaviours-invert": words(pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", "removed"),
+        pre_tokenizers.Split(Regex(r"[\p{L}\p{M}]+"), "merged_with_next", invert=True),
+        pre_tokenizers.Split(Regex(r"\d"), "contiguous"),
+        pre_tokenizers.Split(Regex(r"[.,]"), "merged_with_previous"),
+    ])),
     # word-level pre-tokenizers
     "Whitespace-unk": words(),
     "Whitespace-unk-fuse_unk": words(fuse_unk=True),
@@ -439,6 +475,15 @@ def test_trained_bpe_variant_matches(name, trained, tokenizer_layer, hf_tokenize
                  truncation=True)
 
 
+@pytest.mark.parametrize("name", ["Split-Llama-3", "Split-o200k"])
+def test_trained_split_pattern_matches_on_whole_course_corpus(
+    name, trained, tokenizer_layer, hf_tokenizer, corpus
+):
+    folder = trained(name)
+    check_parity(tokenizer_layer(folder), hf_tokenizer(folder), corpus,
+                 padding="longest", truncation=True)
+
+
 @pytest.mark.parametrize(
     ("padding", "max_length", "truncation"),
     [("max_length", 16, "longest_first"), ("do_not_pad", 24, "longest_first"),
@@ -535,7 +580,7 @@ HYPOTHESIS = settings(max_examples=60, deadline=None,
 TEXT_BATCHES = st.lists(TEXTS, min_size=1, max_size=4)
 PAIR_BATCHES = st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=4)
 HYPOTHESIS_VARIANTS = ["ByteLevel-roberta", "ByteLevel-roberta-add_prefix_space",
-                       "AddedToken-special", "prefix-and-suffix"]
+                       "AddedToken-special", "prefix-and-suffix", "Split-Llama-3", "Split-o200k"]
 
 
 @pytest.fixture(scope="module")

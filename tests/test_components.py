@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from tokenizers import Tokenizer
 
+from tfpipe.tokenization import UnsupportedComponentError
 from tfpipe.tokenization.normalizers import Normalizer
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer
 
@@ -63,6 +64,33 @@ PRE_TOKENIZERS = [
         ],
     },
 ]
+GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+CL100K_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def split(pattern: str, behaviour: str = "Isolated", invert: bool = False, kind: str = "Regex"):
+    return {"type": "Split", "pattern": {kind: pattern}, "behavior": behaviour, "invert": invert}
+
+
+SPLITS = [
+    split(GPT2_PATTERN),
+    split(CL100K_PATTERN),
+    split(CL100K_PATTERN, "Removed", invert=True),
+    split(r"\s+(?=\S)", "MergedWithNext"),
+    split(r" ?[^(\s|[.,!?…。，、।۔،])]+"),
+    split(r"(?i)[a-z]+|\w+?x|\x{3000}|\u00a0|\.{2,}"),
+    *(split(r"a*", behaviour, invert) for behaviour in
+      ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous")
+      for invert in (False, True)),
+    split(" ", "Removed", kind="String"),
+    split("ab", "MergedWithPrevious", kind="String"),
+    {"type": "Sequence", "pretokenizers": [
+        split(r"\p{N}{1,3}"), {"type": "WhitespaceSplit"}, split(r"[.,]", "Contiguous")]},
+]
+# A dense alphabet of what the look-ahead rewrite must get right: whitespace runs before
+# letters, digits, symbols, newlines and the end of the text.
+WHITESPACE_DENSE = " \t\n\r\u3000\xa0a1!'sSLlX.ab"
 
 
 def reference(section: str, component: dict):
@@ -109,6 +137,7 @@ def random_text(rng: random.Random) -> str:
 def component_texts(request) -> list[str]:
     rng = random.Random(20261125)
     texts = [random_text(rng) for _ in range(4000)] + EDGE_TEXTS
+    texts += ["".join(rng.choices(WHITESPACE_DENSE, k=rng.randint(0, 20))) for _ in range(2000)]
     corpus = request.config.rootpath.parent / "shared" / "corpus" / "course.jsonl"
     if corpus.is_file():
         with corpus.open(encoding="utf-8") as lines:
@@ -134,7 +163,7 @@ def test_normalizer_matches_reference(component, component_texts):
     assert not wrong, f"{len(wrong)} mismatches, first: {wrong[:3]!r}"
 
 
-@pytest.mark.parametrize("component", PRE_TOKENIZERS, ids=lambda c: json.dumps(c))
+@pytest.mark.parametrize("component", PRE_TOKENIZERS + SPLITS, ids=lambda c: json.dumps(c))
 def test_pre_tokenizer_matches_reference(component, component_texts):
     ours = PreTokenizer(component)
 
@@ -158,3 +187,19 @@ def test_pre_tokenizer_matches_reference(component, component_texts):
         if [w for w, _ in expected.pre_tokenize_str(t)] != g
     ]
     assert not wrong, f"{len(wrong)} mismatches, first: {wrong[:3]!r}"
+
+
+@pytest.mark.parametrize("pattern", [
+    r"^a", r"a$", r"\bword", r"(?<=a)b", r"(a)\1", r"(?>a+)", r"a++", r"(?!a)b",
+    r"\s+(?!\S)x", r"a(?=b)+", r"a*(?!b)", r"a+?(?!b)", r"a(?!bc)", r"[ab", r"(a", r"a)",
+    r"a(?=b)|c(?!d)",
+])
+def test_split_pattern_outside_the_supported_subset_raises_at_build(pattern):
+    with pytest.raises(UnsupportedComponentError, match="Split"):
+        PreTokenizer(split(pattern))
+
+
+@pytest.mark.parametrize("pattern", [r"(?i:ss)", r"(?i)[ß]", r"(?i:xst)", r"a(?i:ﬁ)"])
+def test_split_pattern_with_multi_character_case_folding_raises_at_build(pattern):
+    with pytest.raises(UnsupportedComponentError, match="case folding"):
+        PreTokenizer(split(pattern))

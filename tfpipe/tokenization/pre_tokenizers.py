@@ -33,11 +33,12 @@ from tfpipe.tokenization.ragged_ops import (
     row_starts_mask,
 )
 from tfpipe.tokenization.reference import reference_tokenizer
+from tfpipe.tokenization.regex_split import RegexSplit
 
 SECTION = "pre_tokenizer"
 SUPPORTED = frozenset(
     {"Sequence", "WhitespaceSplit", "BertPreTokenizer", "Whitespace", "Punctuation", "Digits",
-     "ByteLevel", "Metaspace"}
+     "ByteLevel", "Metaspace", "Split"}
 )
 BEHAVIOURS = ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous")
 # `class_runs`: split wherever the class changes and drop class 2 (the Whitespace pre-tokenizer).
@@ -196,6 +197,9 @@ class Gpt2Split:
         return boundary | any_contraction, removed
 
 
+Stage = SplitStage | Gpt2Split | RegexSplit
+
+
 def _behaviour(component: dict, key: str = "behavior") -> str:
     behaviour = component.get(key, "Isolated")
     if behaviour not in BEHAVIOURS:
@@ -211,7 +215,7 @@ def _flatten(component: dict | None) -> list[dict]:
     return [component]
 
 
-def _stages(component: dict | None) -> list[SplitStage | Gpt2Split]:
+def _stages(component: dict | None) -> list[Stage]:
     if component is None:
         return []
     kind = component.get("type")
@@ -231,6 +235,8 @@ def _stages(component: dict | None) -> list[SplitStage | Gpt2Split]:
         return [SplitStage(classes, _behaviour(component))]
     if kind == "ByteLevel":
         return [Gpt2Split(byte_level_classes())] if component.get("use_regex", True) else []
+    if kind == "Split":
+        return [RegexSplit.from_component(component)]
     if kind == "Digits":
         individual = bool(component.get("individual_digits", False))
         classes = _isolated_classes({"type": "Digits", "individual_digits": True})
@@ -265,7 +271,7 @@ class PreTokenizer:
                 )
             self.byte_map = LocalMap(byte_level_alphabet())
         self.metaspace = None
-        after: list[SplitStage | Gpt2Split] = []
+        after: list[Stage] = []
         if metaspace:
             if len(metaspace) > 1:
                 raise UnsupportedComponentError(SECTION, "Metaspace", "more than one")
@@ -293,18 +299,24 @@ class PreTokenizer:
 
 
 class SplitPhase:
-    """Split stages run together on flat code points, one packed class lookup for all."""
+    """Split stages run together on flat code points, one packed class lookup for all.
+
+    Regex stages (`Split`) bring their own character groups and take no packed class.
+    """
 
     CLASS_BITS = 2
 
-    def __init__(self, stages: list[SplitStage | Gpt2Split]) -> None:
+    def __init__(self, stages: list[Stage]) -> None:
         self.stages = stages
-        if len(self.stages) * self.CLASS_BITS > 30:
+        tabled = [stage for stage in stages if stage.classes is not None]
+        if len(tabled) * self.CLASS_BITS > 30:
             raise UnsupportedComponentError(SECTION, "Sequence", "more than 15 split stages")
-        packed = np.zeros_like(self.stages[0].classes) if self.stages else None
-        for index, stage in enumerate(self.stages):
+        self.slots = {}
+        packed = np.zeros(NUM_CODEPOINTS, np.int32)
+        for index, stage in enumerate(tabled):
             packed |= stage.classes << (self.CLASS_BITS * index)
-        self.table = BlockTable.from_dense(packed) if self.stages else None
+            self.slots[id(stage)] = self.CLASS_BITS * index
+        self.table = BlockTable.from_dense(packed) if tabled else None
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """[pieces, (code points)] → ([words, (code points)], piece of each word)."""
@@ -312,12 +324,13 @@ class SplitPhase:
         starts = row_starts_mask(pieces)
         piece_of = row_ids(pieces)
         if self.stages:
-            (packed,) = self.table.lookup(values)
+            packed = self.table.lookup(values)[0] if self.table is not None else None
             removed = tf.zeros_like(starts)
-            for index, stage in enumerate(self.stages):
-                cls = tf.bitwise.bitwise_and(
-                    tf.bitwise.right_shift(packed, self.CLASS_BITS * index), 3
-                )
+            for stage in self.stages:
+                cls = None
+                if id(stage) in self.slots:
+                    shifted = tf.bitwise.right_shift(packed, self.slots[id(stage)])
+                    cls = tf.bitwise.bitwise_and(shifted, 3)
                 starts, removed = stage.apply(values, cls, starts, removed)
             kept = ~removed
             values = tf.boolean_mask(values, kept)
