@@ -7,10 +7,14 @@ first and `end_of_word_suffix` on the last); characters outside the vocabulary b
 pair is merged, leftmost first, until none is left; `ignore_merges` takes whole-word vocabulary
 entries as they are.
 
-In the graph each distinct word of the batch is processed once, and every loop step merges, in
-every word at once, all non-overlapping occurrences of that word's lowest-ranked pair — the
+In the graph, words are first cut into chunks wherever no vocabulary token contains the two
+characters on either side (no merge can ever join them, so the chunks' tokens are the word's
+tokens): a SentencePiece text without a pre-tokenizer becomes word-sized chunks instead of one
+long word. Each distinct chunk of the batch is processed once, and every loop step merges, in
+every chunk at once, all non-overlapping occurrences of that chunk's lowest-ranked pair — the
 same result as the reference's priority queue, because a pair created by a merge always ranks
-after the merge that created it. Character-to-symbol ids are code point tables.
+after the merge that created it. Chunks leave the loop as soon as nothing in them merges.
+Character-to-symbol ids are code point tables.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ def _merge_pairs(
             ) from None
         pairs[ids[0], ids[1]] = (rank, ids[2])
     return pairs
+
+
+def _joinable_pairs(vocab: dict[str, int]) -> np.ndarray:
+    """Keys (first << 21 | second) of every pair of adjacent characters inside a token."""
+    pairs = {
+        (ord(a) << 21) | ord(b) for token in vocab for a, b in zip(token, token[1:], strict=False)
+    }
+    return np.array(sorted(pairs), np.int64)
 
 
 def _character_ids(vocab: dict[str, int], prefix: str, suffix: str) -> list[np.ndarray]:
@@ -98,19 +110,65 @@ class BPE(tf.Module):
             default_value=-1,
         )
         self.vocab = string_table(vocab) if self.ignore_merges else None
+        # With a prefix or suffix a symbol's id depends on its place in the word: no chunks.
+        self.joinable = None
+        if not (prefix or suffix):
+            keys = _joinable_pairs(vocab)
+            self.joinable = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(keys), tf.ones(len(keys), tf.int32)
+                ),
+                default_value=0,
+            )
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)]."""
         strings = tf.strings.unicode_encode(words, "UTF-8")
-        unique, inverse = tf.unique(strings, out_idx=tf.int32)
-        first = tf.math.unsorted_segment_min(tf.range(tf.size(strings)), inverse, tf.size(unique))
-        return tf.gather(self._tokenize(unique, tf.gather(words, first)), inverse)
+        whole = self.vocab.lookup(strings) if self.ignore_merges else None
+        chunks, chunk_word = self._chunks(words, None if whole is None else whole >= 0)
+        if whole is not None:
+            # A listed word is one chunk taken whole; its key must not meet an unlisted chunk.
+            chunk_whole = tf.gather(whole, chunk_word)
+            keys = tf.strings.unicode_encode(chunks, "UTF-8")
+            keys = tf.where(chunk_whole >= 0, tf.strings.join(["\xff", keys]), keys)
+        else:
+            chunk_whole, keys = None, tf.strings.unicode_encode(chunks, "UTF-8")
+        unique, inverse = tf.unique(keys, out_idx=tf.int32)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(keys)), inverse, tf.size(unique))
+        whole_of_unique = None if chunk_whole is None else tf.gather(chunk_whole, first)
+        tokens = tf.gather(self._tokenize(tf.gather(chunks, first), whole_of_unique), inverse)
+        counts = tf.math.unsorted_segment_sum(tokens.row_lengths(), chunk_word, words.nrows())
+        return tf.RaggedTensor.from_row_lengths(tokens.values, counts, validate=False)
 
-    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        num_words = tf.size(strings)
+    def _chunks(
+        self, words: tf.RaggedTensor, listed: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """Words cut where no merge can join the neighbours; (chunks, word of each chunk).
+
+        Only between two vocabulary characters: unknown ones may be dropped, fused or
+        byte-expanded, which changes what becomes adjacent.
+        """
+        cps = words.values
+        owner = row_ids(words)
+        starts = previous(owner, -1) != owner
+        if self.joinable is not None:
+            known = self.characters.lookup(cps)[0] >= 0
+            pair_keys = tf.bitwise.left_shift(tf.cast(previous(cps, 0), tf.int64), 21) | tf.cast(
+                cps, tf.int64
+            )
+            cut = (self.joinable.lookup(pair_keys) == 0) & known & previous(known, False)
+            if listed is not None:
+                cut &= ~tf.gather(listed, owner)
+            starts |= cut
+        splits = tf.concat([tf.where(starts)[:, 0], tf.shape(cps, out_type=tf.int64)], 0)
+        chunks = tf.RaggedTensor.from_row_splits(cps, splits, validate=False)
+        return chunks, tf.boolean_mask(owner, starts)
+
+    def _tokenize(self, words: tf.RaggedTensor, whole: tf.Tensor | None) -> tf.RaggedTensor:
+        """Distinct chunks → their tokens; `whole` ≥ 0 marks chunks taken whole (ignore_merges)."""
+        num_words = tf.cast(words.nrows(), tf.int32)
         symbols, owner = self._initial_symbols(words)
-        if self.ignore_merges:
-            whole = self.vocab.lookup(strings)
+        if whole is not None:
             listed = tf.gather(whole >= 0, owner)
             symbols = tf.concat(
                 [tf.boolean_mask(symbols, ~listed), tf.boolean_mask(whole, whole >= 0)], 0
@@ -120,9 +178,7 @@ class BPE(tf.Module):
             )
             order = tf.argsort(owner, stable=True)
             symbols, owner = tf.gather(symbols, order), tf.gather(owner, order)
-            merged, owner = self._merge(symbols, owner, num_words)
-        else:
-            merged, owner = self._merge(symbols, owner, num_words)
+        merged, owner = self._merge(symbols, owner, num_words)
         return tf.RaggedTensor.from_value_rowids(
             merged, tf.cast(owner, tf.int64), nrows=tf.cast(num_words, tf.int64), validate=False
         )
@@ -163,9 +219,13 @@ class BPE(tf.Module):
         return expanded, tf.gather(owner, source)
 
     def _merge(self, symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor):
-        """Apply merges until no word has a mergeable pair left."""
+        """Apply merges until no chunk has a mergeable pair left.
 
-        def step(symbols, owner, _):
+        Chunks with nothing to merge leave the loop state for a TensorArray, so each step
+        costs only what is still merging; one stable sort by owner restores the order.
+        """
+
+        def step(symbols, owner, done_symbols, done_owner, index):
             pair_in_word = following(owner, -1) == owner
             keys = tf.bitwise.left_shift(tf.cast(symbols, tf.int64), 32) | tf.cast(
                 following(symbols, 0), tf.int64
@@ -174,6 +234,9 @@ class BPE(tf.Module):
             mergeable = pair_in_word & (packed >= 0)
             rank = tf.where(mergeable, tf.bitwise.right_shift(packed, 32), NO_RANK)
             lowest = tf.math.unsorted_segment_min(rank, owner, num_words)
+            finished = tf.gather(lowest, owner) == NO_RANK
+            done_symbols = done_symbols.write(index, tf.boolean_mask(symbols, finished))
+            done_owner = done_owner.write(index, tf.boolean_mask(owner, finished))
             chosen = mergeable & (rank == tf.gather(lowest, owner))
             # Overlapping occurrences (x x x) merge leftmost first: every other one of a run.
             run_start = chosen & ~previous(chosen, False)
@@ -184,20 +247,31 @@ class BPE(tf.Module):
             merge = chosen & (tf.math.floormod(offset, 2) == 0)
             merged_id = tf.cast(tf.bitwise.bitwise_and(packed, 0xFFFFFFFF), tf.int32)
             symbols = tf.where(merge, merged_id, symbols)
-            keep = ~previous(merge, False)
+            keep = ~previous(merge, False) & ~finished
             return (
                 tf.boolean_mask(symbols, keep),
                 tf.boolean_mask(owner, keep),
-                tf.reduce_any(merge),
+                done_symbols,
+                done_owner,
+                index + 1,
             )
 
-        symbols, owner, _ = tf.while_loop(
-            lambda _s, _o, changed: changed,
+        def collected(dtype):
+            return tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False,
+                                  element_shape=tf.TensorShape([None]))
+
+        _, _, done_symbols, done_owner, _ = tf.while_loop(
+            lambda symbols, *_: tf.size(symbols) > 0,
             step,
-            (symbols, owner, tf.constant(True)),
-            shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape([])),
+            (symbols, owner, collected(symbols.dtype), collected(owner.dtype), tf.constant(0)),
+            shape_invariants=(
+                tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape(None),
+                tf.TensorShape(None), tf.TensorShape([]),
+            ),
         )
-        return symbols, owner
+        symbols, owner = done_symbols.concat(), done_owner.concat()
+        order = tf.argsort(owner, stable=True)
+        return tf.gather(symbols, order), tf.gather(owner, order)
 
 
 def utf8_byte(cps: tf.Tensor, length: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
