@@ -189,12 +189,19 @@ class Precompiled(tf.Module):
         # Shortest key prefix of 2 … 5 characters when the first character is not a key.
         rule = tf.fill([count], -1)
         if self.whole_keys is not None:
+            # Only the few short multi-character graphemes are looked up, not every grapheme.
+            candidates = tf.where(short & ~key_first)
+            candidate_first = tf.gather_nd(first, candidates)
+            candidate_chars = tf.gather_nd(chars, candidates)
+            candidate_rule = tf.fill(tf.shape(candidate_first), -1)
             for prefix in range(MAX_WHOLE_CHARS, 1, -1):
-                fits = short & ~key_first & (chars >= prefix)
-                at = tf.minimum(tf.expand_dims(first, 1) + tf.range(prefix), tf.size(values) - 1)
+                fits = candidate_chars >= prefix
+                at = tf.expand_dims(candidate_first, 1) + tf.range(prefix)
+                at = tf.minimum(at, tf.size(values) - 1)
                 text = tf.strings.unicode_encode(tf.gather(values, at), "UTF-8")
                 found = tf.where(fits, self.whole_keys.lookup(text), -1)
-                rule = tf.where(found >= 0, found, rule)
+                candidate_rule = tf.where(found >= 0, found, candidate_rule)
+            rule = tf.tensor_scatter_nd_update(rule, candidates, candidate_rule)
         replaced = key_first | (rule >= 0)
         is_first = tf.range(tf.size(values)) == tf.gather(first, grapheme)
         char_rule = tf.gather(rule, grapheme)
