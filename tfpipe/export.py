@@ -34,6 +34,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tfpipe.graph_audit import foreign_ops, graph_op_types
 from tfpipe.heads import CandidateSimilarity, EntailmentProbabilities, LabelLookup
+from tfpipe.runtime_compat import MINIMUM_TENSORFLOW, load_table, unsupported_nodes
 from tfpipe.tokenization.layer import TokenizerLayer
 
 METADATA_FILE = "tfpipe.json"
@@ -125,7 +126,7 @@ def export(
         write_warmup_requests(export_dir, target.name, requests)
         metadata = pipeline_metadata(model, tokenizer, input_names, target)
         write_json(export_dir / METADATA_FILE, metadata)
-        check_ops(saved_model_op_types(export_dir))
+        check_ops(export_dir)
         report = run_self_check(export_dir, requests, staging)
         verify_report(report, expected_outputs(model, tokenizer, requests), atol)
         if target.version_dir.exists():
@@ -262,6 +263,7 @@ def pipeline_metadata(
         "max_length": tokenizer.max_length,
         "tfpipe_version": tfpipe.__version__,
         "tensorflow_version": tf.__version__,
+        "minimum_tensorflow_version": MINIMUM_TENSORFLOW,
         "tf_keras_version": tf_keras.__version__,
         "transformers_version": transformers.__version__,
     }
@@ -327,20 +329,30 @@ def run_self_check(
     return json.loads(report_path.read_text(encoding="utf-8"))
 
 
-def saved_model_op_types(export_dir: Path) -> set[str]:
-    """Op types of every meta graph in a SavedModel, function library included."""
+def saved_model_graphs(export_dir: Path) -> list:
+    """The GraphDef of every meta graph in a SavedModel."""
     saved_model = saved_model_pb2.SavedModel.FromString(
         (export_dir / "saved_model.pb").read_bytes()
     )
-    op_types: set[str] = set()
-    for meta_graph in saved_model.meta_graphs:
-        op_types |= graph_op_types(meta_graph.graph_def)
-    return op_types
+    return [meta_graph.graph_def for meta_graph in saved_model.meta_graphs]
 
 
-def check_ops(op_types: set[str]) -> None:
-    """Fail fast, before the subprocess, on ops no stock model server has."""
-    refuse_foreign_ops(sorted(foreign_ops(op_types)))
+def saved_model_op_types(export_dir: Path) -> set[str]:
+    """Op types of every meta graph in a SavedModel, function library included."""
+    return set().union(*(graph_op_types(graph) for graph in saved_model_graphs(export_dir)))
+
+
+def check_ops(export_dir: Path) -> None:
+    """Fail fast, before the subprocess, on ops no stock model server has, or that model
+    servers older than runtime_compat.MINIMUM_TENSORFLOW would run differently."""
+    refuse_foreign_ops(sorted(foreign_ops(saved_model_op_types(export_dir))))
+    table = load_table()
+    newer = set().union(*(unsupported_nodes(g, table) for g in saved_model_graphs(export_dir)))
+    if newer:
+        raise ExportError(
+            f"the graph uses ops TensorFlow {MINIMUM_TENSORFLOW} cannot run as exported, "
+            f"which would raise the minimum TF Serving version: {', '.join(sorted(newer))}"
+        )
 
 
 def refuse_foreign_ops(foreign: list[str]) -> None:

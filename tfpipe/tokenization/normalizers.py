@@ -474,10 +474,15 @@ def _fuse(stages: list[Stage]) -> list[Stage]:
     return [s for s in fused if not (isinstance(s, LocalMap) and s.mapping.is_identity())]
 
 
-class Normalizer:
-    """The compiled `normalizer` section."""
+class Normalizer(tf.Module):
+    """The compiled `normalizer` section.
+
+    A tf.Module so the lookup tables of its stages (NFC/NFKC composition, Precompiled keys)
+    are tracked and saved with the SavedModel.
+    """
 
     def __init__(self, component: dict | None) -> None:
+        super().__init__(name="normalizer")
         self.stages = _fuse(_stages(component))
 
     def __call__(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:

@@ -26,6 +26,7 @@ from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import following, previous, repeat_range, row_ids
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -221,11 +222,11 @@ class BPE(tf.Module):
     def _merge(self, symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor):
         """Apply merges until no chunk has a mergeable pair left.
 
-        Chunks with nothing to merge leave the loop state for a TensorArray, so each step
+        Chunks with nothing to merge leave the loop state for a tensor list, so each step
         costs only what is still merging; one stable sort by owner restores the order.
         """
 
-        def step(symbols, owner, done_symbols, done_owner, index):
+        def step(symbols, owner, done_symbols, done_owner):
             pair_in_word = following(owner, -1) == owner
             keys = tf.bitwise.left_shift(tf.cast(symbols, tf.int64), 32) | tf.cast(
                 following(symbols, 0), tf.int64
@@ -235,8 +236,8 @@ class BPE(tf.Module):
             rank = tf.where(mergeable, tf.bitwise.right_shift(packed, 32), NO_RANK)
             lowest = tf.math.unsorted_segment_min(rank, owner, num_words)
             finished = tf.gather(lowest, owner) == NO_RANK
-            done_symbols = done_symbols.write(index, tf.boolean_mask(symbols, finished))
-            done_owner = done_owner.write(index, tf.boolean_mask(owner, finished))
+            done_symbols = push(done_symbols, tf.boolean_mask(symbols, finished))
+            done_owner = push(done_owner, tf.boolean_mask(owner, finished))
             chosen = mergeable & (rank == tf.gather(lowest, owner))
             # Overlapping occurrences (x x x) merge leftmost first: every other one of a run.
             run_start = chosen & ~previous(chosen, False)
@@ -253,23 +254,17 @@ class BPE(tf.Module):
                 tf.boolean_mask(owner, keep),
                 done_symbols,
                 done_owner,
-                index + 1,
             )
 
-        def collected(dtype):
-            return tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False,
-                                  element_shape=tf.TensorShape([None]))
-
-        _, _, done_symbols, done_owner, _ = tf.while_loop(
+        _, _, done_symbols, done_owner = tf.while_loop(
             lambda symbols, *_: tf.size(symbols) > 0,
             step,
-            (symbols, owner, collected(symbols.dtype), collected(owner.dtype), tf.constant(0)),
+            (symbols, owner, empty_list(symbols.dtype), empty_list(owner.dtype)),
             shape_invariants=(
-                tf.TensorShape([None]), tf.TensorShape([None]), tf.TensorShape(None),
-                tf.TensorShape(None), tf.TensorShape([]),
+                tf.TensorShape([None]), tf.TensorShape([None]), HANDLE_SHAPE, HANDLE_SHAPE,
             ),
         )
-        symbols, owner = done_symbols.concat(), done_owner.concat()
+        symbols, owner = concat(done_symbols, symbols.dtype), concat(done_owner, owner.dtype)
         order = tf.argsort(owner, stable=True)
         return tf.gather(symbols, order), tf.gather(owner, order)
 

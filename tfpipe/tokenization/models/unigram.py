@@ -24,6 +24,7 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.bpe import utf8_byte
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import previous, repeat_range
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -105,7 +106,6 @@ class Unigram(tf.Module):
         # Number of words at least e characters long, for e = 0 … longest.
         per_length = tf.math.bincount(lengths, minlength=longest + 1, maxlength=longest + 1)
         running = tf.cumsum(per_length, reverse=True)
-        sizes = tf.range(1, window + 1)
 
         # All words in one string: candidate pieces are cut from it by byte offsets, so no
         # step copies whole words.
@@ -113,17 +113,18 @@ class Unigram(tf.Module):
 
         def step(end, best, lengths_out, ids_out):
             count = running[end]
+            # Pieces cannot start before the word: the first positions need fewer candidates.
+            sizes = tf.range(1, tf.minimum(window, end) + 1)
+            candidates = tf.size(sizes)
             best = best[:, :count]
             word_start = tf.expand_dims(char_starts[:count], 1)
             start = tf.expand_dims(end - sizes, 0)
-            begin = tf.gather(byte_offsets, word_start + tf.maximum(start, 0))
+            begin = tf.gather(byte_offsets, word_start + start)
             finish = tf.gather(byte_offsets, word_start + end)
-            listed = tf.where(
-                start >= 0, self.vocab.lookup(tf.strings.substr(joined, begin, finish - begin)), -1
-            )
+            listed = self.vocab.lookup(tf.strings.substr(joined, begin, finish - begin))
             ids, scores, usable = self._candidates(listed)
             candidate = tf.where(
-                usable, tf.transpose(best) + scores, tf.constant(-np.inf, tf.float64)
+                usable, tf.transpose(best[:candidates]) + scores, tf.constant(-np.inf, tf.float64)
             )
             top = tf.reduce_max(candidate, axis=1, keepdims=True)
             # Ties go to the longest piece (the earliest start, first seen by the reference).
@@ -132,29 +133,24 @@ class Unigram(tf.Module):
             return (
                 end + 1,
                 best,
-                lengths_out.write(end - 1, chosen),
-                ids_out.write(end - 1, tf.gather(ids, chosen - 1, batch_dims=1)),
-            )
-
-        def array() -> tf.TensorArray:
-            return tf.TensorArray(
-                tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None]
+                push(lengths_out, chosen),
+                push(ids_out, tf.gather(ids, chosen - 1, batch_dims=1)),
             )
 
         initial = tf.zeros([window, running[0]], tf.float64)
         _, _, lengths_out, ids_out = tf.while_loop(
             lambda end, *_: end <= longest,
             step,
-            (tf.constant(1), initial, array(), array()),
+            (tf.constant(1), initial, empty_list(tf.int32), empty_list(tf.int32)),
             shape_invariants=(
                 tf.TensorShape([]),
                 tf.TensorShape([window, None]),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
+                HANDLE_SHAPE,
+                HANDLE_SHAPE,
             ),
         )
         step_offsets = tf.cumsum(running[1:], exclusive=True)
-        return _concat(lengths_out), _concat(ids_out), step_offsets
+        return concat(lengths_out, tf.int32), concat(ids_out, tf.int32), step_offsets
 
     def _candidates(self, listed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """[words, sizes] vocabulary ids (-1 when not listed) → (ids, f64 scores, usable).
@@ -162,7 +158,7 @@ class Unigram(tf.Module):
         A single character that is not listed is the unknown candidate instead.
         """
         unknown = listed[:, :1] < 0
-        is_single = tf.equal(tf.range(self.longest_piece), 0)
+        is_single = tf.equal(tf.range(tf.shape(listed)[1]), 0)
         unknown_single = unknown & is_single
         ids = tf.where(unknown_single, self.unk_id, listed)
         scores = tf.where(
@@ -183,11 +179,10 @@ class Unigram(tf.Module):
             at = tf.gather(step_offsets, end - 1) + word
             size = tf.gather(piece_length, at)
             start = end - size
-            index = words_out.size()
-            words_out = words_out.write(index, word)
-            starts_out = starts_out.write(index, start)
-            stops_out = stops_out.write(index, end)
-            ids_out = ids_out.write(index, tf.gather(piece_id, at))
+            words_out = push(words_out, word)
+            starts_out = push(starts_out, start)
+            stops_out = push(stops_out, end)
+            ids_out = push(ids_out, tf.gather(piece_id, at))
             going = start > 0
             return (
                 tf.boolean_mask(word, going),
@@ -198,28 +193,17 @@ class Unigram(tf.Module):
                 ids_out,
             )
 
-        def array() -> tf.TensorArray:
-            return tf.TensorArray(
-                tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None]
-            )
-
         nonempty = lengths > 0
         word = tf.cast(tf.where(nonempty)[:, 0], tf.int32)
         _, _, words_out, starts_out, stops_out, ids_out = tf.while_loop(
             lambda word, *_: tf.size(word) > 0,
             step,
-            (word, tf.boolean_mask(lengths, nonempty), array(), array(), array(), array()),
-            shape_invariants=(
-                tf.TensorShape([None]),
-                tf.TensorShape([None]),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
-            ),
+            (word, tf.boolean_mask(lengths, nonempty), *(empty_list(tf.int32) for _ in range(4))),
+            shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]), *[HANDLE_SHAPE] * 4),
         )
-        word, start = _concat(words_out), _concat(starts_out)
-        stop, ids = _concat(stops_out), _concat(ids_out)
+        word, start, stop, ids = (
+            concat(handle, tf.int32) for handle in (words_out, starts_out, stops_out, ids_out)
+        )
         # Put each word's pieces in text order: by word, then start.
         order = tf.argsort(tf.cast(word, tf.int64) * (2**31) + tf.cast(start, tf.int64))
         return tuple(tf.gather(t, order) for t in (word, start, stop, ids))
@@ -268,6 +252,3 @@ def _expand(counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     within = tf.range(tf.size(source)) - tf.gather(tf.cumsum(counts, exclusive=True), source)
     return source, within
 
-
-def _concat(array: tf.TensorArray) -> tf.Tensor:
-    return tf.cond(array.size() > 0, lambda: array.concat(), lambda: tf.zeros([0], tf.int32))

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import repeat_range
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -134,9 +135,9 @@ class WordPiece(tf.Module):
                 tf.size(word),
             )
             found = best > 0
-            pieces_word = pieces_word.write(pieces_word.size(), tf.boolean_mask(word, found))
-            pieces_id = pieces_id.write(pieces_id.size(), tf.boolean_mask(chosen, found))
-            failed = failed.write(failed.size(), tf.boolean_mask(word, ~found))
+            pieces_word = push(pieces_word, tf.boolean_mask(word, found))
+            pieces_id = push(pieces_id, tf.boolean_mask(chosen, found))
+            failed = push(failed, tf.boolean_mask(word, ~found))
             pos = pos + best
             going = found & (pos < tf.gather(lengths, word))
             return (
@@ -147,10 +148,8 @@ class WordPiece(tf.Module):
                 failed,
             )
 
-        def array() -> tf.TensorArray:
-            return tf.TensorArray(
-                tf.int32, size=0, dynamic_size=True, infer_shape=False, element_shape=[None]
-            )
+        def array() -> tf.Tensor:
+            return empty_list(tf.int32)
 
         word = tf.range(tf.size(lengths))
         _, _, pieces_word, pieces_id, failed = tf.while_loop(
@@ -160,21 +159,9 @@ class WordPiece(tf.Module):
             shape_invariants=(
                 tf.TensorShape([None]),
                 tf.TensorShape([None]),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
-                tf.TensorShape(None),
+                HANDLE_SHAPE,
+                HANDLE_SHAPE,
+                HANDLE_SHAPE,
             ),
         )
-        return (
-            self._concat(pieces_word),
-            self._concat(pieces_id),
-            self._concat(failed),
-        )
-
-    @staticmethod
-    def _concat(array: tf.TensorArray) -> tf.Tensor:
-        return tf.cond(
-            array.size() > 0,
-            lambda: array.concat(),
-            lambda: tf.zeros([0], tf.int32),
-        )
+        return tuple(concat(handle, tf.int32) for handle in (pieces_word, pieces_id, failed))

@@ -1,0 +1,203 @@
+"""Fuzz TokenizerLayer against the HF fast tokenizer: random texts and pairs, exact comparison.
+
+For each tokenizer, batches of generated inputs — random code points from every plane,
+whitespace runs and newlines, contractions, emoji sequences with modifiers and joiners,
+combining marks, the tokenizer's own special and added tokens, and cut-and-spliced course
+text — are encoded by both with padding="longest", truncation and max_length=64, singles
+and pairs, until the time budget runs out. Every differing text is a bug: it is printed and
+written to `--failures` (JSON lines) so it can become a regression test.
+
+    .venv/bin/python bench/fuzz_tokenizer.py --seconds 60 --write-readme
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+from _common import (
+    README,
+    SHARED,
+    load_texts,
+    markdown_table,
+    package_version,
+    replace_block,
+    today,
+)
+
+from tfpipe import TokenizerLayer
+
+MAX_LENGTH = 64
+DEFAULT_TOKENIZERS = (
+    "bert-base-cased", "roberta-base", "gpt2", "t5-small", "albert-base-v2", "llama-2",
+    "trained-llama-3-split",
+)
+WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2009\u200b\u2028\u3000"
+CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'")
+EMOJI = ("👍", "🏽", "\u200d", "\ufe0f", "👨", "👩", "👧", "🤗", "🇫", "🇷", "❤")
+MARKS = ("\u0301", "\u0308", "\u0323", "\u0345", "\u093f", "\u0e31", "\u302a")
+PLANES = ((0x20, 0x7F), (0x80, 0x2FF), (0x300, 0x36F), (0x370, 0x1FFF), (0x2000, 0x2BFF),
+          (0x3000, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFF), (0x10000, 0x10FFFF))
+CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+class TextGenerator:
+    """Random texts dense in what tokenizers get wrong."""
+
+    def __init__(self, seed: int, corpus: list[str], specials: list[str]) -> None:
+        self.rng = random.Random(seed)
+        self.corpus = corpus
+        self.specials = specials or ["<s>"]
+
+    def text(self) -> str:
+        parts = [self._part() for _ in range(self.rng.randint(0, 8))]
+        return "".join(parts)
+
+    def _part(self) -> str:
+        rng = self.rng
+        kind = rng.randrange(7)
+        if kind == 0:
+            return "".join(self._codepoint() for _ in range(rng.randint(1, 12)))
+        if kind == 1:
+            return "".join(rng.choices(WHITESPACE, k=rng.randint(1, 5)))
+        if kind == 2:
+            return rng.choice(("I", "we", "don", "X", "it")) + rng.choice(CONTRACTIONS)
+        if kind == 3:
+            return "".join(rng.choices(EMOJI + MARKS, k=rng.randint(1, 6)))
+        if kind == 4:
+            return rng.choice(self.specials)
+        if kind == 5 and self.corpus:
+            line = rng.choice(self.corpus)
+            start = rng.randrange(max(len(line), 1))
+            return line[start : start + rng.randint(1, 80)]
+        return rng.choice(("1234567", "3.14", "x1y22z333", "e-mail", "URL:", "naïve", "ǅ"))
+
+    def _codepoint(self) -> str:
+        low, high = self.rng.choice(PLANES)
+        point = self.rng.randint(low, high)
+        return " " if 0xD800 <= point < 0xE000 else chr(point)
+
+
+def trained_split_tokenizer(texts: list[str], folder: Path) -> Path:
+    """A Llama-3-style tokenizer (cl100k Split + ByteLevel, ignore_merges) trained here."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(CL100K), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    trainer = trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|begin_of_text|>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts[:5000], trainer)
+    tok.decoder = decoders.ByteLevel()
+    bos = ("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B:1", special_tokens=[bos])
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
+              "bos_token": "<|begin_of_text|>", "model_max_length": 8192}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def checkpoint(name: str, texts: list[str], scratch: Path) -> Path:
+    if name == "trained-llama-3-split":
+        return trained_split_tokenizer(texts, scratch / name)
+    return SHARED / "tokenizers" / name
+
+
+def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, failures):
+    """(inputs tried, mismatching inputs) for one tokenizer within the time budget."""
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    pad = hf.pad_token is not None
+    options = dict(padding="longest" if pad else False, truncation=True, max_length=MAX_LENGTH)
+    layer = TokenizerLayer.from_pretrained(str(path), **options)
+    spec = tf.TensorSpec([None], tf.string)
+    single = tf.function(lambda t: layer(t), input_signature=[spec])
+    pair = tf.function(lambda t, p: layer(t, text_pair=p), input_signature=[spec, spec])
+    specials = [t.content for t in hf.added_tokens_decoder.values()]
+    generate = TextGenerator(seed, corpus, specials)
+    tried = wrong = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        texts = [generate.text() for _ in range(64)]
+        partners = [generate.text() for _ in range(64)]
+        for got, want, pairs in (
+            (single(tf.constant(texts)), hf(texts, **options), None),
+            (pair(tf.constant(texts), tf.constant(partners)), hf(texts, partners, **options),
+             partners),
+        ):
+            for index, problem in mismatches(got, want, pad):
+                wrong += 1
+                record = {"tokenizer": name, "text": texts[index], "problem": problem,
+                          "pair": None if pairs is None else pairs[index]}
+                print(json.dumps(record, ensure_ascii=False)[:500], file=sys.stderr)
+                failures.write(json.dumps(record, ensure_ascii=False) + "\n")
+            tried += len(texts)
+    return tried, wrong
+
+
+def mismatches(got: dict, want, padded: bool):
+    """(row, key) for every row whose ids, masks or type ids differ."""
+    for key in want:
+        if key not in got:
+            yield 0, f"missing {key}"
+            continue
+        value = got[key]
+        rows = value.numpy().tolist() if padded else value.to_list()
+        for index, (ours, theirs) in enumerate(zip(rows, want[key], strict=True)):
+            if list(ours) != list(theirs):
+                yield index, key
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizers", nargs="+", default=list(DEFAULT_TOKENIZERS))
+    parser.add_argument("--seconds", type=float, default=60.0, help="budget per tokenizer")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--failures", type=Path,
+                        default=Path(__file__).parent / "results" / "fuzz-failures.jsonl")
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args(argv)
+    corpus, source = load_texts(None)
+    rows, total_wrong = [], 0
+    args.failures.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, args.failures.open("w") as failures:
+        for name in args.tokenizers:
+            path = checkpoint(name, corpus, Path(scratch))
+            if not path.exists():
+                print(f"{name}: no checkpoint at {path}, skipped", file=sys.stderr)
+                continue
+            started = time.monotonic()
+            tried, wrong = fuzz(name, path, args.seconds, corpus, args.seed, failures)
+            total_wrong += wrong
+            elapsed = time.monotonic() - started
+            rows.append([name, f"{elapsed:.0f} s", f"{tried:,}", f"{wrong:,}"])
+            print(f"{name}: {tried} inputs, {wrong} mismatches", flush=True)
+    table = markdown_table(["tokenizer", "time", "inputs (singles + pairs)", "mismatches"], rows)
+    summary = (
+        f"Fuzzing against the HF fast tokenizer (padding, truncation, max_length={MAX_LENGTH}; "
+        f"generated texts plus fragments of {source}).\n\n"
+        f"- Date: {today()}; command: `bench/fuzz_tokenizer.py --seconds {args.seconds:g}"
+        f" --seed {args.seed}`; tokenizers {package_version('tokenizers')}, transformers "
+        f"{package_version('transformers')}\n\n{table}"
+    )
+    print(summary)
+    if args.write_readme:
+        replace_block(README, "fuzz", summary)
+    return int(total_wrong > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""SavedModels exported with TF 2.21 run in the oldest supported TensorFlow, unchanged.
+
+Model-server fleets lag behind the exporting TensorFlow. `make test` installs
+tensorflow-cpu==2.12.0 (the oldest release for Python 3.11) into `.venv-tf-oldest` and points
+TFPIPE_OLDEST_PYTHON at it; that runtime loads each exported model (one per tokenizer
+family) both ways TF Serving-era code does — `tf.saved_model.load` signatures and the TF1
+`serve` loader — and must return the same token ids and the same probabilities as TF 2.21.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from model_fixtures import SENTENCES, exported_classifier, save_tiny_checkpoint, work_dir
+from texts import generate_texts
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+from tfpipe import runtime_compat
+from tfpipe.export import export
+from tfpipe.pipelines import pipeline
+
+OLDEST_PYTHON = os.environ.get("TFPIPE_OLDEST_PYTHON")
+needs_oldest = pytest.mark.skipif(
+    not OLDEST_PYTHON, reason="TFPIPE_OLDEST_PYTHON is not set (make test sets it)"
+)
+TEXTS = [
+    *SENTENCES,
+    "",
+    "  whitespace\t\nruns\u3000and NBSP\xa0 ",
+    "naïve café 👍🏽 日本語のテキスト İstanbul",
+    "It's a long text. " * 60,
+]
+CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# Runs in both runtimes: each signature through tf.saved_model.load and the TF1 loader.
+LOADER = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, texts = sys.argv[1], json.loads(sys.argv[2])
+    result = {"version": tf.__version__, "tf2": {}, "tf1": {}}
+    loaded = tf.saved_model.load(path)
+    for name in ("serving_default", "tokenize"):
+        out = loaded.signatures[name](text=tf.constant(texts))
+        result["tf2"][name] = {k: np.asarray(v).tolist() for k, v in out.items()
+                               if v.dtype != tf.string}
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        for name in ("serving_default", "tokenize"):
+            signature = meta.signature_def[name]
+            fetches = {k: v.name for k, v in signature.outputs.items()
+                       if v.dtype != tf.string.as_datatype_enum}
+            feed = {signature.inputs["text"].name: np.asarray(texts, dtype=object)}
+            out = session.run(fetches, feed)
+            result["tf1"][name] = {k: np.asarray(v).tolist() for k, v in out.items()}
+    print(json.dumps(result))
+""")
+
+
+def run_loader(python: str, path: Path) -> dict:
+    completed = subprocess.run(
+        [python, "-c", LOADER, str(path), json.dumps(TEXTS)],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def classifier_with_tokenizer(name: str, tokenizer: Path, vocab_size: int) -> Path:
+    """A tiny BERT classifier whose embeddings fit `tokenizer`, exported as NAME/1."""
+    checkpoint = save_tiny_checkpoint(
+        name, "TFBertForSequenceClassification", vocab_size=vocab_size, num_labels=2
+    )
+    model = pipeline("text-classification", checkpoint, tokenizer=tokenizer, max_length=64)
+    return export(model, work_dir() / "saved_models" / name / "1").path
+
+
+def trained_split_tokenizer() -> Path:
+    """A Llama-3-style tokenizer: cl100k Split with its look-ahead, ByteLevel, BPE."""
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.normalizer = normalizers.NFC()  # its composition table must be saved with the model
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(CL100K), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(generate_texts(1000, seed=3), trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    folder = work_dir() / "split-tokenizer"
+    folder.mkdir()
+    tok.save(str(folder / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
+              "bos_token": "<s>", "model_max_length": 512}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def exported(family: str, shared_dir: Path | None) -> Path:
+    if family == "wordpiece":
+        return exported_classifier().path
+    if family == "split-bpe":
+        return classifier_with_tokenizer(family, trained_split_tokenizer(), 1000)
+    if shared_dir is None:
+        pytest.skip("../shared/tokenizers is not available")
+    name, vocab_size = {"byte-level-bpe": ("roberta-base", 50265),
+                        "unigram": ("t5-small", 32100)}[family]
+    return classifier_with_tokenizer(family, shared_dir / "tokenizers" / name, vocab_size)
+
+
+@pytest.fixture(scope="module")
+def shared_or_none(request) -> Path | None:
+    path = request.config.rootpath.parent / "shared"
+    return path if (path / "tokenizers").is_dir() else None
+
+
+@needs_oldest
+@pytest.mark.parametrize("family", ["wordpiece", "byte-level-bpe", "unigram", "split-bpe"])
+def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_none):
+    path = exported(family, shared_or_none)
+    new = run_loader(sys.executable, path)
+    old = run_loader(OLDEST_PYTHON, path)
+    # TF 2.12 is the oldest release for Python 3.11; newer Pythons start later.
+    if sys.version_info < (3, 12):
+        assert old["version"] == runtime_compat.MINIMUM_TENSORFLOW
+    for loader in ("tf2", "tf1"):
+        assert old[loader]["tokenize"] == new[loader]["tokenize"], loader
+        for key, value in new[loader]["serving_default"].items():
+            np.testing.assert_allclose(old[loader]["serving_default"][key], value, atol=1e-6)
+
+
+def test_export_metadata_states_the_minimum_tensorflow():
+    metadata = json.loads((exported_classifier().path / "tfpipe.json").read_text())
+    assert metadata["minimum_tensorflow_version"] == runtime_compat.MINIMUM_TENSORFLOW
+
+
+def test_growable_tensor_array_is_refused_as_raising_the_minimum_runtime():
+    """TensorArray(dynamic_size=True) fails on TF 2.12's kernels; export must say so."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32)])
+    def grow(count):
+        array = tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        _, array = tf.while_loop(lambda i, a: i < count, lambda i, a: (i + 1, a.write(i, i)),
+                                 (0, array))
+        return array.stack()
+
+    graph = grow.get_concrete_function().graph.as_graph_def()
+    problems = runtime_compat.unsupported_nodes(graph, runtime_compat.load_table())
+    assert problems == {"TensorListSetItem.resize_if_index_out_of_bounds"}

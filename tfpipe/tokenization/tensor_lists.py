@@ -1,0 +1,35 @@
+"""Lists of 1-D tensors grown inside `tf.while_loop`, with ops every TF 2.x runtime runs.
+
+`tf.TensorArray(dynamic_size=True)` grows through TensorListSetItem's
+`resize_if_index_out_of_bounds` attribute, which TF 2.12's kernel does not know: a SavedModel
+using it loads in older TensorFlow / TF Serving and then fails on its first request. Pushing
+onto a TensorList (TensorListPushBack, in every TF 2.x) grows it everywhere.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+# The loop shape invariant of a list handle (a scalar variant).
+HANDLE_SHAPE = tf.TensorShape([])
+_VECTOR = [-1]
+
+
+def empty_list(dtype: tf.DType) -> tf.Tensor:
+    return tf.raw_ops.EmptyTensorList(
+        element_shape=tf.constant(_VECTOR, tf.int32), max_num_elements=-1, element_dtype=dtype
+    )
+
+
+def push(handle: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    return tf.raw_ops.TensorListPushBack(input_handle=handle, tensor=values)
+
+
+def concat(handle: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """All pushed tensors end to end (empty when nothing was pushed)."""
+    return tf.raw_ops.TensorListConcatV2(
+        input_handle=handle,
+        element_shape=tf.constant(_VECTOR, tf.int32),
+        leading_dims=tf.zeros([0], tf.int64),
+        element_dtype=dtype,
+    )[0]
