@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -57,18 +59,28 @@ def hf_tokenizer():
     return get
 
 
+# Layers kept alive at once: each holds traced graphs and tables, and a test file builds
+# dozens; keeping them all took a parity file past 19 GB on the 24 GB CI machine.
+LAYER_CACHE_SIZE = 6
+
+
 @pytest.fixture(scope="session")
 def tokenizer_layer():
-    """``tokenizer_layer(path, traced=False, **config)``: a LayerRunner, built once per config."""
+    """``tokenizer_layer(path, traced=False, **config)``: a LayerRunner, built once per config
+    while among the most recently used ``LAYER_CACHE_SIZE``."""
     from tfpipe import TokenizerLayer
 
-    cache = {}
+    cache: OrderedDict = OrderedDict()
 
     def get(path, traced=False, **config):
         key = (str(path), traced, tuple(sorted(config.items(), key=lambda kv: kv[0])))
         if key not in cache:
             layer = TokenizerLayer.from_pretrained(str(path), **config)
             cache[key] = LayerRunner(layer, traced=traced)
+            if len(cache) > LAYER_CACHE_SIZE:
+                cache.popitem(last=False)
+                gc.collect()
+        cache.move_to_end(key)
         return cache[key]
 
     return get

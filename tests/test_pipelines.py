@@ -221,3 +221,45 @@ def test_multi_label_zero_shot_needs_an_nli_checkpoint():
         pipeline(
             "zero-shot-classification", minilm_path(), candidate_labels=["a", "b"], multi_label=True
         )
+
+
+MIXED_LENGTHS = ["short", "a much longer text " * 20, "", "medium length text", "x " * 200]
+
+
+@pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
+@pytest.mark.parametrize("micro_batch_size", [1, 2, 16])
+def test_micro_batched_pipeline_matches_whole_batch_in_input_order(task, micro_batch_size):
+    whole = pipeline(task, classifier_checkpoint())
+    chunked = pipeline(task, classifier_checkpoint(), micro_batch_size=micro_batch_size)
+    chunked.set_weights(whole.get_weights())
+    for texts in (MIXED_LENGTHS, MIXED_LENGTHS[::-1], MIXED_LENGTHS[:1]):
+        expected, got = run(whole, texts), run(chunked, texts)
+        for key, value in expected.items():
+            if value.dtype == tf.string:
+                assert decoded(got[key]) == decoded(value)
+            else:
+                np.testing.assert_allclose(got[key], value, atol=1e-5)
+
+
+def test_micro_batched_pipeline_returns_empty_outputs_for_an_empty_batch():
+    model = pipeline("text-classification", classifier_checkpoint(), micro_batch_size=2)
+    outputs = model({"text": tf.constant([], tf.string)})
+    assert outputs["probabilities"].shape == (0, len(CLASSIFIER_LABELS))
+    assert outputs["label"].shape == (0,)
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True])
+def test_micro_batch_size_must_be_a_positive_integer(size):
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        pipeline("text-classification", classifier_checkpoint(), micro_batch_size=size)
+
+
+def test_micro_batched_pipeline_exports_and_serves_like_in_memory(tmp_path):
+    from tfpipe.export import export
+
+    model = pipeline("text-classification", classifier_checkpoint(), micro_batch_size=2)
+    exported = export(model, tmp_path / "saved_models" / "chunked" / "1",
+                      warmup_texts=MIXED_LENGTHS)
+    served = tf.saved_model.load(str(exported.path)).signatures["serving_default"]
+    got = served(text=tf.constant(MIXED_LENGTHS))["probabilities"].numpy()
+    np.testing.assert_allclose(got, run(model, MIXED_LENGTHS)["probabilities"], atol=1e-5)

@@ -16,6 +16,8 @@ import tensorflow as tf
 import tf_keras
 import transformers
 
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
+
 # Each pipeline task maps to the transformers auto class whose head it needs.
 TASK_MODEL_CLASSES: dict[str, str] = {
     "text-classification": "TFAutoModelForSequenceClassification",
@@ -106,6 +108,11 @@ class TransformerLayer(tf_keras.layers.Layer):
 
     For classification tasks the output is the logits ``[batch, num_labels]``; for
     ``feature-extraction`` it is the last hidden state ``[batch, sequence, hidden]``.
+
+    ``micro_batch_size=N`` runs the model on the batch sorted by length, N rows at a time,
+    each chunk cut to its own longest row, and restores the order: one long text no longer
+    makes every row of a mixed batch pay for its length. Only trailing padding columns are
+    cut, so positions (and results, up to float rounding) are those of the whole batch.
     """
 
     def __init__(
@@ -114,10 +121,19 @@ class TransformerLayer(tf_keras.layers.Layer):
         model_config: dict[str, Any],
         *,
         hf_model: tf_keras.Model | None = None,
+        micro_batch_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         model_class_for_task(task)
+        if micro_batch_size is not None and (
+            isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int)
+            or micro_batch_size < 1
+        ):
+            raise ValueError(
+                f"micro_batch_size must be a positive integer, not {micro_batch_size!r}"
+            )
+        self.micro_batch_size = micro_batch_size
         self.task = task
         # A JSON string, not a dict: tf-keras would wrap a dict attribute for tracking.
         self._model_config_json = json.dumps(model_config, sort_keys=True)
@@ -134,6 +150,7 @@ class TransformerLayer(tf_keras.layers.Layer):
         *,
         allow_pickle: bool = False,
         name: str | None = None,
+        micro_batch_size: int | None = None,
         **config_overrides: Any,
     ) -> TransformerLayer:
         """Load ``path`` (a checkpoint folder) for ``task``.
@@ -143,7 +160,9 @@ class TransformerLayer(tf_keras.layers.Layer):
         """
         hf_model = load_pretrained_model(path, task, allow_pickle=allow_pickle, **config_overrides)
         model_config = json.loads(hf_model.config.to_json_string(use_diff=False))
-        return cls(task, model_config, hf_model=hf_model, name=name)
+        return cls(
+            task, model_config, hf_model=hf_model, name=name, micro_batch_size=micro_batch_size
+        )
 
     @property
     def config(self) -> transformers.PretrainedConfig:
@@ -172,11 +191,53 @@ class TransformerLayer(tf_keras.layers.Layer):
         if missing:
             raise ValueError(f"TransformerLayer needs tokenizer outputs {sorted(missing)}")
         features = {name: inputs[name] for name in self.model_input_names if name in inputs}
+        if self.micro_batch_size is None:
+            return self._run(features, training)
+        return self._run_in_micro_batches(features, training)
+
+    def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         outputs = self.hf_model(features, training=training)
         if self.task in CLASSIFICATION_TASKS:
             return outputs.logits
         return outputs.last_hidden_state
 
+    def _run_in_micro_batches(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        mask = tf.cast(features["attention_mask"], tf.int32)
+        batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
+        # Columns up to each row's last real token (right padding: its length).
+        used = tf.reduce_max(tf.where(mask > 0, tf.range(1, width + 1), 0), axis=1)
+        order = tf.argsort(used, stable=True)
+        size = self.micro_batch_size
+        hidden = self.task not in CLASSIFICATION_TASKS
+        element_shape = [-1, -1, self.hidden_size] if hidden else [-1, len(self.id2label)]
+
+        def step(start, results):
+            rows = order[start : tf.minimum(start + size, batch)]
+            columns = tf.maximum(tf.reduce_max(tf.gather(used, rows)), 1)
+            chunk = {name: tf.gather(value, rows)[:, :columns] for name, value in features.items()}
+            output = self._run(chunk, training)
+            if hidden:
+                output = tf.pad(output, [[0, 0], [0, width - columns], [0, 0]])
+            return start + size, push(results, output)
+
+        def in_chunks():
+            _, results = tf.while_loop(
+                lambda start, _: start < batch,
+                step,
+                (tf.constant(0), empty_list(self.compute_dtype, element_shape)),
+                shape_invariants=(tf.TensorShape([]), HANDLE_SHAPE),
+            )
+            ordered = concat(results, self.compute_dtype, element_shape)
+            return tf.gather(ordered, tf.math.invert_permutation(order))
+
+        empty_shape = [0, width, self.hidden_size] if hidden else [0, len(self.id2label)]
+        return tf.cond(batch > 0, in_chunks, lambda: tf.zeros(empty_shape, self.compute_dtype))
+
     def get_config(self) -> dict[str, Any]:
         model_config = json.loads(self._model_config_json)
-        return {**super().get_config(), "task": self.task, "model_config": model_config}
+        return {
+            **super().get_config(),
+            "task": self.task,
+            "model_config": model_config,
+            "micro_batch_size": self.micro_batch_size,
+        }

@@ -49,6 +49,7 @@ def pipeline(
     max_length: int | None = None,
     tokenizer: str | os.PathLike | TokenizerLayer | None = None,
     allow_pickle: bool = False,
+    micro_batch_size: int | None = None,
     **options: Any,
 ) -> tf_keras.Model:
     """Build a tf-keras Model for ``task`` from a local checkpoint folder ``model``.
@@ -70,6 +71,8 @@ def pipeline(
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
     sentence-transformers ``max_seq_length`` for embeddings). ``tokenizer`` is another folder
     or tokenizer.json to tokenize with, or a built TokenizerLayer to reuse as is.
+    ``micro_batch_size`` runs the model on length-sorted chunks of that many rows, each
+    padded only to its own longest text (see TransformerLayer).
     """
     if task not in PIPELINE_BUILDERS:
         raise PipelineError(
@@ -86,7 +89,7 @@ def pipeline(
         raise PipelineError(
             "max_length cannot apply to a built TokenizerLayer; set it on the layer"
         )
-    context = BuildContext(checkpoint, tokenizer, max_length, allow_pickle)
+    context = BuildContext(checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size)
     return builder(context, **options)
 
 
@@ -107,8 +110,10 @@ class BuildContext:
         tokenizer: str | os.PathLike | TokenizerLayer | None,
         max_length: int | None,
         allow_pickle: bool,
+        micro_batch_size: int | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        self.micro_batch_size = micro_batch_size
         self.tokenizer_source = checkpoint if tokenizer is None else tokenizer
         self.max_length = max_length
         self.allow_pickle = allow_pickle
@@ -133,6 +138,7 @@ class BuildContext:
             task,
             allow_pickle=self.allow_pickle,
             name="transformer",
+            micro_batch_size=self.micro_batch_size,
             **config_overrides,
         )
 

@@ -15,9 +15,11 @@ HANDLE_SHAPE = tf.TensorShape([])
 _VECTOR = [-1]
 
 
-def empty_list(dtype: tf.DType) -> tf.Tensor:
+def empty_list(dtype: tf.DType, element_shape: list[int] = _VECTOR) -> tf.Tensor:
+    """An empty list of tensors of `element_shape` (-1: any size; the first may vary)."""
     return tf.raw_ops.EmptyTensorList(
-        element_shape=tf.constant(_VECTOR, tf.int32), max_num_elements=-1, element_dtype=dtype
+        element_shape=tf.constant(element_shape, tf.int32), max_num_elements=-1,
+        element_dtype=dtype,
     )
 
 
@@ -25,11 +27,11 @@ def push(handle: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     return tf.raw_ops.TensorListPushBack(input_handle=handle, tensor=values)
 
 
-def concat(handle: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
-    """All pushed tensors end to end (empty when nothing was pushed)."""
+def concat(handle: tf.Tensor, dtype: tf.DType, element_shape: list[int] = _VECTOR) -> tf.Tensor:
+    """All pushed tensors joined along their first axis (empty when nothing was pushed)."""
     return tf.raw_ops.TensorListConcatV2(
         input_handle=handle,
-        element_shape=tf.constant(_VECTOR, tf.int32),
+        element_shape=tf.constant(element_shape, tf.int32),
         leading_dims=tf.zeros([0], tf.int64),
         element_dtype=dtype,
     )[0]
