@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from parity import LayerRunner, assert_same_encoding, check_parity
 from texts import COMBINING_DIACRITICS, EMOJI, WHITESPACE, ZERO_WIDTH, course_texts, generate_texts
 from tokenizers import (
+    AddedToken,
     Regex,
     Tokenizer,
     decoders,
@@ -86,6 +87,39 @@ def test_shared_checkpoint_left_padding_and_truncation_match(
     )
 
 
+def _with_metaspace_first(component: dict) -> dict:
+    if component["type"] == "Metaspace":
+        return {**component, "prepend_scheme": "first"}
+    if component["type"] == "Sequence":
+        children = [_with_metaspace_first(c) for c in component["pretokenizers"]]
+        return {**component, "pretokenizers": children}
+    return component
+
+
+@pytest.mark.parametrize("name", ["albert-base-v2", "t5-small"])
+def test_shared_checkpoint_with_metaspace_first_matches(
+    name, shared_dir, corpus, tokenizer_layer, hf_tokenizer, tmp_path
+):
+    """Real Precompiled charsmaps (leading removed characters keep offset 0), as transformers'
+    legacy=False conversion writes them."""
+    source = shared_dir / "tokenizers" / name
+    document = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    document["pre_tokenizer"] = _with_metaspace_first(document["pre_tokenizer"])
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text(json.dumps(document), encoding="utf-8")
+    (folder / "tokenizer_config.json").write_bytes((source / "tokenizer_config.json").read_bytes())
+    specials = ["[CLS]", "[MASK]", "<unk>", "</s>", "<pad>"]
+    texts = FIRST_PIECE_TEXTS + [s + t for s in specials for t in ("x", " x")]
+    texts += [f"{c}{t}" for c in "\x01\u200b\u00ad\ufeff" for t in ("ﬁne", "½\x01x", " y")]
+    texts += corpus[:: 4 * DEFAULT_STRIDE]
+    hf = hf_tokenizer(folder)
+    layer = tokenizer_layer(folder, padding="longest", max_length=40)
+    check_parity(layer, hf, texts, padding="longest", truncation=True, max_length=40)
+    check_parity(layer, hf, texts, shifted(texts, 5), padding="longest", truncation=True,
+                 max_length=40)
+
+
 # --- Hypothesis: random Unicode through Precompiled + Unigram (t5-small) -------------------------
 
 TEXTS = st.one_of(
@@ -126,6 +160,8 @@ class Variant:
     byte_fallback: bool = False
     post: str = "eos"
     config: dict = field(default_factory=dict)
+    # Added after training: normalized (not special) tokens, matched in the normalized text.
+    added_tokens: tuple = ()
 
 
 LLAMA_NORMALIZER = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
@@ -151,6 +187,53 @@ VARIANTS = {
     "Unigram-llama-normalizer-no-pre-tokenizer": Variant(serve_normalizer=LLAMA_NORMALIZER),
     "Unigram-xlnet-template-left-padding": Variant(post="xlnet", config=dict(padding_side="left")),
     "BPE-Metaspace-fuse_unk": Variant(model="bpe"),
+    "Unigram-Metaspace-first": Variant(
+        pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first")
+    ),
+    "BPE-Metaspace-first-split=False": Variant(
+        model="bpe", pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
+    ),
+    "Unigram-WhitespaceSplit+Metaspace-first-albert-normalizer": Variant(
+        normalizer=normalizers.Sequence(
+            [
+                normalizers.Replace("``", '"'),
+                normalizers.Replace("''", '"'),
+                normalizers.NFKD(),
+                normalizers.StripAccents(),
+                normalizers.Lowercase(),
+                normalizers.Replace(Regex(" {2,}"), " "),
+            ]
+        ),
+        pre_tokenizer=pre_tokenizers.Sequence(
+            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="first")]
+        ),
+    ),
+    "Unigram-Strip+Prepend+NFKC-Digits+Punctuation+Metaspace-first": Variant(
+        normalizer=normalizers.Sequence(
+            [
+                normalizers.Strip(),
+                normalizers.Replace("x", "ks"),
+                normalizers.Prepend("~"),
+                normalizers.NFKC(),
+            ]
+        ),
+        pre_tokenizer=pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.Punctuation(),
+                pre_tokenizers.Metaspace(prepend_scheme="first"),
+            ]
+        ),
+    ),
+    "Unigram-Metaspace-first-normalized-added-tokens": Variant(
+        normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Prepend("~~")]),
+        pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first"),
+        added_tokens=(
+            AddedToken("~", normalized=True, rstrip=True),
+            AddedToken("fi", normalized=True, lstrip=True),
+            AddedToken("hello", normalized=True, single_word=True),
+        ),
+    ),
     "BPE-llama-byte_fallback": Variant(
         model="bpe", byte_fallback=True, serve_normalizer=LLAMA_NORMALIZER, post="bos"
     ),
@@ -209,6 +292,7 @@ def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
         tok = _with_byte_tokens(tok)
     if variant.serve_normalizer is not None:
         tok.normalizer, tok.pre_tokenizer = variant.serve_normalizer, None
+    tok.add_tokens(list(variant.added_tokens))
     tok.decoder = decoders.Metaspace()
     tok.post_processor = post_processor(variant.post, tok)
     folder.mkdir(parents=True)
@@ -237,9 +321,20 @@ def training_corpus() -> list[str]:
     return ["".join(c for c in text if ord(c) < 0x600) for text in texts]
 
 
+# Where Metaspace `first` decides: the start of each text and what may precede its first piece.
+FIRST_PIECE_TEXTS = [
+    "", " ", "hello world", " hello", "  hello  world ", "\thello", "\u3000hello",
+    "<s>hello", "<s> hello", "hello<s>world", "</s>", "<s><s>x", "▁hello", "▁▁x", "▁ x",
+    "``quoted'' text", "''x", "`x", "xylophone", "x", "½ cup", "ﬁne", "ﬁ", "①②", "12 apples",
+    "3", "!hello", "...", "\u200bhello", "\x01hello", "\u0301\u0323x", "e\u0301\u0323x",
+    "İstanbul", "~x", "~~", "~ hello", "fine", " fi", "hello there", "hello", "héllo",
+    "\ufb01 x", "~fi~hello", "x~",
+]
+
+
 @pytest.fixture(scope="module")
 def variant_texts() -> list[str]:
-    return generate_texts(800, seed=13, inject=SPIECE_INJECT)
+    return FIRST_PIECE_TEXTS + generate_texts(800, seed=13, inject=SPIECE_INJECT)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -266,17 +361,10 @@ def test_trained_variant_matches(name, training_corpus, variant_texts, tmp_path,
 @pytest.mark.parametrize(
     "component",
     [
-        {
-            "pre_tokenizer": {
-                "type": "Metaspace",
-                "replacement": "▁",
-                "prepend_scheme": "first",
-                "split": True,
-            }
-        },
+        {"pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "once"}},
         {"normalizer": {"type": "Replace", "pattern": {"Regex": "a(?=b)"}, "content": "c"}},
     ],
-    ids=["Metaspace-first", "Replace-lookahead"],
+    ids=["Metaspace-unknown-prepend_scheme", "Replace-lookahead"],
 )
 def test_unsupported_sentencepiece_components_fail_at_build(component):
     from tfpipe.tokenization import UnsupportedComponentError
@@ -299,3 +387,20 @@ def test_unsupported_sentencepiece_components_fail_at_build(component):
     }
     with pytest.raises(UnsupportedComponentError):
         TokenizationPipeline(document)
+
+
+def test_metaspace_first_refuses_precompiled_keys_expanding_to_three_characters(
+    shared_dir, tmp_path
+):
+    """tokenizers aligns such outputs per key character; tfpipe tracks lengths per character."""
+    from tfpipe.tokenization import UnsupportedComponentError
+    from tfpipe.tokenization.anchoring import check_trackable
+    from tfpipe.tokenization.pipeline import TokenizationPipeline
+
+    document = json.loads((shared_dir / "tokenizers" / "t5-small" / "tokenizer.json").read_text())
+    document["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first"}
+    precompiled = TokenizationPipeline(document).normalizer.stages[0]
+    check_trackable([precompiled])
+    precompiled.max_whole_replacement = 3
+    with pytest.raises(UnsupportedComponentError, match="three or more"):
+        check_trackable([precompiled])

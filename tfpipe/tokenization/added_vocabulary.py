@@ -64,6 +64,16 @@ class TokenMatcher(tf.Module):
 
     def split(self, strings: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """[n] strings → ([n, (pieces)] strings, [n, (pieces)] token ids, -1 for text)."""
+        pieces, ids, _ = self._split(strings, with_starts=False)
+        return pieces, ids
+
+    def split_with_starts(
+        self, strings: tf.Tensor
+    ) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.Tensor]:
+        """`split`, plus the code point offset of every piece in its string (flat, int32)."""
+        return self._split(strings, with_starts=True)
+
+    def _split(self, strings: tf.Tensor, with_starts: bool):
         marked = tf.strings.regex_replace(strings, self.pattern, MARK + b"\\0" + MARK)
         pieces = tf.strings.split(marked, sep=MARK)
         is_token = pieces.with_values(
@@ -72,10 +82,26 @@ class TokenMatcher(tf.Module):
         index = tf.where(is_token.values, self.index.lookup(pieces.values), -1)
         if self.single_word.any():
             pieces, index = self._drop_touching_words(pieces, index)
+        starts = self._starts(pieces) if with_starts else None
         if self.lstrip.any() or self.rstrip.any():
+            if with_starts:
+                after_rstrip, _ = self._beside_stripping(pieces, index)
+                lead = pieces.values
+                lead = tf.strings.length(lead, unit="UTF8_CHAR") - tf.strings.length(
+                    tf.strings.regex_replace(lead, self.leading_space, ""), unit="UTF8_CHAR"
+                )
+                starts += tf.where(after_rstrip, lead, 0)
             pieces = self._strip_around(pieces, index)
         ids = tf.where(index >= 0, tf.gather(self.ids, tf.maximum(index, 0)), -1)
-        return pieces, pieces.with_values(ids)
+        return pieces, pieces.with_values(ids), starts
+
+    @staticmethod
+    def _starts(pieces: tf.RaggedTensor) -> tf.Tensor:
+        """Code point offset of every piece in its row (the pieces tile the row)."""
+        lengths = tf.strings.length(pieces.values, unit="UTF8_CHAR")
+        before = tf.cumsum(lengths, exclusive=True)
+        first = tf.gather(tf.cast(pieces.row_starts(), tf.int32), row_ids(pieces))
+        return before - tf.gather(before, first)
 
     def _flag(self, flags: np.ndarray, index: tf.Tensor, default: bool = False) -> tf.Tensor:
         return tf.where(index >= 0, tf.gather(flags, tf.maximum(index, 0)), default)
@@ -128,13 +154,18 @@ class TokenMatcher(tf.Module):
         )
         return merged, tf.boolean_mask(index, new_piece)
 
-    def _strip_around(self, pieces: tf.RaggedTensor, index: tf.Tensor) -> tf.RaggedTensor:
-        """Remove the whitespace that lstrip/rstrip tokens absorb from the text beside them."""
-        text = pieces.values
+    def _beside_stripping(self, pieces: tf.RaggedTensor, index: tf.Tensor):
+        """(pieces right after an rstrip token, pieces right before an lstrip token)."""
         starts = row_starts_mask(pieces)
         ends = following(starts, True)
         after_rstrip = previous(self._flag(self.rstrip, index), False) & ~starts
         before_lstrip = following(self._flag(self.lstrip, index), False) & ~ends
+        return after_rstrip, before_lstrip
+
+    def _strip_around(self, pieces: tf.RaggedTensor, index: tf.Tensor) -> tf.RaggedTensor:
+        """Remove the whitespace that lstrip/rstrip tokens absorb from the text beside them."""
+        text = pieces.values
+        after_rstrip, before_lstrip = self._beside_stripping(pieces, index)
         text = tf.where(after_rstrip, tf.strings.regex_replace(text, self.leading_space, ""), text)
         text = tf.where(
             before_lstrip, tf.strings.regex_replace(text, self.trailing_space, ""), text

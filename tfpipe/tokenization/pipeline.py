@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfpipe.tokenization import normalizers, pre_tokenizers, processors
+from tfpipe.tokenization import anchoring, normalizers, pre_tokenizers, processors
 from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models import MODELS, compile_model, model_type
@@ -122,6 +122,8 @@ class TokenizationPipeline(tf.Module):
         self.model = compile_model(document["model"])
         self.normalizer = Normalizer(document.get("normalizer"))
         self.pre_tokenizer = PreTokenizer(document.get("pre_tokenizer"))
+        if self.pre_tokenizer.needs_anchor:
+            anchoring.check_trackable(self.normalizer.stages)
         self.post_processor = PostProcessor(document.get("post_processor"))
         raw, normalized = _added_tokens(document)
         words, spaces = word_space_other_classes(), whitespace_classes()
@@ -129,32 +131,54 @@ class TokenizationPipeline(tf.Module):
         self.normalized_tokens = TokenMatcher(normalized, words, spaces) if normalized else None
 
     def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """[batch] strings → [batch, (ids)] token ids, before special tokens and truncation."""
+        """[batch] strings → [batch, (ids)] token ids, before special tokens and truncation.
+
+        With Metaspace `first`, every piece of text carries its anchored prefix (anchoring):
+        a text starts with one code point at original offset 0, its first.
+        """
         texts = tf.strings.unicode_transcode(
             texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
-        return self._split_on(self.raw_tokens, texts, self._normalize_then_split)
+        anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
+        return self._split_on(self.raw_tokens, texts, anchored, self._normalize_then_split)
 
-    def _split_on(self, matcher: TokenMatcher | None, texts: tf.Tensor, encode_text):
+    def _split_on(
+        self, matcher: TokenMatcher | None, texts: tf.Tensor, anchored: tf.Tensor | None,
+        encode_text,
+    ):
         if matcher is None:
-            return encode_text(texts)
-        parts, ids = matcher.split(texts)
+            return encode_text(texts, anchored)
+        if anchored is None:
+            parts, ids = matcher.split(texts)
+        else:
+            parts, ids, starts = matcher.split_with_starts(texts)
+            anchored = anchoring.first_part_prefix(parts, starts, anchored)
+            anchored = tf.boolean_mask(anchored, ids.values < 0)
         text_pieces = tf.boolean_mask(parts.values, ids.values < 0)
-        return interleave(parts, encode_text(text_pieces), ids.values)
+        return interleave(parts, encode_text(text_pieces, anchored), ids.values)
 
-    def _normalize_then_split(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        cps = self.normalizer(tf.strings.unicode_decode(texts, "UTF-8"))
+    def _normalize_then_split(self, texts: tf.Tensor, anchored: tf.Tensor | None):
+        cps = tf.strings.unicode_decode(texts, "UTF-8")
+        if anchored is None:
+            cps = self.normalizer(cps)
+        else:
+            cps, anchored = anchoring.normalize(self.normalizer.stages, cps, anchored)
         if self.normalized_tokens is None:
-            return self._encode_normalized(cps)
+            return self._encode_normalized(cps, anchored)
         normalized = tf.strings.unicode_encode(cps, "UTF-8")
         return self._split_on(
             self.normalized_tokens,
             normalized,
-            lambda pieces: self._encode_normalized(tf.strings.unicode_decode(pieces, "UTF-8")),
+            anchored,
+            lambda pieces, prefix: self._encode_normalized(
+                tf.strings.unicode_decode(pieces, "UTF-8"), prefix
+            ),
         )
 
-    def _encode_normalized(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        words, piece_of_word = self.pre_tokenizer(cps)
+    def _encode_normalized(
+        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None
+    ) -> tf.RaggedTensor:
+        words, piece_of_word = self.pre_tokenizer(cps, anchored)
         word_ids = self.model(words)
         per_piece = tf.RaggedTensor.from_value_rowids(
             word_ids, tf.cast(piece_of_word, tf.int64), nrows=cps.nrows(), validate=False

@@ -6,7 +6,8 @@ a `SplitStage`: a class table (probed from the reference implementation) plus th
 applied to every piece with vectorised neighbour comparisons. A `Sequence` is its stages in
 order, each splitting the pieces the previous one produced. `Metaspace` rewrites the pieces
 (spaces → ▁, ▁ prepended) between two such phases of split stages, its own split
-(MergedWithNext on ▁) opening the second.
+(MergedWithNext on ▁) opening the second. With `prepend_scheme: first` the first phase also
+carries which words start at original offset 0 (see anchoring).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tfpipe.tokenization.normalizers import LocalMap, whitespace_classes
 from tfpipe.tokenization.ragged_ops import (
     concat_rows,
     following,
+    positions_in_rows,
     previous,
     row_ids,
     row_starts_mask,
@@ -285,13 +287,29 @@ class PreTokenizer:
         if self.metaspace is not None:
             self.phases.append(SplitPhase(after))
 
-    def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
-        """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word)."""
+    @property
+    def needs_anchor(self) -> bool:
+        """Whether `__call__` needs each piece's anchored prefix (Metaspace `first`)."""
+        return self.metaspace is not None and self.metaspace.scheme == "first"
+
+    def __call__(
+        self, pieces: tf.RaggedTensor, anchored: tf.Tensor | None = None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """Split a [pieces, (code points)] batch into ([words, (code points)], piece of word).
+
+        `anchored` (int32 per piece, required when `needs_anchor`): how many leading code points
+        of each piece sit at offset 0 of the original text.
+        """
         if self.prefix_space:
             pieces = prepend_space(pieces)
-        words, piece_of = self.phases[0](pieces)
+        flags = None
+        if self.needs_anchor:
+            if anchored is None:
+                raise ValueError("Metaspace prepend_scheme 'first' needs `anchored`")
+            flags = positions_in_rows(pieces) < tf.gather(anchored, row_ids(pieces))
+        words, piece_of, word_anchored = self.phases[0].split(pieces, flags)
         if self.metaspace is not None:
-            words, owner = self.phases[1](self.metaspace.apply(words))
+            words, owner = self.phases[1](self.metaspace.apply(words, word_anchored))
             piece_of = tf.gather(piece_of, owner)
         if self.byte_map is not None:
             words = self.byte_map.apply(words)
@@ -320,6 +338,13 @@ class SplitPhase:
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """[pieces, (code points)] → ([words, (code points)], piece of each word)."""
+        words, piece_of, _ = self.split(pieces)
+        return words, piece_of
+
+    def split(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None = None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor | None]:
+        """`__call__`, plus the per-code-point `flags` of each word's first code point."""
         values = pieces.values
         starts = row_starts_mask(pieces)
         piece_of = row_ids(pieces)
@@ -336,24 +361,31 @@ class SplitPhase:
             values = tf.boolean_mask(values, kept)
             starts = tf.boolean_mask(starts, kept)
             piece_of = tf.boolean_mask(piece_of, kept)
+            flags = None if flags is None else tf.boolean_mask(flags, kept)
         word_ids = tf.cumsum(tf.cast(starts, tf.int64)) - 1
         words = tf.RaggedTensor.from_value_rowids(
             values, word_ids, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)), validate=False
         )
-        return words, tf.boolean_mask(piece_of, starts)
+        word_flags = None if flags is None else tf.boolean_mask(flags, starts)
+        return words, tf.boolean_mask(piece_of, starts), word_flags
+
+
+PREPEND_SCHEMES = ("always", "never", "first")
 
 
 @dataclass
 class MetaspaceRewrite:
-    """`Metaspace`: spaces become the replacement, which is prepended to every piece lacking it.
+    """`Metaspace`: spaces become the replacement, which is prepended to every piece lacking it
+    (`always`), to none (`never`) or only to pieces at original offset 0 (`first`).
 
     Split (MergedWithNext on the replacement) is the split stage it returns from `stages`.
-    `prepend_scheme: first` (only the piece at offset 0 of the original text) is not supported:
-    which piece that is depends on offsets that the pipeline does not track.
+    For `first` the caller says which pieces start at offset 0: the first piece of each sequence
+    unless an added token, a removed character or a pre-tokenizer split precedes it (see
+    anchoring for what normalizers do to that offset).
     """
 
     replacement: int
-    prepend: bool
+    scheme: str
     split: bool
 
     @classmethod
@@ -365,9 +397,9 @@ class MetaspaceRewrite:
             scheme = component["prepend_scheme"]
         else:
             scheme = "always" if component.get("add_prefix_space", True) else "never"
-        if scheme not in ("always", "never"):
+        if scheme not in PREPEND_SCHEMES:
             raise UnsupportedComponentError(SECTION, "Metaspace", f"prepend_scheme {scheme!r}")
-        return cls(ord(replacement), scheme == "always", bool(component.get("split", True)))
+        return cls(ord(replacement), scheme, bool(component.get("split", True)))
 
     def stages(self) -> list[SplitStage]:
         if not self.split:
@@ -376,11 +408,14 @@ class MetaspaceRewrite:
         classes[self.replacement] = 1
         return [SplitStage(classes, "MergedWithNext")]
 
-    def apply(self, pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+    def apply(self, pieces: tf.RaggedTensor, anchored: tf.Tensor | None = None) -> tf.RaggedTensor:
+        """Rewrite the pieces; `anchored` (bool per piece) is required for `first`."""
         values = pieces.values
         replacement = tf.constant(self.replacement, values.dtype)
         pieces = pieces.with_values(tf.where(values == BLANK, replacement, values))
-        return prepend_char(pieces, self.replacement) if self.prepend else pieces
+        if self.scheme == "never":
+            return pieces
+        return prepend_char(pieces, self.replacement, anchored if self.scheme == "first" else None)
 
 
 def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
@@ -388,9 +423,13 @@ def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
     return prepend_char(pieces, BLANK)
 
 
-def prepend_char(pieces: tf.RaggedTensor, char: int) -> tf.RaggedTensor:
-    """Prefix every non-empty piece not starting with `char` with it."""
+def prepend_char(
+    pieces: tf.RaggedTensor, char: int, where: tf.Tensor | None = None
+) -> tf.RaggedTensor:
+    """Prefix every non-empty piece not starting with `char` (and, if given, `where`) with it."""
     nonempty = pieces.row_lengths() > 0
+    if where is not None:
+        nonempty &= where
     first_index = tf.where(nonempty, pieces.row_starts(), 0)
     padded = tf.concat([pieces.values, tf.constant([char], pieces.values.dtype)], 0)
     first = tf.where(nonempty, tf.gather(padded, first_index), char)

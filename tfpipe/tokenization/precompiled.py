@@ -143,6 +143,7 @@ class Precompiled(tf.Module):
         whole = {k: v for k, v in rules.items() if len(k) > 1 and _utf8_size(k) <= MAX_WHOLE_BYTES}
         self.whole_keys = string_table({k: i for i, k in enumerate(whole)}) if whole else None
         replacements = [[ord(c) for c in v] for v in whole.values()]
+        self.max_whole_replacement = max((len(r) for r in replacements), default=0)
         self.replacement_lengths = np.array([len(r) for r in replacements] + [0], np.int32)
         self.replacement_firsts = np.array([(r or [0])[0] for r in replacements] + [0], np.int32)
         starts = np.cumsum([0] + [len(r) for r in replacements])
@@ -157,6 +158,19 @@ class Precompiled(tf.Module):
         )
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        lengths, firsts, offsets = self._outputs(cps)
+        source, within, splits = expand_values(lengths, cps.row_splits)
+        single = tf.gather(lengths, source) == 1
+        many = tf.gather(self.extra, tf.gather(offsets, source) + within)
+        out = tf.where(single, tf.gather(firsts, source), many)
+        return tf.RaggedTensor.from_row_splits(out, splits, validate=False)
+
+    def output_lengths(self, cps: tf.RaggedTensor) -> tf.Tensor:
+        """How many code points each code point becomes (0 when dropped with its grapheme)."""
+        return self._outputs(cps)[0]
+
+    def _outputs(self, cps: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(output length, first output, offset of the others in `extra`) per code point."""
         values = cps.values
         lengths, firsts, offsets = self.map.lookup(values)
         joins, blocks, prepends, is_key = self.classes.lookup(values)
@@ -166,16 +180,11 @@ class Precompiled(tf.Module):
             | (previous(prepends > 0, False) & ~control)
             | ((values == LF) & (previous(values, -1) == CR))
         )
-        lengths, firsts, offsets = tf.cond(
+        return tf.cond(
             tf.reduce_any(join),
             lambda: self._whole_graphemes(values, join, is_key, lengths, firsts, offsets),
             lambda: (lengths, firsts, offsets),
         )
-        source, within, splits = expand_values(lengths, cps.row_splits)
-        single = tf.gather(lengths, source) == 1
-        many = tf.gather(self.extra, tf.gather(offsets, source) + within)
-        out = tf.where(single, tf.gather(firsts, source), many)
-        return tf.RaggedTensor.from_row_splits(out, splits, validate=False)
 
     def _whole_graphemes(self, values, join, is_key, lengths, firsts, offsets):
         """Outputs of characters in short multi-character graphemes that a key prefixes."""

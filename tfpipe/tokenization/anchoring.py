@@ -1,0 +1,151 @@
+"""Which normalized code points still sit at offset 0 of the original text.
+
+`Metaspace` with `prepend_scheme: first` prepends the replacement only to a piece whose
+original offset is 0 (tokenizers: `normalized.offsets_original().0 == 0`, the first code point's
+alignment, with each sequence of a pair starting at 0). The pipeline does not track offsets;
+it carries the one number that decides this: per row of code points, the *anchored prefix* — how
+many leading code points are aligned to original offset 0. Alignments never decrease along a
+row, so those code points always form a prefix. A text starts with an anchored prefix of 1 (its
+first code point); text after an added token starts at 0.
+
+Each normalizer stage changes the prefix as tokenizers' `NormalizedString` aligns its edits:
+- a code point mapped to several keeps its alignment for all of them, one mapped to nothing
+  drops it (`LocalMap`, also `Replace` of one character); canonical reordering and composition
+  keep alignments by position; `Prepend` inserts with the first code point's alignment; `Strip`
+  drops what it removes. For these the prefix is the stage applied to the prefix alone.
+- `Replace` aligns a match's replacement with the match's *last* code point: "``a" → '"' at
+  offset 1, not anchored. Matches come from the same RE2 pattern, wrapped in marker bytes.
+- `Precompiled` (tokenizers' precompiled.rs) never records code points removed before its first
+  output, so every later alignment shifts back by that many: leading removed code points do not
+  un-anchor. An output beyond the first of a code point that a removed code point follows takes
+  the removed one's alignment.
+
+Not expressible, and refused at build time: a `Precompiled` charsmap whose multi-character keys
+map to three or more characters (tokenizers aligns those outputs one per key character, which
+per-character lengths cannot tell; SentencePiece's own charsmaps have none). A `Replace` regex
+that matches the empty string is only compiled with empty content, which inserts nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.normalizers import (
+    CanonicalCompose,
+    CanonicalReorder,
+    LocalMap,
+    PrependText,
+    ReplaceLiteral,
+    ReplaceRegex,
+    StripWhitespace,
+)
+from tfpipe.tokenization.precompiled import Precompiled
+from tfpipe.tokenization.ragged_ops import following, positions_in_rows, row_ids, row_starts_mask
+from tfpipe.tokenization.re2 import re2_literal
+
+SECTION = "pre_tokenizer"
+MARK = b"\xff"
+# Stages whose anchored prefix is the stage applied to the prefix alone.
+PREFIX_CLOSED = (LocalMap, CanonicalReorder, CanonicalCompose, PrependText)
+
+
+def check_trackable(stages: list) -> None:
+    """Refuse normalizer stages whose effect on the anchored prefix is not modelled."""
+    for stage in stages:
+        if isinstance(stage, Precompiled) and stage.max_whole_replacement >= 3:
+            raise UnsupportedComponentError(
+                SECTION,
+                "Metaspace",
+                "prepend_scheme 'first' after a Precompiled charsmap mapping multi-character "
+                "keys to three or more characters",
+            )
+
+
+def first_part_prefix(parts: tf.RaggedTensor, starts: tf.Tensor, anchored: tf.Tensor) -> tf.Tensor:
+    """The anchored prefix of every part of split rows, from each part's code point start."""
+    row_anchor = tf.gather(anchored, row_ids(parts))
+    return tf.maximum(row_anchor - starts, 0)
+
+
+def prefix(cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.RaggedTensor:
+    """The first `anchored` code points of every row."""
+    ids = row_ids(cps)
+    keep = positions_in_rows(cps, ids) < tf.gather(anchored, ids)
+    lengths = tf.math.unsorted_segment_sum(tf.cast(keep, tf.int64), ids, cps.nrows())
+    return tf.RaggedTensor.from_row_lengths(
+        tf.boolean_mask(cps.values, keep), lengths, validate=False
+    )
+
+
+def _lengths(rows: tf.RaggedTensor) -> tf.Tensor:
+    return tf.cast(rows.row_lengths(), tf.int32)
+
+
+def anchored_after(stage, cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.Tensor:
+    """The anchored prefix of `stage.apply(cps)` given that of `cps` (int32 per row)."""
+    if isinstance(stage, PREFIX_CLOSED):
+        return _lengths(stage.apply(prefix(cps, anchored)))
+    if isinstance(stage, StripWhitespace):
+        # Right stripping removes nothing before the prefix; the caller caps by the row length.
+        left_only = dataclasses.replace(stage, right=False)
+        return _lengths(left_only.apply(prefix(cps, anchored)))
+    if isinstance(stage, ReplaceLiteral):
+        return _after_replace(re2_literal(stage.pattern), len(stage.content), cps, anchored)
+    if isinstance(stage, ReplaceRegex):
+        return _after_replace(stage.pattern, len(stage.content), cps, anchored)
+    if isinstance(stage, Precompiled):
+        return _after_precompiled(stage, cps, anchored)
+    raise UnsupportedComponentError(SECTION, "Metaspace", f"prepend_scheme 'first' after {stage}")
+
+
+def _after_replace(
+    pattern: str, content_length: int, cps: tf.RaggedTensor, anchored: tf.Tensor
+) -> tf.Tensor:
+    """Unmatched code points keep their alignment; a match's replacement takes its last one's."""
+    text = tf.strings.unicode_encode(cps, "UTF-8")
+    parts = tf.strings.split(tf.strings.regex_replace(text, pattern, MARK + b"\\0" + MARK), MARK)
+    lengths = tf.strings.length(parts.values, unit="UTF8_CHAR")
+    ids = row_ids(parts)
+    total = tf.cumsum(lengths, exclusive=True)
+    starts = total - tf.gather(total, tf.gather(tf.cast(parts.row_starts(), tf.int32), ids))
+    limit = tf.gather(anchored, ids)
+    is_match = tf.math.floormod(positions_in_rows(parts, ids), 2) == 1
+    kept = tf.clip_by_value(limit - starts, 0, lengths)
+    replaced = tf.where(starts + lengths - 1 < limit, content_length, 0)
+    contribution = tf.where(is_match, replaced, kept)
+    return tf.math.unsorted_segment_sum(contribution, ids, parts.nrows(out_type=tf.int32))
+
+
+def _after_precompiled(stage: Precompiled, cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.Tensor:
+    """Outputs of code points [k, k + anchored), k the leading removed ones, less the last output
+    of the last of them when it has several and a removed code point follows."""
+    lengths = stage.output_lengths(cps)
+    ids = row_ids(cps)
+    position = positions_in_rows(cps, ids)
+    nrows = cps.nrows(out_type=tf.int32)
+    output_before = tf.cumsum(lengths, exclusive=True)
+    output_before -= tf.gather(output_before, tf.gather(tf.cast(cps.row_starts(), tf.int32), ids))
+    removed_lead = tf.math.unsorted_segment_sum(
+        tf.cast((output_before == 0) & (lengths == 0), tf.int32), ids, nrows
+    )
+    end = tf.gather(removed_lead + anchored, ids)
+    counted = (position >= tf.gather(removed_lead, ids)) & (position < end)
+    total = tf.math.unsorted_segment_sum(tf.where(counted, lengths, 0), ids, nrows)
+    removed_next = following(lengths == 0, False) & ~following(row_starts_mask(cps), True)
+    shifted = (position == end - 1) & (lengths >= 2) & removed_next
+    return total - tf.math.unsorted_segment_sum(tf.cast(shifted, tf.int32), ids, nrows)
+
+
+def normalize(
+    stages: list, cps: tf.RaggedTensor, anchored: tf.Tensor
+) -> tuple[tf.RaggedTensor, tf.Tensor]:
+    """Run normalizer stages on `cps`, tracking the anchored prefix of every row."""
+    anchored = tf.minimum(anchored, _lengths(cps))
+    for stage in stages:
+        anchored = anchored_after(stage, cps, anchored)
+        cps = stage.apply(cps)
+        anchored = tf.minimum(anchored, _lengths(cps))
+    return cps, anchored
