@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import os
+import socket
 from collections import OrderedDict
 from pathlib import Path
 
@@ -17,6 +19,50 @@ from parity import LayerRunner  # noqa: E402
 from texts import generate_texts  # noqa: E402
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class NetworkAccessError(OSError):
+    """Raised by the socket guard: tests run offline, a network connection is a bug."""
+
+
+# Non-loopback connections attempted during the current test; code that catches the error
+# (a hub client falling back to its cache) must still fail the test.
+NETWORK_ATTEMPTS: list = []
+
+
+def is_loopback(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths and other local families
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving it would already use the network
+
+
+def guard(method):
+    def guarded(sock, address, *args):
+        if not is_loopback(address):
+            NETWORK_ATTEMPTS.append(address)
+            raise NetworkAccessError(f"tests must not use the network: connect to {address!r}")
+        return method(sock, address, *args)
+
+    return guarded
+
+
+socket.socket.connect = guard(socket.socket.connect)
+socket.socket.connect_ex = guard(socket.socket.connect_ex)
+
+
+@pytest.fixture(autouse=True)
+def no_network_access():
+    """Fail any test that tried to connect to a non-loopback address."""
+    NETWORK_ATTEMPTS.clear()
+    yield
+    attempts, NETWORK_ATTEMPTS[:] = list(NETWORK_ATTEMPTS), []
+    assert not attempts, f"the test tried to use the network: {attempts}"
 
 
 def load_hf_tokenizer(path):

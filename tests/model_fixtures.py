@@ -120,6 +120,16 @@ def exported_classifier():
 
 
 @functools.cache
+def exported_pair_classifier():
+    """The tiny classifier with a ``text_pair`` input, exported as saved_models/pair/1."""
+    from tfpipe.export import export
+    from tfpipe.pipelines import pipeline
+
+    model = pipeline("text-classification", classifier_checkpoint(), text_pair=True)
+    return export(model, work_dir() / "saved_models" / "pair" / "1")
+
+
+@functools.cache
 def hf_tokenizer(path: Path):
     from transformers import AutoTokenizer
 

@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfpipe.tokenization.layer import check_text_batch
+
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
 # sentence-transformers' 1_Pooling/config.json flags, in the order it applies them.
 SENTENCE_TRANSFORMERS_POOLING_FLAGS = {
@@ -226,6 +228,7 @@ class CandidatePairs(tf_keras.layers.Layer):
         self.hypotheses = _checked_labels(hypotheses)
 
     def call(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        texts = check_text_batch(texts, "text")
         count = len(self.hypotheses)
         premises = tf.repeat(texts, count, axis=0)
         hypotheses = tf.tile(tf.constant(self.hypotheses), tf.shape(texts)[:1])

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tf_keras
 import transformers
 
+from tfpipe.model_config import ModelLoadError, checked_model_config
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 
 # Each pipeline task maps to the transformers auto class whose head it needs.
@@ -30,10 +31,6 @@ MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 TF_H5_FILES = ("tf_model.h5", "tf_model.h5.index.json")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
-class ModelLoadError(ValueError):
-    """A checkpoint folder cannot be loaded (missing files, unsafe weights, unknown task)."""
 
 
 def model_class_for_task(task: str) -> type:
@@ -89,6 +86,7 @@ def load_pretrained_model(
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ModelLoadError(f"no config.json in {folder}: not a transformers checkpoint")
     options = weight_loading_options(folder, allow_pickle=allow_pickle)
+    checked_model_config(folder)
     return model_class.from_pretrained(
         folder, local_files_only=True, trust_remote_code=False, **options, **config_overrides
     )
@@ -192,8 +190,24 @@ class TransformerLayer(tf_keras.layers.Layer):
             raise ValueError(f"TransformerLayer needs tokenizer outputs {sorted(missing)}")
         features = {name: inputs[name] for name in self.model_input_names if name in inputs}
         if self.micro_batch_size is None:
-            return self._run(features, training)
+            return self._run_unless_empty(features, training)
         return self._run_in_micro_batches(features, training)
+
+    def _run_unless_empty(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """The model on the batch; an empty batch gets empty outputs (the attention
+        kernels reject a [0, 0] batch)."""
+        shape = tf.shape(features["input_ids"])
+        return tf.cond(
+            shape[0] > 0,
+            lambda: self._run(features, training),
+            lambda: self._empty_output(shape[1]),
+        )
+
+    def _empty_output(self, width: tf.Tensor) -> tf.Tensor:
+        """Zero rows of what `_run` returns for a batch padded to `width`."""
+        if self.task in CLASSIFICATION_TASKS:
+            return tf.zeros([0, len(self.id2label)], self.compute_dtype)
+        return tf.zeros([0, width, self.hidden_size], self.compute_dtype)
 
     def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         outputs = self.hf_model(features, training=training)
@@ -230,8 +244,7 @@ class TransformerLayer(tf_keras.layers.Layer):
             ordered = concat(results, self.compute_dtype, element_shape)
             return tf.gather(ordered, tf.math.invert_permutation(order))
 
-        empty_shape = [0, width, self.hidden_size] if hidden else [0, len(self.id2label)]
-        return tf.cond(batch > 0, in_chunks, lambda: tf.zeros(empty_shape, self.compute_dtype))
+        return tf.cond(batch > 0, in_chunks, lambda: self._empty_output(width))
 
     def get_config(self) -> dict[str, Any]:
         model_config = json.loads(self._model_config_json)

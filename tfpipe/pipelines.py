@@ -27,6 +27,7 @@ from tfpipe.heads import (
     TopK,
     sentence_transformers_pooling,
 )
+from tfpipe.model_config import checked_model_config
 from tfpipe.models import TransformerLayer
 from tfpipe.tokenization.layer import TokenizerLayer
 
@@ -117,6 +118,9 @@ class BuildContext:
         self.tokenizer_source = checkpoint if tokenizer is None else tokenizer
         self.max_length = max_length
         self.allow_pickle = allow_pickle
+        if os.path.isfile(os.path.join(checkpoint, "config.json")):
+            # Before anything is built: transformers also reads it, for the tokenizer too.
+            self.model_config()
 
     def tokenizer(
         self, default_max_length: int | None = None, truncation: str | bool = True
@@ -143,8 +147,7 @@ class BuildContext:
         )
 
     def model_config(self) -> dict[str, Any]:
-        with open(os.path.join(self.checkpoint, "config.json"), encoding="utf-8") as file:
-            return json.load(file)
+        return checked_model_config(self.checkpoint)
 
     def sentence_transformers_max_length(self) -> int | None:
         """``max_seq_length`` from sentence_bert_config.json, which sentence-transformers uses."""

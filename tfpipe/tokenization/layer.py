@@ -21,6 +21,38 @@ from tfpipe.tokenization.truncation import STRATEGIES, keep_lengths, truncate_ro
 # transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
 NO_LIMIT = int(1e20)
 PADDING = ("longest", "max_length")
+# Bounds the memory a hostile tokenizer.json can make parsing take (a 10M-entry vocabulary
+# is over 140 MB); the largest real ones (Gemma 3, 262k entries) are about 33 MB.
+MAX_TOKENIZER_JSON_BYTES = 64 * 2**20
+
+
+def check_tokenizer_json_size(size: int, source: str) -> None:
+    if size > MAX_TOKENIZER_JSON_BYTES:
+        raise ValueError(
+            f"{source} is {size:,} bytes, over tfpipe's limit of "
+            f"{MAX_TOKENIZER_JSON_BYTES:,} bytes for a tokenizer.json"
+        )
+
+
+def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
+    """The tokenizer.json object, or a ValueError naming `source` for text that is too large,
+    not JSON, nested past Python's recursion limit, or not a JSON object."""
+    check_tokenizer_json_size(len(text), source)
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{source} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"{source} is nested too deeply to be a tokenizer.json") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{source} must hold a JSON object, not {type(document).__name__}")
+    return document
+
+
+def read_tokenizer_json(path: Path) -> dict:
+    """parse_tokenizer_json of a file whose size is checked before it is read."""
+    check_tokenizer_json_size(path.stat().st_size, str(path))
+    return parse_tokenizer_json(path.read_bytes(), str(path))
 
 
 def load_reference(path: str | Path) -> tuple[str, dict]:
@@ -35,18 +67,25 @@ def load_reference(path: str | Path) -> tuple[str, dict]:
     path = Path(path)
     document_path = path / "tokenizer.json" if path.is_dir() else path
     if document_path.is_file():
-        try:
-            check_supported(json.loads(document_path.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{document_path} is not valid JSON: {error}") from None
-    if path.is_file():
-        reference = PreTrainedTokenizerFast(tokenizer_file=str(path))
-    elif path.is_dir():
-        reference = AutoTokenizer.from_pretrained(
-            str(path), local_files_only=True, use_fast=True, trust_remote_code=False
-        )
-    else:
+        check_supported(read_tokenizer_json(document_path))
+    if not path.exists():
         raise FileNotFoundError(f"no tokenizer checkpoint or tokenizer.json at {path}")
+    try:
+        if path.is_file():
+            reference = PreTrainedTokenizerFast(tokenizer_file=str(path))
+        else:
+            reference = AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True, use_fast=True, trust_remote_code=False
+            )
+    except (OSError, ValueError):
+        raise
+    except Exception as error:
+        # A malformed tokenizer.json (a wrong type, a negative id, nesting past its recursion
+        # limit) fails in tokenizers with a bare Exception, or in transformers with a
+        # TypeError or KeyError, naming no file.
+        raise ValueError(
+            f"{document_path} cannot be read by tokenizers: {type(error).__name__}: {error}"
+        ) from None
     if not getattr(reference, "is_fast", False):
         raise ValueError(f"{path} has no fast (tokenizer.json) tokenizer")
     settings = {
@@ -81,7 +120,14 @@ def _truncation_strategy(truncation) -> str | None:
 
 
 def check_text_batch(text, name: str) -> tf.Tensor:
-    """A rank-1 tf.string tensor, or a clear TypeError / InvalidArgumentError naming `name`."""
+    """A rank-1 tf.string tensor, or a clear TypeError / InvalidArgumentError naming `name`.
+
+    The rank is also checked when the graph runs: a SavedModel signature declares `[None]`,
+    but neither a TF2 signature call nor a model server's session enforces it, and kernels
+    fed another rank fail with errors that name no input. EnsureShape does it, its node named
+    after the input, because grappler keeps it while it folds an Assert on the rank to the
+    declared, trusted shape.
+    """
     if isinstance(text, tf.RaggedTensor | tf.SparseTensor):
         raise TypeError(f"{name} must be a dense 1-D tf.string tensor, got {type(text).__name__}")
     text = tf.convert_to_tensor(text)
@@ -91,8 +137,17 @@ def check_text_batch(text, name: str) -> tf.Tensor:
         raise tf.errors.InvalidArgumentError(
             None, None, f"{name} must be a 1-D batch of strings, got shape {text.shape}"
         )
-    tf.debugging.assert_rank(text, 1, message=f"{name} must be a 1-D batch of strings")
-    return tf.reshape(text, [-1])
+    return tf.ensure_shape(text, [None], name=f"{name}.must_be_a_1-D_batch")
+
+
+def check_same_batch(text: tf.Tensor, text_pair: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(text, text_pair), usable only once their batch sizes are known to agree."""
+    sizes = [tf.size(text), tf.size(text_pair)]
+    check = tf.debugging.Assert(
+        tf.equal(*sizes), ["text and text_pair must have the same batch size, got", *sizes]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(text), tf.identity(text_pair)
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
@@ -133,12 +188,18 @@ class TokenizerLayer(tf_keras.layers.Layer):
         self.pad_token_id = self.settings["pad_token_id"]
         if self.padding and self.pad_token_id is None:
             raise ValueError("Asking to pad but the tokenizer does not have a padding token")
-        self.pipeline = TokenizationPipeline(json.loads(tokenizer_json))
+        self.pipeline = TokenizationPipeline(parse_tokenizer_json(tokenizer_json, "tokenizer_json"))
         self._encode = tf.function(
             self.pipeline.encode,
             input_signature=[tf.TensorSpec([None], tf.string)],
             autograph=False,
         )
+
+    @classmethod
+    def from_config(cls, config: dict) -> TokenizerLayer:
+        """The layer of `get_config`; errors propagate as raised, not re-raised by tf-keras
+        as a TypeError quoting the whole config (the tokenizer.json text)."""
+        return cls(**config)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **options) -> TokenizerLayer:
@@ -165,20 +226,12 @@ class TokenizerLayer(tf_keras.layers.Layer):
 
     def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
         text = check_text_batch(text, "text")
-        sequences = [self._encode(text)]
-        checks = []
-        if text_pair is not None:
-            text_pair = check_text_batch(text_pair, "text_pair")
-            checks.append(
-                tf.debugging.assert_equal(
-                    tf.size(text),
-                    tf.size(text_pair),
-                    message="text and text_pair must have the same batch size",
-                )
-            )
-            sequences.append(self._encode(text_pair))
-        with tf.control_dependencies(checks):
-            sequences = self._truncate(sequences)
+        if text_pair is None:
+            sequences = [self._encode(text)]
+        else:
+            text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
+            sequences = [self._encode(text), self._encode(text_pair)]
+        sequences = self._truncate(sequences)
         ids, type_ids = self.pipeline.post_processor(sequences)
         outputs = {"input_ids": ids}
         if self.return_token_type_ids:
