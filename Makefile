@@ -45,14 +45,21 @@ demo: $(STAMP)
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 TF_TEXT := tensorflow-text==2.21.*
+# BENCH_ARGS go to both scripts (--write-readme, or --quick for a ~2-minute smoke run that
+# leaves the README alone); TOKENIZER_ARGS and SERVING_ARGS to bench/tokenizer.py and
+# bench/serving.py only.
 BENCH_ARGS ?= --write-readme
+TOKENIZER_ARGS ?=
+SERVING_ARGS ?=
+BENCH_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2
 SITE_PACKAGES = import sysconfig; print(sysconfig.get_path("purelib"))
 
 bench: $(STAMP)
 	test -x $(BENCH_PY) || $(PY) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -c 'import pathlib, sys, sysconfig; pathlib.Path(sysconfig.get_path("purelib"), "tfpipe-venv.pth").write_text(f"import site; site.addsitedir({sys.argv[1]!r})\n")' "$$($(PY) -c '$(SITE_PACKAGES)')"
 	$(BENCH_PY) -m pip install --quiet --no-deps "$(TF_TEXT)"
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 $(BENCH_PY) bench/tokenizer.py $(BENCH_ARGS)
+	$(BENCH_ENV) $(BENCH_PY) bench/tokenizer.py $(BENCH_ARGS) $(TOKENIZER_ARGS)
+	$(BENCH_ENV) $(BENCH_PY) bench/serving.py $(BENCH_ARGS) $(SERVING_ARGS)
 
 # Parity fuzzing against the HF tokenizers (bench/fuzz_tokenizer.py); updates the README.
 FUZZ_ARGS ?= --seconds 60 --write-readme

@@ -7,6 +7,7 @@ another process then slows all contenders of that repetition alike instead of on
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -14,6 +15,7 @@ import platform
 import random
 import re
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -128,3 +130,39 @@ def replace_block(path: Path, name: str, content: str) -> None:
 
 def cpu_count() -> int:
     return os.cpu_count() or 1
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (VmHWM, Linux /proc), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def command_line(script: str) -> str:
+    """How this run was started, venv included (`make bench` runs in .venv-bench)."""
+    return " ".join([f"{Path(sys.prefix).name}/bin/python bench/{script}", *sys.argv[1:]])
+
+
+def machine_line() -> str:
+    return f"{cpu_model()}, os.cpu_count() = {cpu_count()}"
+
+
+def parse_with_quick(
+    parser: argparse.ArgumentParser, argv: list[str], quick: dict[str, object]
+) -> argparse.Namespace:
+    """Parse `argv`; with --quick, `quick` replaces the defaults (explicit flags still win).
+
+    Quick runs only prove the suite works, so they never write the README.
+    """
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: tiny repeat counts, README untouched"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        if getattr(args, "write_readme", False):
+            parser.error("--quick numbers are not for the README: drop --write-readme")
+        parser.set_defaults(**quick)
+        args = parser.parse_args(argv)
+    return args

@@ -29,12 +29,13 @@ import tensorflow as tf
 from _common import (
     README,
     SHARED,
-    cpu_count,
-    cpu_model,
+    command_line,
     load_texts,
+    machine_line,
     markdown_table,
     median,
     package_version,
+    parse_with_quick,
     replace_block,
     time_interleaved,
     today,
@@ -47,6 +48,8 @@ from tfpipe.tokenization.layer import load_reference
 MAX_LENGTH = 128
 DEFAULT_TOKENIZERS = ("minilm", "bert-base-cased", "bert-base-chinese", "roberta-base", "t5-small")
 DEFAULT_BATCH_SIZES = (1024, 32)
+# --quick: one tokenizer per model family (WordPiece, byte-level BPE, Unigram), few texts.
+QUICK = {"tokenizers": ["minilm", "roberta-base", "t5-small"], "max_texts": 1024, "repeats": 1}
 STRING_BATCH = [tf.TensorSpec([None], tf.string)]
 # Output keys compared for parity, when both sides return them.
 COMPARED = ("input_ids", "token_type_ids")
@@ -92,7 +95,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="also time tfpipe's stages (first tokenizer)"
     )
-    return parser.parse_args(argv)
+    return parse_with_quick(parser, argv, QUICK)
 
 
 def resolve_checkpoint(name: str) -> Path:
@@ -132,11 +135,26 @@ def hf_encoder(hf) -> Callable[[list[str]], Encoding]:
     return encode
 
 
+def tokenizer_document(path: Path) -> dict:
+    return json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+
+
+def model_family(document: dict) -> str:
+    """WordPiece, BPE (byte-level or not) or Unigram; old files leave out the model type."""
+    model = document["model"]
+    family = model.get("type") or (
+        "BPE" if "merges" in model else "Unigram" if isinstance(model.get("vocab"), list)
+        else "WordPiece"
+    )
+    byte_level = '"ByteLevel"' in json.dumps(document.get("pre_tokenizer"))
+    return f"byte-level {family}" if byte_level else family
+
+
 def is_bert_style(path: Path) -> bool:
     """WordPiece with BertNormalizer: the checkpoints TFBertTokenizer is meant to replace."""
-    document = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    document = tokenizer_document(path)
     normalizer = document.get("normalizer") or {}
-    return document["model"]["type"] == "WordPiece" and normalizer.get("type") == "BertNormalizer"
+    return model_family(document) == "WordPiece" and normalizer.get("type") == "BertNormalizer"
 
 
 def tf_text_encoder(hf, path: Path) -> Callable[[tf.Tensor], Encoding] | None:
@@ -232,10 +250,12 @@ def bench_tokenizer(name: str, texts: list[str], args: argparse.Namespace) -> li
         return [Row(name, note=f"not supported yet ({error})")]
     encoders["HF"] = hf_encoder(hf)
     encoders["TF Text"] = tf_text_encoder(hf, path)
+    # The model family in the label: the targets are per family (WordPiece, BPE, Unigram).
+    label = f"{name} ({model_family(tokenizer_document(path))})"
     rows = []
     for batch_size in args.batch_sizes:
         print(f"  {name}, batch {batch_size} …", file=sys.stderr, flush=True)
-        rows.append(measure(name, texts, batch_size, encoders, args.repeats))
+        rows.append(measure(label, texts, batch_size, encoders, args.repeats))
     return rows
 
 
@@ -293,15 +313,14 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
 
 
 def header(args: argparse.Namespace, source: str, count: int) -> str:
-    command = " ".join([f"{Path(sys.prefix).name}/bin/python bench/tokenizer.py", *sys.argv[1:]])
+    command = command_line("tokenizer.py")
     return "\n".join(
         [
             f"Tokenizer throughput, texts/s: median of {args.repeats} interleaved passes over "
             f'{count} texts ({source}); padding="longest", truncation, '
             f"max_length={MAX_LENGTH}. Ratios > 1 mean tfpipe is faster.",
             "",
-            f"- Machine: {cpu_model()}, os.cpu_count() = {cpu_count()} (HF's RAYON and TF's "
-            "thread pools at their defaults)",
+            f"- Machine: {machine_line()} (HF's RAYON and TF's thread pools at their defaults)",
             f"- Date: {today()}; command: `{command}`",
             f"- Versions: Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, "
             f"tensorflow-text {package_version('tensorflow-text')}, "
