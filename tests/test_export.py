@@ -21,10 +21,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfpipe.export import (
+    BATCHING_PARAMETERS_FILE,
     WARMUP_FILE,
     ExportError,
     export,
     find_tokenizer,
+    write_batching_parameters,
     write_models_config,
 )
 from tfpipe.graph_audit import foreign_ops, graph_op_types
@@ -61,6 +63,53 @@ def test_models_config_covers_every_exported_model(tmp_path):
     assert config.count("config {") == 2
     assert f'base_path: "{tmp_path / "sentiment"}"' in config
     assert "not_a_model" not in config
+
+
+def batching_parameters_class() -> type:
+    """TF Serving's BatchingParameters message (session_bundle_config.proto), the fields it
+    numbers 1-4; tensorflow-serving-api does not ship that proto."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    file = descriptor_pb2.FileDescriptorProto(
+        name="batching.proto",
+        package="tensorflow.serving",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = file.message_type.add(name="BatchingParameters")
+    names = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads")
+    for number, name in enumerate(names, start=1):
+        message.field.add(
+            name=name,
+            number=number,
+            type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            type_name=".google.protobuf.Int64Value",
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+        )
+    pool.Add(file)
+    descriptor = pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    return message_factory.GetMessageClass(descriptor)
+
+
+def test_batching_parameters_parse_as_tf_servings_message():
+    from google.protobuf import text_format
+
+    exported = exported_classifier()
+    assert exported.batching_parameters == exported.path.parents[1] / BATCHING_PARAMETERS_FILE
+    text = exported.batching_parameters.read_text()
+    parameters = text_format.Parse(text, batching_parameters_class()())
+    assert parameters.max_batch_size.value == 32
+    assert 0 < parameters.batch_timeout_micros.value <= 10_000
+    assert parameters.num_batch_threads.value >= 1
+    assert parameters.max_enqueued_batches.value >= parameters.num_batch_threads.value
+
+
+def test_batching_parameters_an_operator_edited_are_kept(tmp_path):
+    path = tmp_path / BATCHING_PARAMETERS_FILE
+    path.write_text("max_batch_size { value: 8 }\n")
+    assert write_batching_parameters(tmp_path) == path
+    assert path.read_text() == "max_batch_size { value: 8 }\n"
 
 
 def test_warmup_requests_are_predict_logs_for_serving_default():

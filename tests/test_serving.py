@@ -15,7 +15,7 @@ import tensorflow as tf
 from model_fixtures import SENTENCES, exported_classifier, work_dir
 from tensorflow_serving.apis import predict_pb2
 
-from tfpipe.export import write_models_config
+from tfpipe.export import BATCHING_PARAMETERS_FILE, write_models_config
 from tfpipe.serving import (
     grpc_predict,
     grpc_predict_request,
@@ -132,7 +132,8 @@ def test_live_model_server_answers_rest_and_grpc():
     log = (work_dir() / "model_server.log").open("w")
     server = subprocess.Popen(
         ["tensorflow_model_server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-         f"--model_config_file={config}"],
+         f"--model_config_file={config}", "--enable_batching",
+         f"--batching_parameters_file={base / BATCHING_PARAMETERS_FILE}"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
