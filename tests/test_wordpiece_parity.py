@@ -440,3 +440,85 @@ def test_shared_wordpiece_checkpoint_matches_on_course_corpus(
     check_parity(layer, hf, corpus, padding="longest", truncation=True)
     quarter = corpus[: len(corpus) // 4]
     check_parity(layer, hf, quarter, shifted(quarter, 11), padding="longest", truncation=True)
+
+
+# --- Long single texts: cut before encoding where exact ---------------------------------------
+
+
+def long_texts(generated_texts: list[str]) -> list[str | bytes]:
+    """Texts far past the early-stop cut (8 KB at max_length 128), including ones built to
+    defeat it: no whitespace near the cut, few tokens per byte, whitespace runs, combining
+    marks and invalid UTF-8 at the cut, CJK (a token per character)."""
+    joined = [" ".join(generated_texts[i : i + step]) for step, i in ((40, 0), (400, 500))]
+    cut = 126 * 64
+    texts: list[str | bytes] = [*joined, joined[1] * 20]
+    texts += [
+        "x" * (cut + 5000) + " tail words",
+        " ".join(["y" * 150] * 300),
+        " " * 20000 + "words after a long run of spaces " * 10,
+        "\n\t\r" * 4000 + joined[0],
+        ("e\u0301 " * (cut // 2)) + "cafe\u0301 " * 500,
+        "\u4e2d\u6587" * 6000,
+        ("a" * (cut - 3)) + "\u00e9\u0301 b" * 100,
+        ("w " * (cut // 2)).encode() + b"\xff\xfe \x80 words" * 100,
+        ("z" * cut).encode() + b"\xe4\xb8 " + b"more " * 100,
+        joined[0][: cut + 1],
+        # At max_length 128 the cut text holds exactly the budget: 48 "the" and 78 words of
+        # 101 letters, one [UNK] each, the last straddling the cut.
+        "the " * 48 + ("a" * 101 + " ") * 200,
+    ]
+    return texts
+
+
+@pytest.mark.parametrize("max_length", [128, 16, 512])
+def test_long_single_texts_cut_before_encoding_match(minilm, generated_texts, max_length):
+    layer, hf = minilm(traced=True, max_length=max_length)
+    assert layer.layer._cut_bytes is not None, "MiniLM is whitespace-cut safe"
+    check_parity(
+        layer, hf, long_texts(generated_texts), batch_size=4,
+        padding="longest", truncation=True, max_length=max_length,
+    )
+
+
+def test_long_pairs_are_not_cut_and_match(minilm, generated_texts):
+    """Pairs are always encoded whole (longest_first depends on which one is longer)."""
+    texts = long_texts(generated_texts)[:6]
+    layer, hf = minilm(truncation="longest_first", max_length=127)
+    check_parity(
+        layer, hf, texts, texts[::-1], batch_size=3,
+        padding="longest", truncation="longest_first", max_length=127,
+    )
+
+
+def test_a_ten_megabyte_text_costs_about_what_its_first_tokens_cost(minilm, generated_texts):
+    import time
+
+    layer, _ = minilm(traced=True, max_length=128)
+    text = " ".join(generated_texts[:400])
+    huge = (text + " ") * (10 * 2**20 // len(text.encode()) + 1)
+    small = text[:16_000]
+
+    def seconds(value: str) -> float:
+        layer([value])
+        start = time.perf_counter()
+        for _ in range(3):
+            layer([value])
+        return (time.perf_counter() - start) / 3
+
+    assert seconds(huge) < 10 * seconds(small) + 0.05
+
+
+@pytest.mark.parametrize("name", shared_wordpiece_tokenizers())
+@pytest.mark.parametrize("max_length", [None, 128])
+def test_shared_wordpiece_checkpoint_matches_on_whole_course_chapters(
+    name, max_length, shared_dir, corpus, tokenizer_layer, hf_tokenizer
+):
+    """The corpus joined into ~60 KB texts: long single texts go through the early-stop cut."""
+    path = shared_dir / "tokenizers" / name
+    layer, hf = tokenizer_layer(path, max_length=max_length), hf_tokenizer(path)
+    assert layer.layer._cut_bytes is not None
+    chapters = ["\n".join(corpus[i : i + 300]) for i in range(0, len(corpus), 300)]
+    check_parity(
+        layer, hf, chapters, batch_size=16, padding="longest", truncation=True,
+        max_length=max_length,
+    )

@@ -16,7 +16,14 @@ import tf_keras
 
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.ragged_ops import row_ids
-from tfpipe.tokenization.truncation import STRATEGIES, keep_lengths, truncate_rows
+from tfpipe.tokenization.truncation import (
+    CUT_BYTES_PER_TOKEN,
+    STRATEGIES,
+    cut_before_whitespace,
+    keep_lengths,
+    truncate_rows,
+    whitespace_cut_is_exact,
+)
 
 # transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
 NO_LIMIT = int(1e20)
@@ -188,7 +195,9 @@ class TokenizerLayer(tf_keras.layers.Layer):
         self.pad_token_id = self.settings["pad_token_id"]
         if self.padding and self.pad_token_id is None:
             raise ValueError("Asking to pad but the tokenizer does not have a padding token")
-        self.pipeline = TokenizationPipeline(parse_tokenizer_json(tokenizer_json, "tokenizer_json"))
+        document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
+        self.pipeline = TokenizationPipeline(document)
+        self._cut_bytes = self._early_stop_bytes(document)
         self._encode = tf.function(
             self.pipeline.encode,
             input_signature=[tf.TensorSpec([None], tf.string)],
@@ -224,10 +233,52 @@ class TokenizerLayer(tf_keras.layers.Layer):
             )
         return max_length
 
+    def _early_stop_bytes(self, document: dict) -> int | None:
+        """Where long single texts are cut before encoding, when that is exact: right
+        truncation of a first sequence to a real budget, a whitespace-cut-safe tokenizer."""
+        budget = self._budget(pair=False)
+        if (
+            budget is None
+            or budget <= 0
+            or self.truncation not in ("longest_first", "only_first")
+            or self.settings["truncation_side"] != "right"
+            or not whitespace_cut_is_exact(document)
+        ):
+            return None
+        return budget * CUT_BYTES_PER_TOKEN
+
+    def _budget(self, pair: bool) -> int | None:
+        """Tokens the sequences may keep, or None when nothing is truncated."""
+        if not self.truncation or self.max_length is None:
+            return None
+        special = self.pipeline.post_processor.num_special_tokens(pair=pair)
+        # tokenizers computes max_length - specials unsigned: a negative budget wraps around
+        # to "unlimited" and nothing is truncated.
+        return None if self.max_length < special else self.max_length - special
+
+    def _encode_single(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """Encode single texts; long ones cut first where exact (`_early_stop_bytes`), so a
+        10 MB text costs about what its first tokens cost. A cut text whose prefix falls
+        short of the budget is encoded whole."""
+        if self._cut_bytes is None:
+            return self._encode(text)
+        prefix, cut = cut_before_whitespace(text, self._cut_bytes)
+        ids = self._encode(prefix)
+        budget = self._cut_bytes // CUT_BYTES_PER_TOKEN
+        short = cut & (tf.cast(ids.row_lengths(), tf.int32) < budget)
+
+        def encode_short_texts_whole() -> tf.RaggedTensor:
+            whole = self._encode(tf.boolean_mask(text, short))
+            at = tf.cumsum(tf.cast(short, tf.int32)) - 1 + tf.size(text)
+            index = tf.where(short, at, tf.range(tf.size(text)))
+            return tf.gather(tf.concat([ids, whole], axis=0), index)
+
+        return tf.cond(tf.reduce_any(short), encode_short_texts_whole, lambda: ids)
+
     def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
         text = check_text_batch(text, "text")
         if text_pair is None:
-            sequences = [self._encode(text)]
+            sequences = [self._encode_single(text)]
         else:
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
             sequences = [self._encode(text), self._encode(text_pair)]
@@ -241,14 +292,9 @@ class TokenizerLayer(tf_keras.layers.Layer):
         return self._pad(outputs)
 
     def _truncate(self, sequences: list[tf.RaggedTensor]) -> list[tf.RaggedTensor]:
-        if not self.truncation or self.max_length is None:
+        budget = self._budget(pair=len(sequences) == 2)
+        if budget is None:
             return sequences
-        special = self.pipeline.post_processor.num_special_tokens(pair=len(sequences) == 2)
-        if self.max_length < special:
-            # tokenizers computes max_length - specials unsigned: the budget wraps around to
-            # "unlimited" and nothing is truncated.
-            return sequences
-        budget = self.max_length - special
         lengths = [tf.cast(s.row_lengths(), tf.int32) for s in sequences]
         keep, checks = keep_lengths(lengths, budget, self.truncation)
         side = self.settings["truncation_side"]
