@@ -257,11 +257,16 @@ class TokenizerLayer(tf_keras.layers.Layer):
         return None if self.max_length < special else self.max_length - special
 
     def _encode_single(self, text: tf.Tensor) -> tf.RaggedTensor:
-        """Encode single texts; long ones cut first where exact (`_early_stop_bytes`), so a
-        10 MB text costs about what its first tokens cost. A cut text whose prefix falls
-        short of the budget is encoded whole."""
+        """Encode single texts; in a batch holding a long one, texts are cut first where that
+        is exact (`_early_stop_bytes`), so a 10 MB text costs about what its first tokens
+        cost. Batches of short texts skip the cut altogether."""
         if self._cut_bytes is None:
             return self._encode(text)
+        has_long_text = tf.reduce_any(tf.strings.length(text) > self._cut_bytes)
+        return tf.cond(has_long_text, lambda: self._encode_cut(text), lambda: self._encode(text))
+
+    def _encode_cut(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """Encode the texts cut; one whose cut falls short of the budget is encoded whole."""
         prefix, cut = cut_before_whitespace(text, self._cut_bytes)
         ids = self._encode(prefix)
         budget = self._cut_bytes // CUT_BYTES_PER_TOKEN
