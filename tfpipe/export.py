@@ -43,8 +43,8 @@ MODELS_CONFIG_FILE = "models.config"
 BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
 # A starting point for --enable_batching on CPU, from bench/serving.py's batch-size sweep of
 # the MiniLM export (README, "Served end to end"): with micro_batch_size=4, batches of 32 reach
-# 90% of the best rate (128: 100%) while a request waits for at most 31 others; without it the
-# rate is flat from 1 to 128 texts. A 1 ms timeout is about a tenth of a batch-1 request.
+# 90-95% of the best rate (at 64-128) while a request waits for at most 31 others; without it
+# the rate is flat from 1 to 128 texts. A 1 ms timeout is about a tenth of a batch-1 request.
 BATCHING_PARAMETERS = """\
 # TensorFlow Serving batching for the models in this folder (written once by tfpipe export;
 # later exports keep your edits). Use it with:
