@@ -166,6 +166,20 @@ class Variant:
 
 LLAMA_NORMALIZER = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
 
+def albert_style_normalizer() -> normalizers.Normalizer:
+    """albert-base-v2's normalizer, as transformers' SentencePiece conversion writes it."""
+    return normalizers.Sequence(
+        [
+            normalizers.Replace("``", '"'),
+            normalizers.Replace("''", '"'),
+            normalizers.NFKD(),
+            normalizers.StripAccents(),
+            normalizers.Lowercase(),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
+
+
 VARIANTS = {
     "Unigram-Metaspace": Variant(),
     "Unigram-Metaspace-split=False": Variant(pre_tokenizer=pre_tokenizers.Metaspace(split=False)),
@@ -194,16 +208,7 @@ VARIANTS = {
         model="bpe", pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
     ),
     "Unigram-WhitespaceSplit+Metaspace-first-albert-normalizer": Variant(
-        normalizer=normalizers.Sequence(
-            [
-                normalizers.Replace("``", '"'),
-                normalizers.Replace("''", '"'),
-                normalizers.NFKD(),
-                normalizers.StripAccents(),
-                normalizers.Lowercase(),
-                normalizers.Replace(Regex(" {2,}"), " "),
-            ]
-        ),
+        normalizer=albert_style_normalizer(),
         pre_tokenizer=pre_tokenizers.Sequence(
             [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="first")]
         ),

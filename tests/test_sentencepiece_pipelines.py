@@ -10,13 +10,12 @@ from pathlib import Path
 import tensorflow as tf
 from model_fixtures import CLASSIFIER_LABELS, SENTENCES, hf_tokenizer, work_dir
 from test_bpe_pipelines import assert_matches_hf_flow, run
+from test_sentencepiece_parity import albert_style_normalizer
 from texts import generate_texts
 from tokenizers import (
-    Regex,
     Tokenizer,
     decoders,
     models,
-    normalizers,
     pre_tokenizers,
     processors,
     trainers,
@@ -44,16 +43,7 @@ def train_albert_style() -> Tokenizer:
     """A Unigram tokenizer shaped like albert-base-v2's (Metaspace `first`, as transformers'
     legacy=False conversion writes it), trained here."""
     tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence(
-        [
-            normalizers.Replace("``", '"'),
-            normalizers.Replace("''", '"'),
-            normalizers.NFKD(),
-            normalizers.StripAccents(),
-            normalizers.Lowercase(),
-            normalizers.Replace(Regex(" {2,}"), " "),
-        ]
-    )
+    tok.normalizer = albert_style_normalizer()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="first")]
     )

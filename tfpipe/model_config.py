@@ -9,9 +9,10 @@ checkpoint actually holds.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+from tfpipe.json_files import parse_json_object
 
 MAX_CONFIG_JSON_BYTES = 16 * 2**20
 # Config keys, per architecture family, that size what the model allocates or builds.
@@ -58,15 +59,9 @@ def read_model_config(folder: str) -> dict[str, Any]:
             "for a config.json"
         )
     with open(path, "rb") as file:
-        raw = file.read()
-    try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{path} is not valid JSON: {error}") from None
-    except RecursionError:
-        raise ModelLoadError(f"{path} is nested too deeply to be a config.json") from None
-    if not isinstance(config, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, not {type(config).__name__}")
+        config = parse_json_object(
+            file.read(), path, "config.json", MAX_CONFIG_JSON_BYTES, ModelLoadError
+        )
     check_sizes(config, path)
     return config
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
+from tfpipe.json_files import parse_json_object
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.ragged_ops import row_ids
 from tfpipe.tokenization.truncation import (
@@ -42,18 +43,8 @@ def check_tokenizer_json_size(size: int, source: str) -> None:
 
 
 def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
-    """The tokenizer.json object, or a ValueError naming `source` for text that is too large,
-    not JSON, nested past Python's recursion limit, or not a JSON object."""
-    check_tokenizer_json_size(len(text), source)
-    try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{source} is not valid JSON: {error}") from None
-    except RecursionError:
-        raise ValueError(f"{source} is nested too deeply to be a tokenizer.json") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"{source} must hold a JSON object, not {type(document).__name__}")
-    return document
+    """The tokenizer.json object, or a ValueError naming `source` (see parse_json_object)."""
+    return parse_json_object(text, source, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES)
 
 
 def read_tokenizer_json(path: Path) -> dict:
