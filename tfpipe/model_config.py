@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tfpipe.json_files import parse_json_object
+from tfpipe.json_files import read_json_object
 
 MAX_CONFIG_JSON_BYTES = 16 * 2**20
 # Config keys, per architecture family, that size what the model allocates or builds.
@@ -52,16 +52,7 @@ class ModelLoadError(ValueError):
 def read_model_config(folder: str) -> dict[str, Any]:
     """config.json of `folder` as a dict, or a ModelLoadError naming the file and what is wrong."""
     path = os.path.join(folder, "config.json")
-    size = os.path.getsize(path)
-    if size > MAX_CONFIG_JSON_BYTES:
-        raise ModelLoadError(
-            f"{path} is {size:,} bytes, over tfpipe's limit of {MAX_CONFIG_JSON_BYTES:,} bytes "
-            "for a config.json"
-        )
-    with open(path, "rb") as file:
-        config = parse_json_object(
-            file.read(), path, "config.json", MAX_CONFIG_JSON_BYTES, ModelLoadError
-        )
+    config = read_json_object(path, "config.json", MAX_CONFIG_JSON_BYTES, ModelLoadError)
     check_sizes(config, path)
     return config
 

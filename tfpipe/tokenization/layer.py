@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.json_files import parse_json_object
+from tfpipe.json_files import parse_json_object, read_json_object
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.ragged_ops import row_ids
 from tfpipe.tokenization.truncation import (
@@ -34,23 +34,9 @@ PADDING = ("longest", "max_length")
 MAX_TOKENIZER_JSON_BYTES = 64 * 2**20
 
 
-def check_tokenizer_json_size(size: int, source: str) -> None:
-    if size > MAX_TOKENIZER_JSON_BYTES:
-        raise ValueError(
-            f"{source} is {size:,} bytes, over tfpipe's limit of "
-            f"{MAX_TOKENIZER_JSON_BYTES:,} bytes for a tokenizer.json"
-        )
-
-
 def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
     """The tokenizer.json object, or a ValueError naming `source` (see parse_json_object)."""
     return parse_json_object(text, source, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES)
-
-
-def read_tokenizer_json(path: Path) -> dict:
-    """parse_tokenizer_json of a file whose size is checked before it is read."""
-    check_tokenizer_json_size(path.stat().st_size, str(path))
-    return parse_tokenizer_json(path.read_bytes(), str(path))
 
 
 def load_reference(path: str | Path) -> tuple[str, dict]:
@@ -65,7 +51,7 @@ def load_reference(path: str | Path) -> tuple[str, dict]:
     path = Path(path)
     document_path = path / "tokenizer.json" if path.is_dir() else path
     if document_path.is_file():
-        check_supported(read_tokenizer_json(document_path))
+        check_supported(read_json_object(document_path, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES))
     if not path.exists():
         raise FileNotFoundError(f"no tokenizer checkpoint or tokenizer.json at {path}")
     try:
