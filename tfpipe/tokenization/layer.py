@@ -8,6 +8,7 @@ saved in a SavedModel and served by stock TF Serving.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -175,10 +176,12 @@ class TokenizerLayer(tf_keras.layers.Layer):
         document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
         self.pipeline = TokenizationPipeline(document)
         self._cut_bytes = self._early_stop_bytes(document)
-        self._encode = tf.function(
-            self.pipeline.encode,
-            input_signature=[tf.TensorSpec([None], tf.string)],
-            autograph=False,
+        self._encode = _encoder(self.pipeline.encode)
+        limit = self._word_token_limit()
+        self._encode_limited = (
+            self._encode
+            if limit is None
+            else _encoder(functools.partial(self.pipeline.encode, word_token_limit=limit))
         )
 
     @classmethod
@@ -224,6 +227,20 @@ class TokenizerLayer(tf_keras.layers.Layer):
             return None
         return budget * CUT_BYTES_PER_TOKEN
 
+    def _word_token_limit(self) -> int | None:
+        """How many tokens of a long word a right-truncated sequence can use, when the
+        model can stop early inside words (Unigram): the single-text budget, which no
+        sequence's budget exceeds."""
+        budget = self._budget(pair=False)
+        if (
+            budget is None
+            or budget <= 0
+            or self.settings["truncation_side"] != "right"
+            or not self.pipeline.limits_word_tokens
+        ):
+            return None
+        return budget
+
     def _budget(self, pair: bool) -> int | None:
         """Tokens the sequences may keep, or None when nothing is truncated."""
         if not self.truncation or self.max_length is None:
@@ -237,8 +254,10 @@ class TokenizerLayer(tf_keras.layers.Layer):
         """Encode single texts; in a batch holding a long one, texts are cut first where that
         is exact (`_early_stop_bytes`), so a 10 MB text costs about what its first tokens
         cost. Batches of short texts skip the cut altogether."""
-        if self._cut_bytes is None:
+        if self.truncation not in ("longest_first", "only_first"):
             return self._encode(text)
+        if self._cut_bytes is None:
+            return self._encode_limited(text)
         has_long_text = tf.reduce_any(tf.strings.length(text) > self._cut_bytes)
         return tf.cond(has_long_text, lambda: self._encode_cut(text), lambda: self._encode(text))
 
@@ -263,7 +282,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
             sequences = [self._encode_single(text)]
         else:
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
-            sequences = [self._encode(text), self._encode(text_pair)]
+            sequences = self._encode_pair(text, text_pair)
         sequences = self._truncate(sequences)
         ids, type_ids = self.pipeline.post_processor(sequences)
         outputs = {"input_ids": ids}
@@ -272,6 +291,14 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if self.return_attention_mask:
             outputs["attention_mask"] = ids.with_values(tf.ones_like(ids.values))
         return self._pad(outputs)
+
+    def _encode_pair(self, text: tf.Tensor, text_pair: tf.Tensor) -> list[tf.RaggedTensor]:
+        """Both sequences; the one truncated alone may stop early inside long words (with
+        longest_first the split between the two depends on both full lengths)."""
+        limited = self.truncation if self._budget(pair=True) is not None else None
+        first = self._encode_limited if limited == "only_first" else self._encode
+        second = self._encode_limited if limited == "only_second" else self._encode
+        return [first(text), second(text_pair)]
 
     def _truncate(self, sequences: list[tf.RaggedTensor]) -> list[tf.RaggedTensor]:
         budget = self._budget(pair=len(sequences) == 2)
@@ -325,6 +352,13 @@ class TokenizerLayer(tf_keras.layers.Layer):
     @property
     def model_input_names(self) -> list[str]:
         return list(self.settings["model_input_names"])
+
+
+def _encoder(encode) -> tf.types.experimental.GenericFunction:
+    """`encode` as a graph function over a batch of strings."""
+    return tf.function(
+        encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+    )
 
 
 def _to_dense(rows: tf.RaggedTensor, pad_value: int, length: tf.Tensor, left: bool) -> tf.Tensor:

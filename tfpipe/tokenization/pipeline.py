@@ -9,12 +9,14 @@ on that decoded string.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 from tfpipe.tokenization import anchoring, normalizers, pre_tokenizers, processors
 from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.models import MODELS, compile_model, model_type
+from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_type
 from tfpipe.tokenization.normalizers import Normalizer, reference_normalizer, whitespace_classes
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer, word_space_other_classes
 from tfpipe.tokenization.processors import PostProcessor
@@ -130,17 +132,25 @@ class TokenizationPipeline(tf.Module):
         self.raw_tokens = TokenMatcher(raw, words, spaces) if raw else None
         self.normalized_tokens = TokenMatcher(normalized, words, spaces) if normalized else None
 
-    def encode(self, texts: tf.Tensor) -> tf.RaggedTensor:
+    @property
+    def limits_word_tokens(self) -> bool:
+        """Whether `encode` can stop early inside long words (`word_token_limit`)."""
+        return isinstance(self.model, Unigram)
+
+    def encode(self, texts: tf.Tensor, word_token_limit: int | None = None) -> tf.RaggedTensor:
         """[batch] strings → [batch, (ids)] token ids, before special tokens and truncation.
 
         With Metaspace `first`, every piece of text carries its anchored prefix (anchoring):
-        a text starts with one code point at original offset 0, its first.
+        a text starts with one code point at original offset 0, its first. With
+        `word_token_limit` (models that `limits_word_tokens`), a word's ids may end after
+        its first `word_token_limit` or more: right truncation to that many keeps the same.
         """
         texts = tf.strings.unicode_transcode(
             texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
         anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
-        return self._split_on(self.raw_tokens, texts, anchored, self._normalize_then_split)
+        encode_text = functools.partial(self._normalize_then_split, limit=word_token_limit)
+        return self._split_on(self.raw_tokens, texts, anchored, encode_text)
 
     def _split_on(
         self, matcher: TokenMatcher | None, texts: tf.Tensor, anchored: tf.Tensor | None,
@@ -157,29 +167,31 @@ class TokenizationPipeline(tf.Module):
         text_pieces = tf.boolean_mask(parts.values, ids.values < 0)
         return interleave(parts, encode_text(text_pieces, anchored), ids.values)
 
-    def _normalize_then_split(self, texts: tf.Tensor, anchored: tf.Tensor | None):
+    def _normalize_then_split(
+        self, texts: tf.Tensor, anchored: tf.Tensor | None, limit: int | None
+    ):
         cps = tf.strings.unicode_decode(texts, "UTF-8")
         if anchored is None:
             cps = self.normalizer(cps)
         else:
             cps, anchored = anchoring.normalize(self.normalizer.stages, cps, anchored)
         if self.normalized_tokens is None:
-            return self._encode_normalized(cps, anchored)
+            return self._encode_normalized(cps, anchored, limit)
         normalized = tf.strings.unicode_encode(cps, "UTF-8")
         return self._split_on(
             self.normalized_tokens,
             normalized,
             anchored,
             lambda pieces, prefix: self._encode_normalized(
-                tf.strings.unicode_decode(pieces, "UTF-8"), prefix
+                tf.strings.unicode_decode(pieces, "UTF-8"), prefix, limit
             ),
         )
 
     def _encode_normalized(
-        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None
+        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None
     ) -> tf.RaggedTensor:
         words, piece_of_word = self.pre_tokenizer(cps, anchored)
-        word_ids = self.model(words)
+        word_ids = self.model(words) if limit is None else self.model(words, limit)
         per_piece = tf.RaggedTensor.from_value_rowids(
             word_ids, tf.cast(piece_of_word, tf.int64), nrows=cps.nrows(), validate=False
         )

@@ -9,10 +9,12 @@ A character starting no single-character piece also gets an unknown candidate of
 one piece (Unigram always fuses unknowns); a fused piece that is not a vocabulary entry is the
 unknown id, or its UTF-8 bytes' `<0xXX>` tokens with `byte_fallback`.
 
-In the graph each distinct word is segmented once. Words are sorted longest first so that the
-words still running at position e are a prefix of that order; the loop over end positions
-keeps the best scores of the last `longest piece` positions as a [window, words] matrix and
-records each position's chosen piece length and id; a second loop walks those back.
+In the graph each distinct word is segmented once. All pieces found in the words (the lattice)
+are listed first, one vectorised lookup per piece length. Words are sorted longest first so
+that the words still running at position e are a prefix of that order; the loop over end
+positions then only does arithmetic: it keeps the best scores of the last `longest piece`
+positions as a [window, words] matrix, scores the pieces ending at e and records each
+position's chosen piece length and id; a second loop walks those back.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import tensorflow as tf
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.bpe import utf8_byte
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
-from tfpipe.tokenization.ragged_ops import previous, repeat_range
+from tfpipe.tokenization.ragged_ops import (
+    mask_values,
+    positions_in_rows,
+    previous,
+    repeat_range,
+    row_ids,
+)
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -54,6 +62,12 @@ class Unigram(tf.Module):
         self.scores = tf.constant(scores, tf.float64)
         self.unk_score = float(scores.min()) - UNK_PENALTY
         self.longest_piece = max(len(token) for token, _ in pieces)
+        self.id_span = len(pieces)
+        if (self.longest_piece + 1) * self.id_span >= 2**31:
+            raise UnsupportedComponentError(SECTION, "Unigram", "vocabulary too large")
+        self.prefixes = _prefix_table(ids)
+        # How far before a cut a long word's pieces may settle (see _tokenize_within).
+        self.settle_chars = 4 * self.longest_piece
         self.byte_fallback = bool(component.get("byte_fallback", False))
         self.byte_ids = np.array([ids.get(f"<0x{b:02X}>", -1) for b in range(256)], np.int32)
         if self.byte_fallback and (self.byte_ids < 0).any():
@@ -61,14 +75,71 @@ class Unigram(tf.Module):
                 SECTION, "Unigram", "byte_fallback needs all 256 <0xXX> tokens"
             )
 
-    def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        """[words, (code points)] → [words, (token ids)]."""
+    def __call__(self, words: tf.RaggedTensor, token_limit: int | None = None) -> tf.RaggedTensor:
+        """[words, (code points)] → [words, (token ids)].
+
+        With `token_limit`, a word may come back cut: as the exact first tokens of its
+        segmentation, at least `token_limit` of them (for right truncation, which keeps no
+        more). That bounds the cost of one huge word without whitespace (see
+        `_tokenize_within`).
+        """
         strings = tf.strings.unicode_encode(words, "UTF-8")
         unique, inverse = tf.unique(strings, out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(strings)), inverse, tf.size(unique))
-        return tf.gather(self._tokenize(unique, tf.gather(words, first)), inverse)
+        unique_words = tf.gather(words, first)
+        if token_limit is None:
+            ids = self._tokenize(unique, unique_words)
+        else:
+            ids = self._tokenize_within(unique, unique_words, token_limit)
+        return tf.gather(ids, inverse)
 
-    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
+    def _tokenize_within(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int
+    ) -> tf.RaggedTensor:
+        """Segment words, the long ones from their first `kept` characters only.
+
+        The Viterbi pass is causal: on a word's first `kept` characters it chooses exactly
+        what it chooses there on the whole word. Where the best paths to the last
+        `longest piece` positions all pass through one position, the whole word's path does
+        too, so the pieces before it are settled. A long word whose settled pieces reach
+        `token_limit` tokens keeps them; any other is segmented whole.
+        """
+        kept = token_limit * self.longest_piece + self.settle_chars
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        return tf.cond(
+            tf.reduce_any(lengths > kept),
+            lambda: self._tokenize_cut(strings, words, kept, token_limit),
+            lambda: self._tokenize(strings, words),
+        )
+
+    def _tokenize_cut(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int
+    ) -> tf.RaggedTensor:
+        cut_words = mask_values(words, positions_in_rows(words) < kept)
+        cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
+        ids, settled = self._tokenize(cut_strings, cut_words, settle=(kept, token_limit))
+        unsettled = ~settled
+
+        def tokenize_unsettled_whole() -> tf.RaggedTensor:
+            redo = tf.where(unsettled)[:, 0]
+            whole = self._tokenize(tf.gather(strings, redo), tf.gather(words, redo))
+            count = tf.size(strings)
+            at = tf.cumsum(tf.cast(unsettled, tf.int32)) - 1 + count
+            return tf.gather(
+                tf.concat([ids, whole], axis=0), tf.where(unsettled, at, tf.range(count))
+            )
+
+        return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
+
+    def _tokenize(
+        self,
+        strings: tf.Tensor,
+        words: tf.RaggedTensor,
+        settle: tuple[int, int] | None = None,
+    ):
+        """Segment every word; with `settle` = (kept, token_limit), words of `kept`
+        characters or more keep their settled pieces only, and whether those reach the
+        limit is returned too."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
         sorted_words = tf.gather(words, order)
@@ -78,6 +149,11 @@ class Unigram(tf.Module):
         word, start, stop, ids = self._backtrack(
             sorted_lengths, piece_length, piece_id, step_offsets
         )
+        if settle is not None:
+            settled, keep = self._settled_pieces(
+                sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
+            )
+            word, start, stop, ids = (tf.boolean_mask(t, keep) for t in (word, start, stop, ids))
         word, start, stop, ids = self._fuse_unknown(word, start, stop, ids)
         ids_word = tf.gather(order, word)
         if self.byte_fallback:
@@ -85,12 +161,108 @@ class Unigram(tf.Module):
                 sorted_words, sorted_strings, word, start, stop, ids, ids_word
             )
         by_word = tf.argsort(ids_word, stable=True)
-        return tf.RaggedTensor.from_value_rowids(
+        rows = tf.RaggedTensor.from_value_rowids(
             tf.gather(ids, by_word),
             tf.cast(tf.gather(ids_word, by_word), tf.int64),
             nrows=tf.cast(tf.size(strings), tf.int64),
             validate=False,
         )
+        if settle is None:
+            return rows
+        return rows, tf.gather(settled, tf.math.invert_permutation(order))
+
+    def _settled_pieces(
+        self, lengths, piece_length, step_offsets, word, stop, ids, kept: int, token_limit: int
+    ):
+        """(settled, keep): per word whether its pieces are exact and enough; per piece
+        whether it stays. Words shorter than `kept` were not cut: all theirs stay.
+
+        A cut word settles at its last piece boundary at least `settle_chars` before the cut,
+        if the best paths to the cut's last `longest piece` positions all pass through it.
+        Trailing unknown pieces are dropped: they might fuse with what the cut removed.
+        """
+        count = tf.size(lengths)
+        cut = lengths >= kept
+        piece_cut = tf.gather(cut, word)
+        candidate = piece_cut & (stop <= kept - self.settle_chars)
+        settle_at = tf.math.unsorted_segment_max(tf.where(candidate, stop, 0), word, count)
+        meet = self._paths_meet(piece_length, step_offsets, tf.where(cut)[:, 0], settle_at, kept)
+        known = piece_cut & (stop <= tf.gather(settle_at, word)) & (ids != self.unk_id)
+        known_stop = tf.math.unsorted_segment_max(tf.where(known, stop, 0), word, count)
+        tokens = tf.math.unsorted_segment_sum(tf.cast(known, tf.int32), word, count)
+        settled = ~cut | (meet & (tokens >= token_limit))
+        keep = ~piece_cut | (stop <= tf.gather(known_stop, word))
+        return settled, keep
+
+    def _paths_meet(self, piece_length, step_offsets, cut_words, settle_at, kept: int):
+        """Per word: whether the best paths to its last `longest piece` positions (of
+        `kept`) all pass through `settle_at` (always true for words not cut).
+
+        Pointer doubling over each cut word's positions after `settle_at`: a position's
+        ancestor jumps to its ancestor's ancestor until it is at or before `settle_at`.
+        """
+        cut_words = tf.cast(cut_words, tf.int32)
+        at = tf.gather(settle_at, cut_words)
+        span = kept - at
+        owner, within = _expand(span)
+        word = tf.gather(cut_words, owner)
+        settle = tf.gather(at, owner)
+        position = settle + 1 + within
+        base = tf.gather(tf.cumsum(span, exclusive=True), owner)
+        size = tf.gather(piece_length, tf.gather(step_offsets, position - 1) + word)
+        ancestor = position - size
+        for _ in range((self.settle_chars + self.longest_piece).bit_length()):
+            above = ancestor > settle
+            jump = tf.gather(ancestor, base + tf.maximum(ancestor - settle - 1, 0))
+            ancestor = tf.where(above, jump, ancestor)
+        misses = (position > kept - self.longest_piece) & (ancestor != settle)
+        missed = tf.math.unsorted_segment_max(
+            tf.cast(misses, tf.int32), word, tf.size(settle_at)
+        )
+        return missed == 0
+
+    def _lattice(self, words: tf.RaggedTensor, strings: tf.Tensor):
+        """Every vocabulary piece (and unknown single character) found in the words.
+
+        Pieces are found by growing candidates one character at a time from every start,
+        keeping only those that are a prefix of some piece (the reference's trie prefix
+        search, one vectorised lookup per length). Returns per piece: its word, end position
+        in the word (1-based) and length, and its id (-1 for an unknown single character).
+        """
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        char_starts = tf.cast(words.row_starts(), tf.int32)
+        char_word = row_ids(words)
+        word_stop = tf.gather(char_starts + lengths, char_word)
+        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
+        joined = tf.strings.reduce_join(strings)
+
+        def grow(size, live, starts_out, sizes_out, ids_out):
+            begin = tf.gather(byte_offsets, live)
+            finish = tf.gather(byte_offsets, live + size)
+            found = self.prefixes.lookup(tf.strings.substr(joined, begin, finish - begin))
+            piece = found // 2 - 1
+            # A single character that is no piece is the unknown candidate (id -1 here).
+            keep = (piece >= 0) | tf.equal(size, 1)
+            pieces = tf.boolean_mask(live, keep)
+            extends = tf.equal(found % 2, 1) & (live + size < tf.gather(word_stop, live))
+            return (
+                size + 1,
+                tf.boolean_mask(live, extends),
+                push(starts_out, pieces),
+                push(sizes_out, tf.fill(tf.shape(pieces), size)),
+                push(ids_out, tf.boolean_mask(piece, keep)),
+            )
+
+        _, _, starts, sizes, ids = tf.while_loop(
+            lambda size, live, *_: tf.size(live) > 0,
+            grow,
+            (tf.constant(1), tf.range(tf.size(char_word)), *(empty_list(tf.int32),) * 3),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), *[HANDLE_SHAPE] * 3),
+        )
+        starts, sizes, ids = (concat(handle, tf.int32) for handle in (starts, sizes, ids))
+        word = tf.gather(char_word, starts)
+        end = starts + sizes - tf.gather(char_starts, word)
+        return word, end, sizes, ids
 
     def _viterbi(self, words: tf.RaggedTensor, strings: tf.Tensor):
         """Best piece ending at every position of every word (words sorted longest first).
@@ -100,113 +272,102 @@ class Unigram(tf.Module):
         """
         window = self.longest_piece
         lengths = tf.cast(words.row_lengths(), tf.int32)
-        char_starts = tf.cast(words.row_starts(), tf.int32)
-        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
         longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
         # Number of words at least e characters long, for e = 0 … longest.
         per_length = tf.math.bincount(lengths, minlength=longest + 1, maxlength=longest + 1)
         running = tf.cumsum(per_length, reverse=True)
 
-        # All words in one string: candidate pieces are cut from it by byte offsets, so no
-        # step copies whole words.
-        joined = tf.strings.reduce_join(strings)
+        word, end, size, raw_id = self._lattice(words, strings)
+        by_end = tf.argsort(end, stable=True)
+        word, end, size, raw_id = (tf.gather(t, by_end) for t in (word, end, size, raw_id))
+        unknown = raw_id < 0
+        ids = tf.where(unknown, self.unk_id, raw_id)
+        scores = tf.where(
+            unknown, tf.constant(self.unk_score, tf.float64), tf.gather(self.scores, ids)
+        )
+        # One key orders a piece by (length, id): the largest key among a position's best
+        # candidates is the longest (ties go to the earliest start, first seen by the reference).
+        keys = size * self.id_span + ids
+        source = tf.stack([size - 1, word], axis=1)
+        per_end = tf.math.bincount(end, minlength=longest + 1, maxlength=longest + 1)
+        bounds = tf.cumsum(per_end)
 
-        def step(end, best, lengths_out, ids_out):
+        def step(end, best, keys_out):
             count = running[end]
-            # Pieces cannot start before the word: the first positions need fewer candidates.
-            sizes = tf.range(1, tf.minimum(window, end) + 1)
-            candidates = tf.size(sizes)
-            best = best[:, :count]
-            word_start = tf.expand_dims(char_starts[:count], 1)
-            start = tf.expand_dims(end - sizes, 0)
-            begin = tf.gather(byte_offsets, word_start + start)
-            finish = tf.gather(byte_offsets, word_start + end)
-            listed = self.vocab.lookup(tf.strings.substr(joined, begin, finish - begin))
-            ids, scores, usable = self._candidates(listed)
-            candidate = tf.where(
-                usable, tf.transpose(best[:candidates]) + scores, tf.constant(-np.inf, tf.float64)
+            low = bounds[end - 1]
+            span = bounds[end] - low
+            # best[j, w]: best score of word w's first end - 1 - j characters.
+            at = tf.slice(source, [low, 0], [span, 2])
+            candidate = tf.gather_nd(best, at) + tf.slice(scores, [low], [span])
+            at_word = at[:, 1]
+            top = tf.math.unsorted_segment_max(candidate, at_word, count)
+            is_top = tf.equal(candidate, tf.gather(top, at_word))
+            chosen = tf.math.unsorted_segment_max(
+                tf.where(is_top, tf.slice(keys, [low], [span]), -1), at_word, count
             )
-            top = tf.reduce_max(candidate, axis=1, keepdims=True)
-            # Ties go to the longest piece (the earliest start, first seen by the reference).
-            chosen = tf.reduce_max(tf.where(usable & (candidate == top), sizes, 0), axis=1)
-            best = tf.concat([tf.transpose(top), best[:-1]], 0)
-            return (
-                end + 1,
-                best,
-                push(lengths_out, chosen),
-                push(ids_out, tf.gather(ids, chosen - 1, batch_dims=1)),
-            )
+            older = tf.slice(best, [0, 0], [window - 1, count])
+            best = tf.concat([tf.reshape(top, [1, -1]), older], 0)
+            return end + 1, best, push(keys_out, chosen)
 
         initial = tf.zeros([window, running[0]], tf.float64)
-        _, _, lengths_out, ids_out = tf.while_loop(
+        _, _, keys_out = tf.while_loop(
             lambda end, *_: end <= longest,
             step,
-            (tf.constant(1), initial, empty_list(tf.int32), empty_list(tf.int32)),
-            shape_invariants=(
-                tf.TensorShape([]),
-                tf.TensorShape([window, None]),
-                HANDLE_SHAPE,
-                HANDLE_SHAPE,
-            ),
+            (tf.constant(1), initial, empty_list(tf.int32)),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([window, None]), HANDLE_SHAPE),
         )
+        chosen = concat(keys_out, tf.int32)
         step_offsets = tf.cumsum(running[1:], exclusive=True)
-        return concat(lengths_out, tf.int32), concat(ids_out, tf.int32), step_offsets
-
-    def _candidates(self, listed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """[words, sizes] vocabulary ids (-1 when not listed) → (ids, f64 scores, usable).
-
-        A single character that is not listed is the unknown candidate instead.
-        """
-        unknown = listed[:, :1] < 0
-        is_single = tf.equal(tf.range(tf.shape(listed)[1]), 0)
-        unknown_single = unknown & is_single
-        ids = tf.where(unknown_single, self.unk_id, listed)
-        scores = tf.where(
-            unknown_single,
-            tf.constant(self.unk_score, tf.float64),
-            tf.gather(self.scores, tf.maximum(ids, 0)),
-        )
-        return ids, scores, (listed >= 0) | unknown_single
+        return chosen // self.id_span, chosen % self.id_span, step_offsets
 
     @staticmethod
     def _backtrack(lengths, piece_length, piece_id, step_offsets):
-        """Walk the chosen pieces back from each word's end.
+        """The chosen pieces of every word, found back from its end by pointer doubling.
 
-        Returns (word, start, stop, id) per piece, pieces of a word in reverse order.
+        Every position of a word (0 … length) is a node whose parent is where the piece
+        chosen to end there starts. Doubling gives each node its depth (pieces from the
+        word's start), then the ancestors of each word's end at every depth: no loop runs
+        once per piece. Returns (word, start, stop, id) per piece, in text order.
         """
-
-        def step(word, end, words_out, starts_out, stops_out, ids_out):
-            at = tf.gather(step_offsets, end - 1) + word
-            size = tf.gather(piece_length, at)
-            start = end - size
-            words_out = push(words_out, word)
-            starts_out = push(starts_out, start)
-            stops_out = push(stops_out, end)
-            ids_out = push(ids_out, tf.gather(piece_id, at))
-            going = start > 0
-            return (
-                tf.boolean_mask(word, going),
-                tf.boolean_mask(start, going),
-                words_out,
-                starts_out,
-                stops_out,
-                ids_out,
-            )
-
-        nonempty = lengths > 0
-        word = tf.cast(tf.where(nonempty)[:, 0], tf.int32)
-        _, _, words_out, starts_out, stops_out, ids_out = tf.while_loop(
-            lambda word, *_: tf.size(word) > 0,
-            step,
-            (word, tf.boolean_mask(lengths, nonempty), *(empty_list(tf.int32) for _ in range(4))),
-            shape_invariants=(tf.TensorShape([None]), tf.TensorShape([None]), *[HANDLE_SHAPE] * 4),
+        nodes = lengths + 1
+        node_word = repeat_range(nodes)
+        first_node = tf.cumsum(nodes, exclusive=True)
+        position = tf.range(tf.size(node_word)) - tf.gather(first_node, node_word)
+        inner = position > 0
+        chosen_at = tf.where(
+            inner,
+            tf.gather(step_offsets, tf.maximum(position - 1, 0)) + node_word,
+            tf.size(piece_length),
         )
-        word, start, stop, ids = (
-            concat(handle, tf.int32) for handle in (words_out, starts_out, stops_out, ids_out)
+        size = tf.gather(tf.concat([piece_length, [0]], 0), chosen_at)
+        ids = tf.gather(tf.concat([piece_id, [0]], 0), chosen_at)
+        parent = tf.range(tf.size(node_word)) - size
+
+        def ranked(parent, depth):
+            return tf.gather(parent, parent), depth + tf.gather(depth, parent)
+
+        _, depth = tf.while_loop(
+            lambda parent, _: tf.reduce_any(tf.gather(inner, parent)),
+            ranked,
+            (parent, tf.cast(inner, tf.int32)),
         )
-        # Put each word's pieces in text order: by word, then start.
-        order = tf.argsort(tf.cast(word, tf.int64) * (2**31) + tf.cast(start, tf.int64))
-        return tuple(tf.gather(t, order) for t in (word, start, stop, ids))
+        end = first_node + lengths
+        count = tf.gather(depth, end)
+        word, index = _expand(count)
+        # The piece index-th in text order is the (count - 1 - index)-th back from the end.
+        steps_back = tf.gather(count, word) - 1 - index
+
+        def lifted(node, steps, table):
+            node = tf.where(steps % 2 == 1, tf.gather(table, node), node)
+            return node, steps // 2, tf.gather(table, table)
+
+        node, _, _ = tf.while_loop(
+            lambda _, steps, __: tf.reduce_any(steps > 0),
+            lifted,
+            (tf.gather(end, word), steps_back, parent),
+        )
+        stop = tf.gather(position, node)
+        return word, stop - tf.gather(size, node), stop, tf.gather(ids, node)
 
     def _fuse_unknown(self, word, start, stop, ids):
         """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
@@ -244,6 +405,21 @@ class Unigram(tf.Module):
             tf.gather(ids, owner),
         )
         return out, tf.gather(ids_word, owner)
+
+
+def _prefix_table(ids: dict[str, int]) -> tf.lookup.StaticHashTable:
+    """Every piece and every proper prefix of one → (id + 1) * 2 + (1 if a longer piece
+    starts with it); other strings look up as 0 (no piece, nothing longer)."""
+    values = {token: (index + 1) * 2 for token, index in ids.items()}
+    for token in ids:
+        for end in range(1, len(token)):
+            prefix = token[:end]
+            values[prefix] = values.get(prefix, 0) | 1
+    keys = tf.constant(list(values), tf.string)
+    table_values = tf.constant(list(values.values()), tf.int32)
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, table_values), default_value=0
+    )
 
 
 def _expand(counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
