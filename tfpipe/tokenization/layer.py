@@ -293,11 +293,21 @@ class TokenizerLayer(tf_keras.layers.Layer):
         return self._pad(outputs)
 
     def _encode_pair(self, text: tf.Tensor, text_pair: tf.Tensor) -> list[tf.RaggedTensor]:
-        """Both sequences; the one truncated alone may stop early inside long words (with
-        longest_first the split between the two depends on both full lengths)."""
-        limited = self.truncation if self._budget(pair=True) is not None else None
-        first = self._encode_limited if limited == "only_first" else self._encode
-        second = self._encode_limited if limited == "only_second" else self._encode
+        """Both sequences, each truncated one allowed to stop early inside long words.
+
+        Truncating one sequence alone (only_first/only_second) keeps a length that depends
+        only on the other's. longest_first keeps what depends on a long sequence's length
+        only through whether it is the longer of two long ones, which decides who gets the
+        odd token of an odd budget: with an even budget both sequences may stop early.
+        """
+        budget = self._budget(pair=True)
+        if budget is None:
+            return [self._encode(text), self._encode(text_pair)]
+        both = self.truncation == "longest_first" and budget % 2 == 0
+        first = self._encode_limited if both or self.truncation == "only_first" else self._encode
+        second = (
+            self._encode_limited if both or self.truncation == "only_second" else self._encode
+        )
         return [first(text), second(text_pair)]
 
     def _truncate(self, sequences: list[tf.RaggedTensor]) -> list[tf.RaggedTensor]:
