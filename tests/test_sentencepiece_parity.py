@@ -431,6 +431,12 @@ def test_long_unknown_and_byte_fallback_words_keep_hf_ids(
             LayerRunner(layer), hf_tokenizer(folder), words, padding="longest",
             truncation=True, max_length=10,
         )
+    # A budget so large that its cut length passes int32: words are segmented whole.
+    huge = TokenizerLayer.from_pretrained(str(folder), max_length=10**9)
+    check_parity(
+        LayerRunner(huge), hf_tokenizer(folder), words[:20], padding="longest",
+        truncation=True, max_length=10**9,
+    )
 
 
 def test_megabyte_words_cost_about_their_first_tokens(shared_dir, corpus, hf_tokenizer):

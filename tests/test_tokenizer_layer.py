@@ -141,6 +141,16 @@ def test_eager_call_matches_hf(minilm, generated_texts):
     assert_same_encoding(eager, expected, texts, pairs)
 
 
+@pytest.mark.parametrize("max_length", [2**31 // 64, 10**9, 10**10])
+def test_max_length_past_int32_graph_limits_encodes_like_hf(minilm, generated_texts, max_length):
+    """Budgets whose early-stop cut or token count would not fit an int32 tensor."""
+    layer, hf = minilm(max_length=max_length)
+    texts, pairs = generated_texts[:50], generated_texts[50:100]
+    for second in (None, pairs):
+        expected = hf(texts, second, padding="longest", truncation=True, max_length=max_length)
+        assert_same_encoding(layer(texts, second), expected, texts, second)
+
+
 def test_tokenizer_json_file_path_matches_checkpoint_folder(minilm_path, generated_texts):
     texts = generated_texts[:300]
     from_file = TokenizerLayer.from_pretrained(str(minilm_path / "tokenizer.json"), max_length=128)

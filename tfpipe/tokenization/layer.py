@@ -17,9 +17,10 @@ import tf_keras
 
 from tfpipe.json_files import parse_json_object, read_json_object
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
-from tfpipe.tokenization.ragged_ops import row_ids
+from tfpipe.tokenization.ragged_ops import INT32_MAX, row_ids
 from tfpipe.tokenization.truncation import (
     CUT_BYTES_PER_TOKEN,
+    CUT_SEARCH_BYTES,
     STRATEGIES,
     cut_before_whitespace,
     keep_lengths,
@@ -223,6 +224,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
             or self.truncation not in ("longest_first", "only_first")
             or self.settings["truncation_side"] != "right"
             or not whitespace_cut_is_exact(document)
+            # Byte offsets are int32: no text is long enough to be cut there.
+            or budget * CUT_BYTES_PER_TOKEN > INT32_MAX - CUT_SEARCH_BYTES
         ):
             return None
         return budget * CUT_BYTES_PER_TOKEN
@@ -247,8 +250,11 @@ class TokenizerLayer(tf_keras.layers.Layer):
             return None
         special = self.pipeline.post_processor.num_special_tokens(pair=pair)
         # tokenizers computes max_length - specials unsigned: a negative budget wraps around
-        # to "unlimited" and nothing is truncated.
-        return None if self.max_length < special else self.max_length - special
+        # to "unlimited" and nothing is truncated. Token counts are int32 in the graph, so a
+        # larger budget is the same as the largest int32.
+        if self.max_length < special:
+            return None
+        return min(self.max_length - special, INT32_MAX)
 
     def _encode_single(self, text: tf.Tensor) -> tf.RaggedTensor:
         """Encode single texts; in a batch holding a long one, texts are cut first where that

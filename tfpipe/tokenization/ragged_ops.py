@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+# Positions, lengths and token counts are int32 in the graph.
+INT32_MAX = 2**31 - 1
+
 
 def repeat_range(lengths: tf.Tensor) -> tf.Tensor:
     """[0] * lengths[0] + [1] * lengths[1] + …, as int32."""

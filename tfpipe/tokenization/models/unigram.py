@@ -27,6 +27,7 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.bpe import utf8_byte
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import (
+    INT32_MAX,
     mask_values,
     positions_in_rows,
     previous,
@@ -108,6 +109,9 @@ class Unigram(tf.Module):
         `token_limit` tokens keeps them; any other is segmented whole.
         """
         kept = token_limit * self.longest_piece + self.settle_chars
+        if kept > INT32_MAX:
+            # No word is that long.
+            return self._tokenize(strings, words)
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > kept),
