@@ -14,8 +14,7 @@ are listed first, one vectorised lookup per piece length. Words are sorted longe
 that the words still running at position e are a prefix of that order; the loop over end
 positions then only does arithmetic: it keeps the best scores of the last `longest piece`
 positions as a [window, words] matrix, scores the pieces ending at e and records each
-position's chosen piece length. Pointer doubling walks those back, and the chosen pieces are
-looked up once.
+position's chosen piece length and id; a second loop walks those back.
 """
 
 from __future__ import annotations
@@ -39,11 +38,6 @@ from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
 UNK_PENALTY = 10.0
-UNROLLED = 4
-# Pieces of up to this many code points are looked up as one integer: each code point + 1
-# takes 21 bits (U+10FFFF + 1 < 2**21), three fit in an int64, and 0 marks "no character".
-PACKED_CHARACTERS = 3
-CODE_POINT_SPAN = 2**21
 
 
 class Unigram(tf.Module):
@@ -69,7 +63,10 @@ class Unigram(tf.Module):
         self.scores = tf.constant(scores, tf.float64)
         self.unk_score = float(scores.min()) - UNK_PENALTY
         self.longest_piece = max(len(token) for token, _ in pieces)
-        self.prefixes, self.short_prefixes = _prefix_tables(ids)
+        self.id_span = len(pieces)
+        if (self.longest_piece + 1) * self.id_span >= 2**31:
+            raise UnsupportedComponentError(SECTION, "Unigram", "vocabulary too large")
+        self.prefixes = _prefix_table(ids)
         # How far before a cut a long word's pieces may settle (see _tokenize_within).
         self.settle_chars = 4 * self.longest_piece
         self.byte_fallback = bool(component.get("byte_fallback", False))
@@ -152,11 +149,10 @@ class Unigram(tf.Module):
         sorted_words = tf.gather(words, order)
         sorted_strings = tf.gather(strings, order)
         sorted_lengths = tf.gather(lengths, order)
-        piece_length, step_offsets = self._viterbi(sorted_words, sorted_strings)
-        word, start, stop = self._backtrack(sorted_lengths, piece_length, step_offsets)
-        # A chosen single character that is no piece was the unknown candidate.
-        listed = self.vocab.lookup(_piece_texts(sorted_words, sorted_strings, word, start, stop))
-        ids = tf.where(listed < 0, self.unk_id, listed)
+        piece_length, piece_id, step_offsets = self._viterbi(sorted_words, sorted_strings)
+        word, start, stop, ids = self._backtrack(
+            sorted_lengths, piece_length, piece_id, step_offsets
+        )
         if settle is not None:
             settled, keep = self._settled_pieces(
                 sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
@@ -234,72 +230,49 @@ class Unigram(tf.Module):
 
         Pieces are found by growing candidates one character at a time from every start,
         keeping only those that are a prefix of some piece (the reference's trie prefix
-        search, one vectorised lookup per length). The first PACKED_CHARACTERS lengths, where
-        most candidates are, look up code points packed into an integer; longer ones look up
-        their text. Returns per piece: its word, end position in the word (1-based) and
-        length, and its id (-1 for an unknown single character).
+        search, one vectorised lookup per length). Returns per piece: its word, end position
+        in the word (1-based) and length, and its id (-1 for an unknown single character).
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
         char_starts = tf.cast(words.row_starts(), tf.int32)
         char_word = row_ids(words)
         word_stop = tf.gather(char_starts + lengths, char_word)
-        found_pieces = []
-
-        def found(size, live, value):
-            """Record the pieces among the candidates; the ones that may grow go on."""
-            piece = value // 2 - 1
-            # A single character that is no piece is the unknown candidate (id -1 here).
-            keep = (piece >= 0) | tf.equal(size, 1)
-            pieces = tf.boolean_mask(live, keep)
-            extends = tf.equal(value % 2, 1) & (live + size < tf.gather(word_stop, live))
-            return pieces, tf.boolean_mask(piece, keep), extends
-
-        live = tf.range(tf.size(char_word))
-        key = tf.zeros_like(live, tf.int64)
-        for size in range(1, min(PACKED_CHARACTERS, self.longest_piece) + 1):
-            character = tf.gather(words.values, live + size - 1)
-            key = key * CODE_POINT_SPAN + tf.cast(character, tf.int64) + 1
-            pieces, ids, extends = found(size, live, self.short_prefixes.lookup(key))
-            found_pieces.append((pieces, tf.fill(tf.shape(pieces), size), ids))
-            live, key = tf.boolean_mask(live, extends), tf.boolean_mask(key, extends)
-
         byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
         joined = tf.strings.reduce_join(strings)
 
         def grow(size, live, starts_out, sizes_out, ids_out):
             begin = tf.gather(byte_offsets, live)
             finish = tf.gather(byte_offsets, live + size)
-            value = self.prefixes.lookup(tf.strings.substr(joined, begin, finish - begin))
-            pieces, ids, extends = found(size, live, value)
+            found = self.prefixes.lookup(tf.strings.substr(joined, begin, finish - begin))
+            piece = found // 2 - 1
+            # A single character that is no piece is the unknown candidate (id -1 here).
+            keep = (piece >= 0) | tf.equal(size, 1)
+            pieces = tf.boolean_mask(live, keep)
+            extends = tf.equal(found % 2, 1) & (live + size < tf.gather(word_stop, live))
             return (
                 size + 1,
                 tf.boolean_mask(live, extends),
                 push(starts_out, pieces),
                 push(sizes_out, tf.fill(tf.shape(pieces), size)),
-                push(ids_out, ids),
+                push(ids_out, tf.boolean_mask(piece, keep)),
             )
 
-        _, _, *grown = tf.while_loop(
+        _, _, starts, sizes, ids = tf.while_loop(
             lambda size, live, *_: tf.size(live) > 0,
             grow,
-            (tf.constant(PACKED_CHARACTERS + 1), live, *(empty_list(tf.int32),) * 3),
+            (tf.constant(1), tf.range(tf.size(char_word)), *(empty_list(tf.int32),) * 3),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), *[HANDLE_SHAPE] * 3),
         )
-        found_pieces.append(tuple(concat(handle, tf.int32) for handle in grown))
-        starts, sizes, ids = (tf.concat(parts, 0) for parts in zip(*found_pieces, strict=True))
+        starts, sizes, ids = (concat(handle, tf.int32) for handle in (starts, sizes, ids))
         word = tf.gather(char_word, starts)
         end = starts + sizes - tf.gather(char_starts, word)
         return word, end, sizes, ids
 
     def _viterbi(self, words: tf.RaggedTensor, strings: tf.Tensor):
-        """The length of the best piece ending at every position of every word (words sorted
-        longest first), flat in order of end position then word, and where each end
-        position's entries start in that order.
+        """Best piece ending at every position of every word (words sorted longest first).
 
-        The lattice becomes a dense [window, entries] score matrix, row j holding the piece of
-        length window - j (-inf where there is none), so a position is one slice, one add and
-        an argmax: its first maximum is the longest piece among equal scores, the one the
-        reference keeps (it sees pieces by start position and replaces only on greater).
+        Returns the chosen piece length and id per (end position, word), flat in order of end
+        position then word, and where each end position's entries start in that order.
         """
         window = self.longest_piece
         lengths = tf.cast(words.row_lengths(), tf.int32)
@@ -307,58 +280,58 @@ class Unigram(tf.Module):
         # Number of words at least e characters long, for e = 0 … longest.
         per_length = tf.math.bincount(lengths, minlength=longest + 1, maxlength=longest + 1)
         running = tf.cumsum(per_length, reverse=True)
-        step_offsets = tf.cumsum(running[1:], exclusive=True)
 
         word, end, size, raw_id = self._lattice(words, strings)
+        by_end = tf.argsort(end, stable=True)
+        word, end, size, raw_id = (tf.gather(t, by_end) for t in (word, end, size, raw_id))
         unknown = raw_id < 0
+        ids = tf.where(unknown, self.unk_id, raw_id)
         scores = tf.where(
-            unknown,
-            tf.constant(self.unk_score, tf.float64),
-            tf.gather(self.scores, tf.maximum(raw_id, 0)),
+            unknown, tf.constant(self.unk_score, tf.float64), tf.gather(self.scores, ids)
         )
-        entry = tf.gather(step_offsets, end - 1) + word
-        dense = tf.tensor_scatter_nd_update(
-            tf.fill([window, tf.reduce_sum(running[1:])], tf.constant(-np.inf, tf.float64)),
-            tf.stack([window - size, entry], axis=1),
-            scores,
-        )
+        # One key orders a piece by (length, id): the largest key among a position's best
+        # candidates is the longest (ties go to the earliest start, first seen by the reference).
+        keys = size * self.id_span + ids
+        source = tf.stack([size - 1, word], axis=1)
+        per_end = tf.math.bincount(end, minlength=longest + 1, maxlength=longest + 1)
+        bounds = tf.cumsum(per_end)
 
-        # UNROLLED positions per loop iteration (the loop's own cost is a good part of a
-        # position's); positions past the longest word have no words running.
-        padded_running = tf.concat([running, tf.zeros([UNROLLED], tf.int32)], 0)
-        padded_offsets = tf.concat([step_offsets, tf.fill([UNROLLED], tf.shape(dense)[1])], 0)
-
-        def position(end, best, choices):
-            count = padded_running[end]
-            # best[j, w]: best score of word w's first end - window + j characters.
-            current = tf.slice(best, [0, 0], [window, count])
-            candidate = tf.slice(dense, [0, padded_offsets[end - 1]], [window, count]) + current
-            top = tf.reduce_max(candidate, axis=0, keepdims=True)
-            best = tf.concat([current[1:], top], axis=0)
-            return end + 1, best, push(choices, tf.argmax(candidate, axis=0, output_type=tf.int32))
-
-        def step(*state):
-            for _ in range(UNROLLED):
-                state = position(*state)
-            return state
+        def step(end, best, keys_out):
+            count = running[end]
+            low = bounds[end - 1]
+            span = bounds[end] - low
+            # best[j, w]: best score of word w's first end - 1 - j characters.
+            at = tf.slice(source, [low, 0], [span, 2])
+            candidate = tf.gather_nd(best, at) + tf.slice(scores, [low], [span])
+            at_word = at[:, 1]
+            top = tf.math.unsorted_segment_max(candidate, at_word, count)
+            is_top = tf.equal(candidate, tf.gather(top, at_word))
+            chosen = tf.math.unsorted_segment_max(
+                tf.where(is_top, tf.slice(keys, [low], [span]), -1), at_word, count
+            )
+            older = tf.slice(best, [0, 0], [window - 1, count])
+            best = tf.concat([tf.reshape(top, [1, -1]), older], 0)
+            return end + 1, best, push(keys_out, chosen)
 
         initial = tf.zeros([window, running[0]], tf.float64)
-        _, _, choices = tf.while_loop(
+        _, _, keys_out = tf.while_loop(
             lambda end, *_: end <= longest,
             step,
             (tf.constant(1), initial, empty_list(tf.int32)),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([window, None]), HANDLE_SHAPE),
         )
-        return window - concat(choices, tf.int32), step_offsets
+        chosen = concat(keys_out, tf.int32)
+        step_offsets = tf.cumsum(running[1:], exclusive=True)
+        return chosen // self.id_span, chosen % self.id_span, step_offsets
 
     @staticmethod
-    def _backtrack(lengths, piece_length, step_offsets):
+    def _backtrack(lengths, piece_length, piece_id, step_offsets):
         """The chosen pieces of every word, found back from its end by pointer doubling.
 
         Every position of a word (0 … length) is a node whose parent is where the piece
         chosen to end there starts. Doubling gives each node its depth (pieces from the
         word's start), then the ancestors of each word's end at every depth: no loop runs
-        once per piece. Returns (word, start, stop) per piece, in text order.
+        once per piece. Returns (word, start, stop, id) per piece, in text order.
         """
         nodes = lengths + 1
         node_word = repeat_range(nodes)
@@ -371,6 +344,7 @@ class Unigram(tf.Module):
             tf.size(piece_length),
         )
         size = tf.gather(tf.concat([piece_length, [0]], 0), chosen_at)
+        ids = tf.gather(tf.concat([piece_id, [0]], 0), chosen_at)
         parent = tf.range(tf.size(node_word)) - size
 
         def ranked(parent, depth):
@@ -397,7 +371,7 @@ class Unigram(tf.Module):
             (tf.gather(end, word), steps_back, parent),
         )
         stop = tf.gather(position, node)
-        return word, stop - tf.gather(size, node), stop
+        return word, stop - tf.gather(size, node), stop, tf.gather(ids, node)
 
     def _fuse_unknown(self, word, start, stop, ids):
         """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
@@ -415,9 +389,13 @@ class Unigram(tf.Module):
 
     def _bytes_for_unknown(self, words, strings, word, start, stop, ids, ids_word):
         """Unknown pieces that are not vocabulary entries → the tokens of their UTF-8 bytes."""
-        text = _piece_texts(words, strings, word, start, stop)
-        expand = (ids == self.unk_id) & (self.vocab.lookup(text) < 0)
         char_starts = tf.cast(tf.gather(words.row_starts(), word), tf.int32)
+        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
+        base = tf.gather(byte_offsets, char_starts)
+        begin = tf.gather(byte_offsets, char_starts + start) - base
+        finish = tf.gather(byte_offsets, char_starts + stop) - base
+        text = tf.strings.substr(tf.gather(strings, word), begin, finish - begin)
+        expand = (ids == self.unk_id) & (self.vocab.lookup(text) < 0)
         piece, within = _expand(tf.where(expand, stop - start, 1))
         cps = tf.gather(words.values, tf.gather(char_starts + start, piece) + within)
         expand_char = tf.gather(expand, piece)
@@ -433,39 +411,15 @@ class Unigram(tf.Module):
         return out, tf.gather(ids_word, owner)
 
 
-def _piece_texts(words, strings, word, start, stop) -> tf.Tensor:
-    """The text of each piece, given as (word, start, stop) in code points."""
-    char_starts = tf.cast(tf.gather(words.row_starts(), word), tf.int32)
-    byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
-    begin = tf.gather(byte_offsets, char_starts + start)
-    finish = tf.gather(byte_offsets, char_starts + stop)
-    # Cut from all words joined: gathering a word's string per piece would copy it per piece.
-    return tf.strings.substr(tf.strings.reduce_join(strings), begin, finish - begin)
-
-
-def _prefix_tables(
-    ids: dict[str, int],
-) -> tuple[tf.lookup.StaticHashTable, tf.lookup.StaticHashTable]:
+def _prefix_table(ids: dict[str, int]) -> tf.lookup.StaticHashTable:
     """Every piece and every proper prefix of one → (id + 1) * 2 + (1 if a longer piece
-    starts with it); other keys look up as 0 (no piece, nothing longer). Keyed by text, and
-    for up to PACKED_CHARACTERS code points also by their packed integer."""
+    starts with it); other strings look up as 0 (no piece, nothing longer)."""
     values = {token: (index + 1) * 2 for token, index in ids.items()}
     for token in ids:
         for end in range(1, len(token)):
             prefix = token[:end]
             values[prefix] = values.get(prefix, 0) | 1
-    short = {}
-    for text, value in values.items():
-        if len(text) <= PACKED_CHARACTERS:
-            key = 0
-            for character in text:
-                key = key * CODE_POINT_SPAN + ord(character) + 1
-            short[key] = value
-    return _table(values, tf.string), _table(short, tf.int64)
-
-
-def _table(values: dict, key_dtype: tf.DType) -> tf.lookup.StaticHashTable:
-    keys = tf.constant(list(values), key_dtype)
+    keys = tf.constant(list(values), tf.string)
     table_values = tf.constant(list(values.values()), tf.int32)
     return tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(keys, table_values), default_value=0

@@ -1,0 +1,129 @@
+"""Unigram long words under right truncation: the model stops early inside them, exactly.
+
+In its own file (its own process under tests/run_isolated.py): megabyte words and several
+large vocabularies would add to the memory of the other SentencePiece parity tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from parity import LayerRunner, check_parity
+from test_sentencepiece_parity import (
+    SPIECE_INJECT,
+    VARIANTS,
+    shifted,
+    train_checkpoint,
+    training_corpus,  # noqa: F401 (fixture)
+)
+from texts import course_texts, generate_texts
+
+# Measured on 2 cores: ~1 s for a 1 MB or a 10 MB whitespace-free word (t5-small, 512 tokens).
+LARGE_WORD_SECONDS = 30
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_dir) -> list[str]:
+    return course_texts(shared_dir)
+
+
+# --- Long words under right truncation: the Unigram model stops early, exactly -------------------
+
+
+def whitespace_free(texts: list[str], sizes: tuple[int, ...]) -> list[str]:
+    """The texts joined without whitespace and cut into words of the given sizes in turn."""
+    joined = "".join("".join(text.split()) for text in texts)
+    words, at = [], 0
+    while at < len(joined):
+        size = sizes[len(words) % len(sizes)]
+        words.append(joined[at : at + size])
+        at += size
+    return words
+
+
+# Long words that settle early, ones that may not (runs of one or two characters, words
+# the vocabulary mostly lacks), and short ones beside them.
+REPEATS = ["a" * 3000, "=" * 2500, "ab" * 1500, "▁" * 700, "-_" * 900, "x"]
+SHORT_QUESTIONS = ["Is it?", "", "Why?"]
+
+
+# Each strategy at its own max_length: cuts after 8 characters' worth of tokens and after 40.
+CUT_STRATEGIES = {"longest_first": 8, "only_first": 40, "only_second": 8}
+
+
+@pytest.mark.parametrize("name", ["t5-small", "deberta-v3-small"])
+def test_long_words_cut_by_truncation_keep_hf_ids(name, shared_dir, corpus, hf_tokenizer):
+    from tfpipe import TokenizerLayer
+
+    path = shared_dir / "tokenizers" / name
+    words = whitespace_free(corpus[::27], (300, 1700, 90, 4100, 650)) + REPEATS
+    short = [SHORT_QUESTIONS[i % 3] for i in range(len(words))]
+    hf = hf_tokenizer(path)
+    for strategy, max_length in CUT_STRATEGIES.items():
+        layer = TokenizerLayer.from_pretrained(
+            str(path), max_length=max_length, truncation=strategy
+        )
+        # The cut must be what is tested: the limit is set and words pass the cut length.
+        assert layer._encode_limited is not layer._encode
+        kwargs = dict(padding="longest", truncation=strategy, max_length=max_length)
+        if strategy == "longest_first":
+            check_parity(LayerRunner(layer), hf, words, **kwargs)
+            # Two long sequences: with an even pair budget (t5-small: 6) both stop early.
+            pair = (words, shifted(words, 2))
+        else:
+            pair = (words, short) if strategy == "only_first" else (short, words)
+        check_parity(LayerRunner(layer), hf, *pair, **kwargs)
+
+
+def test_long_unknown_and_byte_fallback_words_keep_hf_ids(
+    training_corpus, tmp_path, hf_tokenizer  # noqa: F811 (the imported fixture)
+):
+    """Words of characters the vocabulary lacks: unknown runs fuse (or become bytes) across
+    any cut, so such words settle late or are segmented whole."""
+    from tfpipe import TokenizerLayer
+
+    texts = generate_texts(400, seed=21, inject=SPIECE_INJECT)
+    unknown = "".join(chr(0x4E00 + i % 500) for i in range(3000))
+    words = whitespace_free(texts, (250, 1200, 3000)) + [
+        unknown, unknown[:400] + "hello" * 100, "hello" * 100 + unknown[:900] + "world" * 5
+    ]
+    for name in ("Unigram-Metaspace", "Unigram-byte_fallback"):
+        folder = train_checkpoint(VARIANTS[name], training_corpus, tmp_path / name)
+        layer = TokenizerLayer.from_pretrained(str(folder), max_length=10)
+        assert layer._encode_limited is not layer._encode
+        check_parity(
+            LayerRunner(layer), hf_tokenizer(folder), words, padding="longest",
+            truncation=True, max_length=10,
+        )
+    # A budget so large that its cut length passes int32: words are segmented whole.
+    huge = TokenizerLayer.from_pretrained(str(folder), max_length=10**9)
+    check_parity(
+        LayerRunner(huge), hf_tokenizer(folder), words[:20], padding="longest",
+        truncation=True, max_length=10**9,
+    )
+
+
+def test_megabyte_words_cost_about_their_first_tokens(shared_dir, corpus, hf_tokenizer):
+    """One whitespace-free word of 1 or 10 MB under truncation: bounded time (a few
+    thousand characters are segmented, not millions), ids equal to HF's on the 1 MB word.
+    The 10 MB word repeats the 1 MB one's prose, so its truncated ids are the same; HF's own
+    Unigram lattice for a 10 MB word takes more memory than the test machine has."""
+    from tfpipe import TokenizerLayer
+
+    path = shared_dir / "tokenizers" / "t5-small"
+    prose = "".join("".join(text.split()) for text in corpus[:4000])
+    layer = LayerRunner(TokenizerLayer.from_pretrained(str(path)))
+    layer(["warm-up"])
+    want = None
+    for megabytes in (1, 10):
+        size = megabytes * 2**20
+        word = (prose * (size // len(prose.encode()) + 1))[:size]
+        started = time.perf_counter()
+        got = layer([word])
+        seconds = time.perf_counter() - started
+        assert seconds < LARGE_WORD_SECONDS, (megabytes, seconds)
+        if want is None:
+            want = hf_tokenizer(path)([word], padding="longest", truncation=True)
+        for key, ids in want.items():
+            assert got[key].numpy().tolist() == ids, (megabytes, key)
