@@ -19,10 +19,13 @@ import tensorflow as tf
 
 from tfpipe.tokenization.ragged_ops import (
     following,
+    one_per_row,
     positions_in_rows,
     previous,
     row_ids,
     row_starts_mask,
+    rows_from_ids,
+    select,
 )
 from tfpipe.tokenization.re2 import re2_class, re2_literal
 from tfpipe.tokenization.vocabulary import string_table
@@ -74,7 +77,22 @@ class TokenMatcher(tf.Module):
         return self._split(strings, with_starts=True)
 
     def _split(self, strings: tf.Tensor, with_starts: bool):
+        """Batches without any token (most requests) skip the split: one piece per text."""
         marked = tf.strings.regex_replace(strings, self.pattern, MARK + b"\\0" + MARK)
+
+        def unsplit():
+            pieces = one_per_row(strings)
+            ids = pieces.with_values(tf.fill(tf.shape(strings), -1))
+            return (pieces, ids, tf.zeros_like(ids.values)) if with_starts else (pieces, ids)
+
+        parts = tf.cond(
+            tf.reduce_any(tf.not_equal(marked, strings)),
+            lambda: self._split_marked(marked, with_starts),
+            unsplit,
+        )
+        return parts if with_starts else (*parts, None)
+
+    def _split_marked(self, marked: tf.Tensor, with_starts: bool):
         pieces = tf.strings.split(marked, sep=MARK)
         is_token = pieces.with_values(
             tf.math.floormod(positions_in_rows(pieces), 2) == 1
@@ -93,7 +111,8 @@ class TokenMatcher(tf.Module):
                 starts += tf.where(after_rstrip, lead, 0)
             pieces = self._strip_around(pieces, index)
         ids = tf.where(index >= 0, tf.gather(self.ids, tf.maximum(index, 0)), -1)
-        return pieces, pieces.with_values(ids), starts
+        ids = pieces.with_values(ids)
+        return (pieces, ids, starts) if with_starts else (pieces, ids)
 
     @staticmethod
     def _starts(pieces: tf.RaggedTensor) -> tf.Tensor:
@@ -148,11 +167,9 @@ class TokenMatcher(tf.Module):
         joined = tf.strings.unsorted_segment_join(
             text, segment, tf.reduce_sum(tf.cast(new_piece, tf.int32))
         )
-        row_of_segment = tf.cast(tf.boolean_mask(row_ids(pieces), new_piece), tf.int64)
-        merged = tf.RaggedTensor.from_value_rowids(
-            joined, row_of_segment, nrows=pieces.nrows(), validate=False
-        )
-        return merged, tf.boolean_mask(index, new_piece)
+        row_of_segment = tf.cast(select(row_ids(pieces), new_piece), tf.int64)
+        merged = rows_from_ids(joined, row_of_segment, pieces.nrows())
+        return merged, select(index, new_piece)
 
     def _beside_stripping(self, pieces: tf.RaggedTensor, index: tf.Tensor):
         """(pieces right after an rstrip token, pieces right before an lstrip token)."""

@@ -43,7 +43,13 @@ from tfpipe.tokenization.normalizers import (
     StripWhitespace,
 )
 from tfpipe.tokenization.precompiled import Precompiled
-from tfpipe.tokenization.ragged_ops import following, positions_in_rows, row_ids, row_starts_mask
+from tfpipe.tokenization.ragged_ops import (
+    following,
+    positions_in_rows,
+    row_ids,
+    row_starts_mask,
+    select,
+)
 from tfpipe.tokenization.re2 import re2_literal
 
 SECTION = "pre_tokenizer"
@@ -76,7 +82,7 @@ def prefix(cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.RaggedTensor:
     keep = positions_in_rows(cps, ids) < tf.gather(anchored, ids)
     lengths = tf.math.unsorted_segment_sum(tf.cast(keep, tf.int64), ids, cps.nrows())
     return tf.RaggedTensor.from_row_lengths(
-        tf.boolean_mask(cps.values, keep), lengths, validate=False
+        select(cps.values, keep), lengths, validate=False
     )
 
 

@@ -41,6 +41,7 @@ from tfpipe.tokenization.ragged_ops import (
     previous,
     row_ids,
     row_starts_mask,
+    select,
 )
 from tfpipe.tokenization.re2 import re2_literal
 from tfpipe.tokenization.reference import reference_tokenizer
@@ -202,9 +203,9 @@ class CanonicalCompose(tf.Module):
             last = tf.where(
                 combine | ~active, last, tf.where(char_ccc == 0, -1, char_ccc)
             )
-            written = tf.expand_dims(tf.boolean_mask(starter_at, combine), 1)
-            out = tf.tensor_scatter_nd_update(out, written, tf.boolean_mask(starter, combine))
-            removed = tf.expand_dims(tf.boolean_mask(at, combine), 1)
+            written = tf.expand_dims(select(starter_at, combine), 1)
+            out = tf.tensor_scatter_nd_update(out, written, select(starter, combine))
+            removed = tf.expand_dims(select(at, combine), 1)
             deleted = tf.tensor_scatter_nd_update(
                 deleted, removed, tf.ones_like(removed[:, 0], tf.bool)
             )

@@ -20,6 +20,7 @@ from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_typ
 from tfpipe.tokenization.normalizers import Normalizer, reference_normalizer, whitespace_classes
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer, word_space_other_classes
 from tfpipe.tokenization.processors import PostProcessor
+from tfpipe.tokenization.ragged_ops import merge_inner, one_per_row, rows_from_ids, select
 
 SUPPORTED_SECTIONS = {
     "version",
@@ -104,15 +105,13 @@ def interleave(
     order, have their ids in the rows of `text_ids`.
     """
     is_token = token_ids >= 0
-    tokens = tf.RaggedTensor.from_tensor(tf.expand_dims(tf.boolean_mask(token_ids, is_token), 1))
+    tokens = one_per_row(select(token_ids, is_token))
     combined = tf.concat([text_ids, tokens], axis=0)
     source = tf.concat(
         [tf.where(~is_token)[:, 0], tf.where(is_token)[:, 0]], axis=0
     )
     ordered = tf.gather(combined, tf.argsort(source))
-    return tf.RaggedTensor.from_row_splits(ordered, parts.row_splits, validate=False).merge_dims(
-        1, 2
-    )
+    return merge_inner(tf.RaggedTensor.from_row_splits(ordered, parts.row_splits, validate=False))
 
 
 class TokenizationPipeline(tf.Module):
@@ -163,9 +162,15 @@ class TokenizationPipeline(tf.Module):
         else:
             parts, ids, starts = matcher.split_with_starts(texts)
             anchored = anchoring.first_part_prefix(parts, starts, anchored)
-            anchored = tf.boolean_mask(anchored, ids.values < 0)
-        text_pieces = tf.boolean_mask(parts.values, ids.values < 0)
-        return interleave(parts, encode_text(text_pieces, anchored), ids.values)
+            anchored = select(anchored, ids.values < 0)
+        text_pieces = select(parts.values, ids.values < 0)
+        encoded = encode_text(text_pieces, anchored)
+        texts_as_they_were = tf.equal(tf.size(parts.values), tf.size(texts)) & tf.reduce_all(
+            ids.values < 0
+        )
+        return tf.cond(
+            texts_as_they_were, lambda: encoded, lambda: interleave(parts, encoded, ids.values)
+        )
 
     def _normalize_then_split(
         self, texts: tf.Tensor, anchored: tf.Tensor | None, limit: int | None
@@ -192,8 +197,6 @@ class TokenizationPipeline(tf.Module):
     ) -> tf.RaggedTensor:
         words, piece_of_word = self.pre_tokenizer(cps, anchored)
         word_ids = self.model(words) if limit is None else self.model(words, limit)
-        per_piece = tf.RaggedTensor.from_value_rowids(
-            word_ids, tf.cast(piece_of_word, tf.int64), nrows=cps.nrows(), validate=False
-        )
-        return per_piece.merge_dims(1, 2)
+        per_piece = rows_from_ids(word_ids, piece_of_word, cps.nrows())
+        return merge_inner(per_piece)
 

@@ -33,6 +33,8 @@ from tfpipe.tokenization.ragged_ops import (
     previous,
     row_ids,
     row_starts_mask,
+    rows_from_starts,
+    select,
 )
 from tfpipe.tokenization.reference import reference_tokenizer
 from tfpipe.tokenization.regex_split import RegexSplit
@@ -358,16 +360,13 @@ class SplitPhase:
                     cls = tf.bitwise.bitwise_and(shifted, 3)
                 starts, removed = stage.apply(values, cls, starts, removed)
             kept = ~removed
-            values = tf.boolean_mask(values, kept)
-            starts = tf.boolean_mask(starts, kept)
-            piece_of = tf.boolean_mask(piece_of, kept)
-            flags = None if flags is None else tf.boolean_mask(flags, kept)
-        word_ids = tf.cumsum(tf.cast(starts, tf.int64)) - 1
-        words = tf.RaggedTensor.from_value_rowids(
-            values, word_ids, nrows=tf.reduce_sum(tf.cast(starts, tf.int64)), validate=False
-        )
-        word_flags = None if flags is None else tf.boolean_mask(flags, starts)
-        return words, tf.boolean_mask(piece_of, starts), word_flags
+            values = select(values, kept)
+            starts = select(starts, kept)
+            piece_of = select(piece_of, kept)
+            flags = None if flags is None else select(flags, kept)
+        words = rows_from_starts(values, starts)
+        word_flags = None if flags is None else select(flags, starts)
+        return words, select(piece_of, starts), word_flags
 
 
 PREPEND_SCHEMES = ("always", "never", "first")

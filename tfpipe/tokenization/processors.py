@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import concat_rows
+from tfpipe.tokenization.ragged_ops import concat_rows, one_per_row
 from tfpipe.tokenization.reference import reference_tokenizer
 
 SUPPORTED = frozenset(
@@ -98,9 +98,7 @@ class PostProcessor:
         ids, type_ids = [], []
         for item in template:
             if item.sequence is None:
-                part = tf.RaggedTensor.from_tensor(
-                    tf.fill(tf.stack([batch, 1]), tf.constant(item.token_id, tf.int32))
-                )
+                part = one_per_row(tf.fill([batch], tf.constant(item.token_id, tf.int32)))
             else:
                 part = sequences[item.sequence]
             ids.append(part)

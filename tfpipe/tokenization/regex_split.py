@@ -35,7 +35,7 @@ from tfpipe.tokenization.codepoint_tables import (
     cached_arrays,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import expand_values, following, previous, repeat_range
+from tfpipe.tokenization.ragged_ops import expand_values, following, previous, repeat_range, select
 from tfpipe.tokenization.reference import reference_tokenizer
 
 SECTION = "pre_tokenizer"
@@ -541,12 +541,12 @@ class RegexSplit:
         kept = is_match | (length > 0)
         if self.invert:
             is_match = ~is_match
-        opens = self._opens(tf.boolean_mask(is_match, kept), tf.boolean_mask(segment_piece, kept))
-        boundary_at = tf.boolean_mask(tf.boolean_mask(start, kept), opens)
+        opens = self._opens(select(is_match, kept), select(segment_piece, kept))
+        boundary_at = select(select(start, kept), opens)
         boundary = tf.math.unsorted_segment_max(
             tf.ones_like(boundary_at), boundary_at, tf.cast(size, tf.int32) + 1
         )[:-1] > 0
-        char_segment = tf.boolean_mask(segment_of, is_char)
+        char_segment = select(segment_of, is_char)
         if self.behaviour != "Removed":
             return boundary, tf.zeros_like(boundary)
         return boundary, tf.gather(is_match, char_segment)

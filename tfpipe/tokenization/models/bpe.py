@@ -25,7 +25,14 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
-from tfpipe.tokenization.ragged_ops import following, previous, repeat_range, row_ids
+from tfpipe.tokenization.ragged_ops import (
+    following,
+    previous,
+    repeat_range,
+    row_ids,
+    rows_from_ids,
+    select,
+)
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -163,7 +170,7 @@ class BPE(tf.Module):
             starts |= cut
         splits = tf.concat([tf.where(starts)[:, 0], tf.shape(cps, out_type=tf.int64)], 0)
         chunks = tf.RaggedTensor.from_row_splits(cps, splits, validate=False)
-        return chunks, tf.boolean_mask(owner, starts)
+        return chunks, select(owner, starts)
 
     def _tokenize(self, words: tf.RaggedTensor, whole: tf.Tensor | None) -> tf.RaggedTensor:
         """Distinct chunks → their tokens; `whole` ≥ 0 marks chunks taken whole (ignore_merges)."""
@@ -172,17 +179,15 @@ class BPE(tf.Module):
         if whole is not None:
             listed = tf.gather(whole >= 0, owner)
             symbols = tf.concat(
-                [tf.boolean_mask(symbols, ~listed), tf.boolean_mask(whole, whole >= 0)], 0
+                [select(symbols, ~listed), select(whole, whole >= 0)], 0
             )
             owner = tf.concat(
-                [tf.boolean_mask(owner, ~listed), tf.cast(tf.where(whole >= 0)[:, 0], tf.int32)], 0
+                [select(owner, ~listed), tf.cast(tf.where(whole >= 0)[:, 0], tf.int32)], 0
             )
             order = tf.argsort(owner, stable=True)
             symbols, owner = tf.gather(symbols, order), tf.gather(owner, order)
         merged, owner = self._merge(symbols, owner, num_words)
-        return tf.RaggedTensor.from_value_rowids(
-            merged, tf.cast(owner, tf.int64), nrows=tf.cast(num_words, tf.int64), validate=False
-        )
+        return rows_from_ids(merged, owner, num_words)
 
     def _initial_symbols(self, words: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Symbol ids of each word's characters (flat) and the word each belongs to."""
@@ -197,13 +202,13 @@ class BPE(tf.Module):
         if self.byte_fallback:
             return self._bytes_for_unknown(cps, ids, known, owner)
         if self.unk_id is None:
-            return tf.boolean_mask(ids, known), tf.boolean_mask(owner, known)
+            return select(ids, known), select(owner, known)
         unknown = ~known
         ids = tf.where(known, ids, self.unk_id)
         if self.fuse_unk:
             same_word = previous(owner, -1) == owner
             keep = ~(unknown & previous(unknown, False) & same_word)
-            return tf.boolean_mask(ids, keep), tf.boolean_mask(owner, keep)
+            return select(ids, keep), select(owner, keep)
         return ids, owner
 
     def _bytes_for_unknown(self, cps, ids, known, owner) -> tuple[tf.Tensor, tf.Tensor]:
@@ -236,8 +241,8 @@ class BPE(tf.Module):
             rank = tf.where(mergeable, tf.bitwise.right_shift(packed, 32), NO_RANK)
             lowest = tf.math.unsorted_segment_min(rank, owner, num_words)
             finished = tf.gather(lowest, owner) == NO_RANK
-            done_symbols = push(done_symbols, tf.boolean_mask(symbols, finished))
-            done_owner = push(done_owner, tf.boolean_mask(owner, finished))
+            done_symbols = push(done_symbols, select(symbols, finished))
+            done_owner = push(done_owner, select(owner, finished))
             chosen = mergeable & (rank == tf.gather(lowest, owner))
             # Overlapping occurrences (x x x) merge leftmost first: every other one of a run.
             run_start = chosen & ~previous(chosen, False)
@@ -250,8 +255,8 @@ class BPE(tf.Module):
             symbols = tf.where(merge, merged_id, symbols)
             keep = ~previous(merge, False) & ~finished
             return (
-                tf.boolean_mask(symbols, keep),
-                tf.boolean_mask(owner, keep),
+                select(symbols, keep),
+                select(owner, keep),
                 done_symbols,
                 done_owner,
             )

@@ -27,11 +27,14 @@ from tfpipe.tokenization.models.bpe import utf8_byte
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
+    bincount,
     mask_values,
     positions_in_rows,
     previous,
     repeat_range,
     row_ids,
+    rows_from_ids,
+    select,
 )
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
@@ -157,7 +160,7 @@ class Unigram(tf.Module):
             settled, keep = self._settled_pieces(
                 sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
             )
-            word, start, stop, ids = (tf.boolean_mask(t, keep) for t in (word, start, stop, ids))
+            word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
         word, start, stop, ids = self._fuse_unknown(word, start, stop, ids)
         ids_word = tf.gather(order, word)
         if self.byte_fallback:
@@ -165,11 +168,8 @@ class Unigram(tf.Module):
                 sorted_words, sorted_strings, word, start, stop, ids, ids_word
             )
         by_word = tf.argsort(ids_word, stable=True)
-        rows = tf.RaggedTensor.from_value_rowids(
-            tf.gather(ids, by_word),
-            tf.cast(tf.gather(ids_word, by_word), tf.int64),
-            nrows=tf.cast(tf.size(strings), tf.int64),
-            validate=False,
+        rows = rows_from_ids(
+            tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(strings)
         )
         if settle is None:
             return rows
@@ -247,14 +247,14 @@ class Unigram(tf.Module):
             piece = found // 2 - 1
             # A single character that is no piece is the unknown candidate (id -1 here).
             keep = (piece >= 0) | tf.equal(size, 1)
-            pieces = tf.boolean_mask(live, keep)
+            pieces = select(live, keep)
             extends = tf.equal(found % 2, 1) & (live + size < tf.gather(word_stop, live))
             return (
                 size + 1,
-                tf.boolean_mask(live, extends),
+                select(live, extends),
                 push(starts_out, pieces),
                 push(sizes_out, tf.fill(tf.shape(pieces), size)),
-                push(ids_out, tf.boolean_mask(piece, keep)),
+                push(ids_out, select(piece, keep)),
             )
 
         _, _, starts, sizes, ids = tf.while_loop(
@@ -278,7 +278,7 @@ class Unigram(tf.Module):
         lengths = tf.cast(words.row_lengths(), tf.int32)
         longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
         # Number of words at least e characters long, for e = 0 … longest.
-        per_length = tf.math.bincount(lengths, minlength=longest + 1, maxlength=longest + 1)
+        per_length = bincount(lengths, longest + 1)
         running = tf.cumsum(per_length, reverse=True)
 
         word, end, size, raw_id = self._lattice(words, strings)
@@ -293,7 +293,7 @@ class Unigram(tf.Module):
         # candidates is the longest (ties go to the earliest start, first seen by the reference).
         keys = size * self.id_span + ids
         source = tf.stack([size - 1, word], axis=1)
-        per_end = tf.math.bincount(end, minlength=longest + 1, maxlength=longest + 1)
+        per_end = bincount(end, longest + 1)
         bounds = tf.cumsum(per_end)
 
         def step(end, best, keys_out):
@@ -381,10 +381,10 @@ class Unigram(tf.Module):
         run = tf.cumsum(tf.cast(keep, tf.int32)) - 1
         run_stop = tf.math.unsorted_segment_max(stop, run, tf.reduce_sum(tf.cast(keep, tf.int32)))
         return (
-            tf.boolean_mask(word, keep),
-            tf.boolean_mask(start, keep),
+            select(word, keep),
+            select(start, keep),
             run_stop,
-            tf.boolean_mask(ids, keep),
+            select(ids, keep),
         )
 
     def _bytes_for_unknown(self, words, strings, word, start, stop, ids, ids_word):

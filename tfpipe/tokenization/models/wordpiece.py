@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import repeat_range
+from tfpipe.tokenization.ragged_ops import one_per_row, repeat_range, rows_from_ids, select
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -55,12 +55,22 @@ class WordPiece(tf.Module):
         return tf.gather(self._tokenize(unique, tf.gather(words, first)), inverse)
 
     def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        num_words = tf.size(strings)
+        """Batches whose words are all vocabulary entries (or too long) skip the greedy loop."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         whole = self.vocab.lookup(strings)
         too_long = lengths > self.max_chars
         single = too_long | (whole >= 0)
         single_ids = tf.where(too_long, self.unk_id, whole)
+        return tf.cond(
+            tf.reduce_all(single),
+            lambda: one_per_row(single_ids),
+            lambda: self._tokenize_pending(strings, words, single, single_ids),
+        )
+
+    def _tokenize_pending(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, single: tf.Tensor, single_ids: tf.Tensor
+    ) -> tf.RaggedTensor:
+        num_words = tf.size(strings)
         pending = tf.cast(tf.where(~single)[:, 0], tf.int32)
         piece_word, piece_ids, failed = self._greedy(
             tf.gather(words, pending), tf.gather(strings, pending)
@@ -72,25 +82,20 @@ class WordPiece(tf.Module):
             [
                 tf.cast(tf.where(single)[:, 0], tf.int32),
                 failed_words,
-                tf.boolean_mask(piece_word, keep),
+                select(piece_word, keep),
             ],
             axis=0,
         )
         ids = tf.concat(
             [
-                tf.boolean_mask(single_ids, single),
+                select(single_ids, single),
                 tf.fill(tf.shape(failed_words), self.unk_id),
-                tf.boolean_mask(piece_ids, keep),
+                select(piece_ids, keep),
             ],
             axis=0,
         )
         order = tf.argsort(word_index, stable=True)
-        return tf.RaggedTensor.from_value_rowids(
-            tf.gather(ids, order),
-            tf.cast(tf.gather(word_index, order), tf.int64),
-            nrows=tf.cast(num_words, tf.int64),
-            validate=False,
-        )
+        return rows_from_ids(tf.gather(ids, order), tf.gather(word_index, order), num_words)
 
     @staticmethod
     def _not_in(items: tf.Tensor, excluded: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -135,14 +140,14 @@ class WordPiece(tf.Module):
                 tf.size(word),
             )
             found = best > 0
-            pieces_word = push(pieces_word, tf.boolean_mask(word, found))
-            pieces_id = push(pieces_id, tf.boolean_mask(chosen, found))
-            failed = push(failed, tf.boolean_mask(word, ~found))
+            pieces_word = push(pieces_word, select(word, found))
+            pieces_id = push(pieces_id, select(chosen, found))
+            failed = push(failed, select(word, ~found))
             pos = pos + best
             going = found & (pos < tf.gather(lengths, word))
             return (
-                tf.boolean_mask(word, going),
-                tf.boolean_mask(pos, going),
+                select(word, going),
+                select(pos, going),
                 pieces_word,
                 pieces_id,
                 failed,
