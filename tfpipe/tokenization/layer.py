@@ -17,7 +17,7 @@ import tf_keras
 
 from tfpipe.json_files import parse_json_object, read_json_object
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
-from tfpipe.tokenization.ragged_ops import INT32_MAX, row_ids, select
+from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, row_ids, select
 from tfpipe.tokenization.truncation import (
     CUT_BYTES_PER_TOKEN,
     CUT_SEARCH_BYTES,
@@ -275,10 +275,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         short = cut & (tf.cast(ids.row_lengths(), tf.int32) < budget)
 
         def encode_short_texts_whole() -> tf.RaggedTensor:
-            whole = self._encode(select(text, short))
-            at = tf.cumsum(tf.cast(short, tf.int32)) - 1 + tf.size(text)
-            index = tf.where(short, at, tf.range(tf.size(text)))
-            return tf.gather(tf.concat([ids, whole], axis=0), index)
+            return replace_rows(ids, short, self._encode(select(text, short)))
 
         return tf.cond(tf.reduce_any(short), encode_short_texts_whole, lambda: ids)
 

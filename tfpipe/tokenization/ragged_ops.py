@@ -92,6 +92,16 @@ def one_per_row(values: tf.Tensor) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
 
+def replace_rows(
+    rows: tf.RaggedTensor, replaced: tf.Tensor, replacements: tf.RaggedTensor
+) -> tf.RaggedTensor:
+    """`rows` with the rows where `replaced` holds swapped, in order, for `replacements`."""
+    count = tf.size(replaced)
+    at = tf.cumsum(tf.cast(replaced, tf.int32)) - 1 + count
+    index = tf.where(replaced, at, tf.range(count))
+    return tf.gather(tf.concat([rows, replacements], axis=0), index)
+
+
 def concat_rows(parts: list[tf.RaggedTensor]) -> tf.RaggedTensor:
     """Row-wise concatenation of ragged batches with the same number of rows."""
     lengths = [tf.cast(p.row_lengths(), tf.int32) for p in parts]

@@ -32,6 +32,7 @@ from tfpipe.tokenization.ragged_ops import (
     positions_in_rows,
     previous,
     repeat_range,
+    replace_rows,
     row_ids,
     rows_from_ids,
     select,
@@ -130,11 +131,7 @@ class Unigram(tf.Module):
         def tokenize_unsettled_whole() -> tf.RaggedTensor:
             redo = tf.where(unsettled)[:, 0]
             whole = self._tokenize(tf.gather(strings, redo), tf.gather(words, redo))
-            count = tf.size(strings)
-            at = tf.cumsum(tf.cast(unsettled, tf.int32)) - 1 + count
-            return tf.gather(
-                tf.concat([ids, whole], axis=0), tf.where(unsettled, at, tf.range(count))
-            )
+            return replace_rows(ids, unsettled, whole)
 
         return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
 
