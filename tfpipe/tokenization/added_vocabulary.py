@@ -67,8 +67,7 @@ class TokenMatcher(tf.Module):
 
     def split(self, strings: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """[n] strings → ([n, (pieces)] strings, [n, (pieces)] token ids, -1 for text)."""
-        pieces, ids, _ = self._split(strings, with_starts=False)
-        return pieces, ids
+        return self._split(strings, with_starts=False)
 
     def split_with_starts(
         self, strings: tf.Tensor
@@ -85,12 +84,11 @@ class TokenMatcher(tf.Module):
             ids = pieces.with_values(tf.fill(tf.shape(strings), -1))
             return (pieces, ids, tf.zeros_like(ids.values)) if with_starts else (pieces, ids)
 
-        parts = tf.cond(
+        return tf.cond(
             tf.reduce_any(tf.not_equal(marked, strings)),
             lambda: self._split_marked(marked, with_starts),
             unsplit,
         )
-        return parts if with_starts else (*parts, None)
 
     def _split_marked(self, marked: tf.Tensor, with_starts: bool):
         pieces = tf.strings.split(marked, sep=MARK)

@@ -31,6 +31,7 @@ from tfpipe.tokenization.ragged_ops import (
     repeat_range,
     row_ids,
     rows_from_ids,
+    rows_from_starts,
     select,
 )
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
@@ -168,9 +169,7 @@ class BPE(tf.Module):
             if listed is not None:
                 cut &= ~tf.gather(listed, owner)
             starts |= cut
-        splits = tf.concat([tf.where(starts)[:, 0], tf.shape(cps, out_type=tf.int64)], 0)
-        chunks = tf.RaggedTensor.from_row_splits(cps, splits, validate=False)
-        return chunks, select(owner, starts)
+        return rows_from_starts(cps, starts), select(owner, starts)
 
     def _tokenize(self, words: tf.RaggedTensor, whole: tf.Tensor | None) -> tf.RaggedTensor:
         """Distinct chunks → their tokens; `whole` ≥ 0 marks chunks taken whole (ignore_merges)."""

@@ -129,8 +129,7 @@ class Unigram(tf.Module):
         unsettled = ~settled
 
         def tokenize_unsettled_whole() -> tf.RaggedTensor:
-            redo = tf.where(unsettled)[:, 0]
-            whole = self._tokenize(tf.gather(strings, redo), tf.gather(words, redo))
+            whole = self._tokenize(select(strings, unsettled), select(words, unsettled))
             return replace_rows(ids, unsettled, whole)
 
         return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
