@@ -76,6 +76,31 @@ def test_from_config_rebuilds_the_same_architecture():
     assert rebuilt.labels == layer.labels
 
 
+@pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
+def test_batches_without_rows_or_tokens_keep_their_shape(task):
+    """The attention kernels reject a [0, 0] batch: an empty batch, or rows without tokens,
+    still get outputs of the right shape (rows padded in and cut off again)."""
+    layer = TransformerLayer.from_pretrained(classifier_checkpoint(), task)
+    for rows, width in ((0, 0), (2, 0), (0, 5)):
+        zeros = np.zeros([rows, width], np.int32)
+        inputs = {name: zeros for name in ("input_ids", "attention_mask", "token_type_ids")}
+        output = layer(inputs).numpy()
+        if task == "text-classification":
+            assert output.shape == (rows, 3)
+        else:
+            assert output.shape == (rows, width, layer.hidden_size)
+        assert np.isfinite(output).all()
+
+
+def test_padding_for_empty_batches_leaves_real_batches_bit_identical():
+    path = classifier_checkpoint()
+    layer = TransformerLayer.from_pretrained(path, "text-classification")
+    inputs = encoded(path)
+    np.testing.assert_array_equal(
+        layer(inputs).numpy(), layer.hf_model(inputs, training=False).logits.numpy()
+    )
+
+
 def checkpoint_with(tmp_path, weights_file: str | None):
     shutil.copy(classifier_checkpoint() / "config.json", tmp_path / "config.json")
     if weights_file:

@@ -16,8 +16,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.json_files import parse_json_object, read_json_object
+from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
-from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, row_ids, select
+from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
 from tfpipe.tokenization.truncation import (
     CUT_BYTES_PER_TOKEN,
     CUT_SEARCH_BYTES,
@@ -172,8 +173,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         )
         self.return_attention_mask = "attention_mask" in names
         self.pad_token_id = self.settings["pad_token_id"]
-        if self.padding and self.pad_token_id is None:
-            raise ValueError("Asking to pad but the tokenizer does not have a padding token")
+        self._padding = self._padding_settings()
         document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
         self.pipeline = TokenizationPipeline(document)
         self._cut_bytes = self._early_stop_bytes(document)
@@ -183,6 +183,20 @@ class TokenizerLayer(tf_keras.layers.Layer):
             self._encode
             if limit is None
             else _encoder(functools.partial(self.pipeline.encode, word_token_limit=limit))
+        )
+
+    def _padding_settings(self) -> Padding | None:
+        if not self.padding:
+            return None
+        if self.pad_token_id is None:
+            raise ValueError("Asking to pad but the tokenizer does not have a padding token")
+        return Padding(
+            strategy=self.padding,
+            pad_id=self.pad_token_id,
+            pad_type_id=self.settings["pad_token_type_id"],
+            left=self.settings["padding_side"] == "left",
+            max_length=self.max_length,
+            multiple=self.pad_to_multiple_of,
         )
 
     @classmethod
@@ -286,14 +300,21 @@ class TokenizerLayer(tf_keras.layers.Layer):
         else:
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
             sequences = self._encode_pair(text, text_pair)
-        sequences = self._truncate(sequences)
-        ids, type_ids = self.pipeline.post_processor(sequences)
+        kept, checks = self._kept_lengths(sequences)
+        with tf.control_dependencies(checks):
+            if self._padding is None:
+                ids, type_ids, mask = self._unpadded(sequences, kept)
+            else:
+                keep_last = self.settings["truncation_side"] == "left"
+                ids, type_ids, mask = self.pipeline.post_processor.padded(
+                    sequences, kept, keep_last, self._padding
+                )
         outputs = {"input_ids": ids}
         if self.return_token_type_ids:
             outputs["token_type_ids"] = type_ids
         if self.return_attention_mask:
-            outputs["attention_mask"] = ids.with_values(tf.ones_like(ids.values))
-        return self._pad(outputs)
+            outputs["attention_mask"] = mask
+        return outputs
 
     def _encode_pair(self, text: tf.Tensor, text_pair: tf.Tensor) -> list[tf.RaggedTensor]:
         """Both sequences, each truncated one allowed to stop early inside long words.
@@ -313,36 +334,26 @@ class TokenizerLayer(tf_keras.layers.Layer):
         )
         return [first(text), second(text_pair)]
 
-    def _truncate(self, sequences: list[tf.RaggedTensor]) -> list[tf.RaggedTensor]:
+    def _kept_lengths(
+        self, sequences: list[tf.RaggedTensor]
+    ) -> tuple[list[tf.Tensor], list[tf.Operation]]:
+        """Each sequence's per-row length after truncation, and the checks raising HF's
+        truncation errors."""
+        lengths = [tf.cast(s.row_lengths(), tf.int32) for s in sequences]
         budget = self._budget(pair=len(sequences) == 2)
         if budget is None:
-            return sequences
-        lengths = [tf.cast(s.row_lengths(), tf.int32) for s in sequences]
-        keep, checks = keep_lengths(lengths, budget, self.truncation)
-        side = self.settings["truncation_side"]
-        with tf.control_dependencies(checks):
-            return [truncate_rows(s, k, side) for s, k in zip(sequences, keep, strict=True)]
+            return lengths, []
+        return keep_lengths(lengths, budget, self.truncation)
 
-    def _pad(self, outputs: dict[str, tf.RaggedTensor]) -> dict[str, tf.Tensor]:
-        if not self.padding:
-            return outputs
-        ids = outputs["input_ids"]
-        length = tf.reduce_max(tf.concat([[0], tf.cast(ids.row_lengths(), tf.int32)], 0))
-        if self.padding == "max_length":
-            length = tf.maximum(length, self.max_length)
-        if self.pad_to_multiple_of:
-            multiple = self.pad_to_multiple_of
-            length = (length + multiple - 1) // multiple * multiple
-        pad_values = {
-            "input_ids": self.pad_token_id,
-            "token_type_ids": self.settings["pad_token_type_id"],
-            "attention_mask": 0,
-        }
-        left = self.settings["padding_side"] == "left"
-        return {
-            name: _to_dense(rows, pad_values[name], length, left)
-            for name, rows in outputs.items()
-        }
+    def _unpadded(
+        self, sequences: list[tf.RaggedTensor], kept: list[tf.Tensor]
+    ) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
+        """Ragged (ids, type ids, attention mask): truncated rows placed in the template."""
+        side = self.settings["truncation_side"]
+        if self._budget(pair=len(sequences) == 2) is not None:
+            sequences = [truncate_rows(s, k, side) for s, k in zip(sequences, kept, strict=True)]
+        ids, type_ids = self.pipeline.post_processor(sequences)
+        return ids, type_ids, ids.with_values(tf.ones_like(ids.values))
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -372,19 +383,3 @@ def _encoder(encode) -> tf.types.experimental.GenericFunction:
     return tf.function(
         encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
     )
-
-
-def _to_dense(rows: tf.RaggedTensor, pad_value: int, length: tf.Tensor, left: bool) -> tf.Tensor:
-    """Pad each row to `length` on the right, or on the left by padding the reversed rows."""
-    shape = tf.stack([rows.nrows(out_type=tf.int32), length])
-    if not left:
-        return rows.to_tensor(pad_value, shape=shape)
-    flipped = rows.with_values(tf.gather(rows.values, _reversed_order(rows)))
-    return tf.reverse(flipped.to_tensor(pad_value, shape=shape), axis=[1])
-
-
-def _reversed_order(rows: tf.RaggedTensor) -> tf.Tensor:
-    ids = row_ids(rows)
-    starts = tf.gather(tf.cast(rows.row_starts(), tf.int32), ids)
-    ends = tf.gather(tf.cast(rows.row_limits(), tf.int32), ids)
-    return starts + ends - 1 - tf.range(tf.size(ids))

@@ -23,6 +23,7 @@ from tokenizers import normalizers as hf_normalizers
 from tokenizers import pre_tokenizers as hf_pre_tokenizers
 
 from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
     BlockTable,
     CodepointMap,
     all_codepoints,
@@ -107,6 +108,45 @@ class CanonicalReorder:
         segment = tf.cumsum(tf.cast((ccc == 0) | starts, tf.int64)) - 1
         order = tf.argsort(segment * 256 + tf.cast(ccc, tf.int64), stable=True)
         return tf.gather(values, order)
+
+
+class LocalRun:
+    """Consecutive `LocalMap`/`CanonicalReorder` stages, with a shortcut for usual text.
+
+    When every code point of the batch maps to exactly one code point through each map and
+    meets each reordering as a starter (combining class 0, so nothing moves), the run is one
+    lookup per code point; only other batches run the stages one by one. The table holds
+    each code point's offset to its output (or NOT_SIMPLE), so it shares blocks as the maps'
+    own tables do not.
+    """
+
+    NOT_SIMPLE = np.iinfo(np.int32).min
+
+    def __init__(self, stages: list[LocalMap | CanonicalReorder]) -> None:
+        self.stages = stages
+        codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
+        output = codepoints.copy()
+        simple = np.ones(NUM_CODEPOINTS, bool)
+        for stage in stages:
+            if isinstance(stage, LocalMap):
+                simple &= stage.mapping.lengths[output] == 1
+                output = stage.mapping.firsts[output]
+            else:
+                simple &= stage.ccc[output] == 0
+        self.table = BlockTable.from_dense(np.where(simple, output - codepoints, self.NOT_SIMPLE))
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        (offset,) = self.table.lookup(cps.values)
+        return tf.cond(
+            tf.reduce_all(offset != self.NOT_SIMPLE),
+            lambda: cps.with_values(cps.values + offset),
+            lambda: self._staged(cps),
+        )
+
+    def _staged(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        for stage in self.stages:
+            cps = stage.apply(cps)
+        return cps
 
 
 @dataclass
@@ -475,6 +515,21 @@ def _fuse(stages: list[Stage]) -> list[Stage]:
     return [s for s in fused if not (isinstance(s, LocalMap) and s.mapping.is_identity())]
 
 
+def _group_local_runs(stages: list[Stage]) -> list[Stage | LocalRun]:
+    """Stages with each run of two or more local ones (maps, reorderings) as a `LocalRun`."""
+    steps: list[Stage | LocalRun] = []
+    run: list[LocalMap | CanonicalReorder] = []
+    for stage in [*stages, None]:
+        if isinstance(stage, LocalMap | CanonicalReorder):
+            run.append(stage)
+            continue
+        steps += [LocalRun(run)] if len(run) > 1 else run
+        run = []
+        if stage is not None:
+            steps.append(stage)
+    return steps
+
+
 class Normalizer(tf.Module):
     """The compiled `normalizer` section.
 
@@ -485,9 +540,10 @@ class Normalizer(tf.Module):
     def __init__(self, component: dict | None) -> None:
         super().__init__(name="normalizer")
         self.stages = _fuse(_stages(component))
+        self._steps = _group_local_runs(self.stages)
 
     def __call__(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        for stage in self.stages:
-            cps = stage.apply(cps)
+        for step in self._steps:
+            cps = step.apply(cps)
         return cps
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.ragged_ops import concat_rows, one_per_row
 from tfpipe.tokenization.reference import reference_tokenizer
 
@@ -104,3 +105,67 @@ class PostProcessor:
             ids.append(part)
             type_ids.append(part.with_values(tf.fill(tf.shape(part.values), item.type_id)))
         return concat_rows(ids), concat_rows(type_ids)
+
+    def padded(
+        self,
+        sequences: list[tf.RaggedTensor],
+        kept: list[tf.Tensor],
+        keep_last: bool,
+        padding: Padding,
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The template filled in and padded: (ids, type ids, attention mask), [batch, width].
+
+        `kept` holds each sequence's per-row length after truncation: its first values, or
+        its last with `keep_last` (left truncation). Every output cell names its source in one
+        table (the sequences' values, one slot per special token, the pad slot), so
+        truncation, the template and padding cost one gather per output instead of ragged
+        masking, concatenation and densifying (the bulk of a batch-1 request's ops).
+        """
+        template = self.pair if len(sequences) == 2 else self.single
+        values, types, firsts = [], [], []
+        size = tf.constant(0)
+        for sequence, keep in zip(sequences, kept, strict=True):
+            first = tf.cast(sequence.row_starts(), tf.int32)
+            if keep_last:
+                first += tf.cast(sequence.row_lengths(), tf.int32) - keep
+            firsts.append(size + first)
+            count = tf.size(sequence.values)
+            values.append(sequence.values)
+            types.append(tf.fill([count], self._type_of_sequence(template, len(values) - 1)))
+            size += count
+        specials = [item for item in template if item.sequence is None]
+        values.append(tf.constant([item.token_id for item in specials] + [padding.pad_id]))
+        types.append(tf.constant([item.type_id for item in specials] + [padding.pad_type_id]))
+        pad_slot = size + len(specials)
+        total = sum(kept[1:], kept[0]) + len(specials)
+        width = padding.width(total)
+        position = tf.range(width)[tf.newaxis, :]
+        if padding.left:
+            position -= (width - total)[:, tf.newaxis]
+        ends, offset, special = [], 0, 0
+        for item in template:
+            if item.sequence is None:
+                source = size + special
+                special, offset = special + 1, offset + 1
+            else:
+                start = firsts[item.sequence] - offset
+                source = start[:, tf.newaxis] + position
+                offset = offset + kept[item.sequence]
+            ends.append((offset, source))
+        slot = pad_slot
+        for end, source in reversed(ends):
+            slot = tf.where(position < _column(end), source, slot)
+        if padding.left:
+            slot = tf.where(position >= 0, slot, pad_slot)
+        ids = tf.gather(tf.concat(values, 0), slot)
+        type_ids = tf.gather(tf.concat(types, 0), slot)
+        return ids, type_ids, tf.cast(slot != pad_slot, tf.int32)
+
+    @staticmethod
+    def _type_of_sequence(template: tuple[TemplateItem, ...], sequence: int) -> int:
+        return next(item.type_id for item in template if item.sequence == sequence)
+
+
+def _column(value: tf.Tensor | int) -> tf.Tensor | int:
+    """A per-row value as a [batch, 1] column (Python ints broadcast as they are)."""
+    return value[:, tf.newaxis] if isinstance(value, tf.Tensor) else value
