@@ -124,14 +124,14 @@ class PostProcessor:
         template = self.pair if len(sequences) == 2 else self.single
         values, types, firsts = [], [], []
         size = tf.constant(0)
-        for sequence, keep in zip(sequences, kept, strict=True):
+        for index, (sequence, keep) in enumerate(zip(sequences, kept, strict=True)):
             first = tf.cast(sequence.row_starts(), tf.int32)
             if keep_last:
                 first += tf.cast(sequence.row_lengths(), tf.int32) - keep
             firsts.append(size + first)
             count = tf.size(sequence.values)
             values.append(sequence.values)
-            types.append(tf.fill([count], self._type_of_sequence(template, len(values) - 1)))
+            types.append(tf.fill([count], _type_of_sequence(template, index)))
             size += count
         specials = [item for item in template if item.sequence is None]
         values.append(tf.constant([item.token_id for item in specials] + [padding.pad_id]))
@@ -161,9 +161,8 @@ class PostProcessor:
         type_ids = tf.gather(tf.concat(types, 0), slot)
         return ids, type_ids, tf.cast(slot != pad_slot, tf.int32)
 
-    @staticmethod
-    def _type_of_sequence(template: tuple[TemplateItem, ...], sequence: int) -> int:
-        return next(item.type_id for item in template if item.sequence == sequence)
+def _type_of_sequence(template: tuple[TemplateItem, ...], sequence: int) -> int:
+    return next(item.type_id for item in template if item.sequence == sequence)
 
 
 def _column(value: tf.Tensor | int) -> tf.Tensor | int:
