@@ -23,6 +23,26 @@ def empty_list(dtype: tf.DType, element_shape: list[int] = _VECTOR) -> tf.Tensor
     )
 
 
+def split(values: tf.Tensor, lengths: tf.Tensor, element_shape: list[int] = _VECTOR) -> tf.Tensor:
+    """A list of consecutive slices of `values` along its first axis, of `lengths` rows."""
+    return tf.raw_ops.TensorListSplit(
+        tensor=values,
+        element_shape=tf.constant(element_shape, tf.int32),
+        lengths=tf.cast(lengths, tf.int64),
+    )
+
+
+def item(
+    handle: tf.Tensor, index: tf.Tensor, dtype: tf.DType, element_shape: list[int] = _VECTOR
+) -> tf.Tensor:
+    return tf.raw_ops.TensorListGetItem(
+        input_handle=handle,
+        index=index,
+        element_shape=tf.constant(element_shape, tf.int32),
+        element_dtype=dtype,
+    )
+
+
 def push(handle: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     return tf.raw_ops.TensorListPushBack(input_handle=handle, tensor=values)
 

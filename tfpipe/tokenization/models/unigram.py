@@ -10,11 +10,12 @@ one piece (Unigram always fuses unknowns); a fused piece that is not a vocabular
 unknown id, or its UTF-8 bytes' `<0xXX>` tokens with `byte_fallback`.
 
 In the graph each distinct word is segmented once. All pieces found in the words (the lattice)
-are listed first, one vectorised lookup per piece length. Words are sorted longest first so
-that the words still running at position e are a prefix of that order; the loop over end
-positions then only does arithmetic: it keeps the best scores of the last `longest piece`
-positions as a [window, words] matrix, scores the pieces ending at e and records each
-position's chosen piece length and id; a second loop walks those back.
+are listed first, walking a trie of the pieces with one vectorised lookup per piece length.
+Words are sorted longest first so that the words still running at position e are a prefix of
+that order; the loop over end positions then only does arithmetic: it keeps the best scores of
+the last `longest piece` positions as a [window, words] matrix and records each position's
+best score. Each position's chosen piece is then found for all positions at once, and pointer
+doubling marks the best paths.
 """
 
 from __future__ import annotations
@@ -37,11 +38,22 @@ from tfpipe.tokenization.ragged_ops import (
     rows_from_ids,
     select,
 )
-from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
+from tfpipe.tokenization.tensor_lists import (
+    HANDLE_SHAPE,
+    concat,
+    empty_list,
+    item,
+    push,
+    split,
+)
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
 UNK_PENALTY = 10.0
+CODE_POINT_BITS = 21
+# Trie node 0 is the dead end every missing edge leads to; 1 is the empty prefix.
+TRIE_ROOT = 1
+VITERBI_UNROLL = 4
 
 
 class Unigram(tf.Module):
@@ -70,7 +82,8 @@ class Unigram(tf.Module):
         self.id_span = len(pieces)
         if (self.longest_piece + 1) * self.id_span >= 2**31:
             raise UnsupportedComponentError(SECTION, "Unigram", "vocabulary too large")
-        self.prefixes = _prefix_table(ids)
+        self.trie, trie_nodes = _piece_trie(ids)
+        self.trie_nodes = tf.constant(trie_nodes)
         # How far before a cut a long word's pieces may settle (see _tokenize_within).
         self.settle_chars = 4 * self.longest_piece
         self.byte_fallback = bool(component.get("byte_fallback", False))
@@ -146,9 +159,8 @@ class Unigram(tf.Module):
         lengths = tf.cast(words.row_lengths(), tf.int32)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
         sorted_words = tf.gather(words, order)
-        sorted_strings = tf.gather(strings, order)
         sorted_lengths = tf.gather(lengths, order)
-        piece_length, piece_id, step_offsets = self._viterbi(sorted_words, sorted_strings)
+        piece_length, piece_id, step_offsets = self._viterbi(sorted_words)
         word, start, stop, ids = self._backtrack(
             sorted_lengths, piece_length, piece_id, step_offsets
         )
@@ -161,7 +173,7 @@ class Unigram(tf.Module):
         ids_word = tf.gather(order, word)
         if self.byte_fallback:
             ids, ids_word = self._bytes_for_unknown(
-                sorted_words, sorted_strings, word, start, stop, ids, ids_word
+                sorted_words, tf.gather(strings, order), word, start, stop, ids, ids_word
             )
         by_word = tf.argsort(ids_word, stable=True)
         rows = rows_from_ids(
@@ -221,118 +233,148 @@ class Unigram(tf.Module):
         )
         return missed == 0
 
-    def _lattice(self, words: tf.RaggedTensor, strings: tf.Tensor):
+    def _lattice(self, words: tf.RaggedTensor):
         """Every vocabulary piece (and unknown single character) found in the words.
 
-        Pieces are found by growing candidates one character at a time from every start,
-        keeping only those that are a prefix of some piece (the reference's trie prefix
-        search, one vectorised lookup per length). Returns per piece: its word, end position
-        in the word (1-based) and length, and its id (-1 for an unknown single character).
+        From every start, candidates grow one character at a time down the trie of pieces
+        (the reference's trie prefix search), one vectorised integer lookup per length, while
+        some piece is still that long. Returns per piece: its word, end position in the word
+        (1-based) and length, and its id (-1 for an unknown single character).
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
         char_starts = tf.cast(words.row_starts(), tf.int32)
         char_word = row_ids(words)
-        word_stop = tf.gather(char_starts + lengths, char_word)
-        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
-        joined = tf.strings.reduce_join(strings)
+        cps = tf.cast(words.values, tf.int64)
 
-        def grow(size, live, starts_out, sizes_out, ids_out):
-            begin = tf.gather(byte_offsets, live)
-            finish = tf.gather(byte_offsets, live + size)
-            found = self.prefixes.lookup(tf.strings.substr(joined, begin, finish - begin))
+        def grow(size, live, stop, node, starts_out, sizes_out, ids_out):
+            edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, live + size - 1)
+            node = self.trie.lookup(edge)
+            found = tf.gather(self.trie_nodes, node)
             piece = found // 2 - 1
             # A single character that is no piece is the unknown candidate (id -1 here).
             keep = (piece >= 0) | tf.equal(size, 1)
             pieces = select(live, keep)
-            extends = tf.equal(found % 2, 1) & (live + size < tf.gather(word_stop, live))
+            extends = tf.equal(found % 2, 1) & (live + size < stop)
             return (
                 size + 1,
                 select(live, extends),
+                select(stop, extends),
+                select(node, extends),
                 push(starts_out, pieces),
                 push(sizes_out, tf.fill(tf.shape(pieces), size)),
                 push(ids_out, select(piece, keep)),
             )
 
-        _, _, starts, sizes, ids = tf.while_loop(
+        live = tf.range(tf.size(char_word))
+        _, _, _, _, starts, sizes, ids = tf.while_loop(
             lambda size, live, *_: tf.size(live) > 0,
             grow,
-            (tf.constant(1), tf.range(tf.size(char_word)), *(empty_list(tf.int32),) * 3),
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), *[HANDLE_SHAPE] * 3),
+            (
+                tf.constant(1),
+                live,
+                tf.gather(char_starts + lengths, char_word),
+                tf.fill(tf.shape(live), tf.constant(TRIE_ROOT, tf.int64)),
+                *(empty_list(tf.int32),) * 3,
+            ),
+            shape_invariants=(
+                tf.TensorShape([]),
+                *[tf.TensorShape([None])] * 3,
+                *[HANDLE_SHAPE] * 3,
+            ),
         )
         starts, sizes, ids = (concat(handle, tf.int32) for handle in (starts, sizes, ids))
         word = tf.gather(char_word, starts)
         end = starts + sizes - tf.gather(char_starts, word)
         return word, end, sizes, ids
 
-    def _viterbi(self, words: tf.RaggedTensor, strings: tf.Tensor):
+    def _viterbi(self, words: tf.RaggedTensor):
         """Best piece ending at every position of every word (words sorted longest first).
 
         Returns the chosen piece length and id per (end position, word), flat in order of end
         position then word, and where each end position's entries start in that order.
         """
-        window = self.longest_piece
         lengths = tf.cast(words.row_lengths(), tf.int32)
         longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
         # Number of words at least e characters long, for e = 0 … longest.
-        per_length = bincount(lengths, longest + 1)
-        running = tf.cumsum(per_length, reverse=True)
+        running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
+        step_offsets = tf.cumsum(running[1:], exclusive=True)
 
-        word, end, size, raw_id = self._lattice(words, strings)
-        by_end = tf.argsort(end, stable=True)
-        word, end, size, raw_id = (tf.gather(t, by_end) for t in (word, end, size, raw_id))
+        word, end, size, raw_id = self._lattice(words)
         unknown = raw_id < 0
         ids = tf.where(unknown, self.unk_id, raw_id)
         scores = tf.where(
             unknown, tf.constant(self.unk_score, tf.float64), tf.gather(self.scores, ids)
         )
-        # One key orders a piece by (length, id): the largest key among a position's best
-        # candidates is the longest (ties go to the earliest start, first seen by the reference).
+        best = self._best_scores(longest, running, word, end, size, scores)
+        # The chosen piece of a position is the longest among those reaching its best score
+        # (ties go to the earliest start, first seen by the reference). Sums are recomputed
+        # exactly as the loop made them, so equality is exact.
+        start = end - size
+        before = tf.where(
+            start > 0,
+            tf.gather(best, tf.gather(step_offsets, tf.maximum(start - 1, 0)) + word),
+            tf.constant(0.0, tf.float64),
+        )
+        at = tf.gather(step_offsets, end - 1) + word
+        is_best = tf.equal(before + scores, tf.gather(best, at))
         keys = size * self.id_span + ids
-        source = tf.stack([size - 1, word], axis=1)
-        per_end = bincount(end, longest + 1)
-        bounds = tf.cumsum(per_end)
+        chosen = tf.math.unsorted_segment_max(
+            tf.where(is_best, keys, -1), at, tf.reduce_sum(running[1:])
+        )
+        return chosen // self.id_span, chosen % self.id_span, step_offsets
 
-        def step(end, best, keys_out):
-            count = running[end]
-            low = bounds[end - 1]
-            span = bounds[end] - low
-            # best[j, w]: best score of word w's first end - 1 - j characters.
-            at = tf.slice(source, [low, 0], [span, 2])
-            candidate = tf.gather_nd(best, at) + tf.slice(scores, [low], [span])
-            at_word = at[:, 1]
-            top = tf.math.unsorted_segment_max(candidate, at_word, count)
-            is_top = tf.equal(candidate, tf.gather(top, at_word))
-            chosen = tf.math.unsorted_segment_max(
-                tf.where(is_top, tf.slice(keys, [low], [span]), -1), at_word, count
-            )
+    def _best_scores(self, longest, running, word, end, size, scores) -> tf.Tensor:
+        """The best path score to every (end position, word), flat in that order.
+
+        The loop over end positions keeps the best scores of the last `longest piece`
+        positions as a [window, words] matrix; each step takes its pieces from lists split
+        beforehand and does arithmetic only. Steps are unrolled `VITERBI_UNROLL` at a time:
+        a long word makes many steps over few words, where the loop's own ops are the cost.
+        """
+        window = self.longest_piece
+        by_end = tf.argsort(end, stable=True)
+        word, size, scores = (tf.gather(t, by_end) for t in (word, size, scores))
+        per_end = bincount(end - 1, longest + VITERBI_UNROLL)
+        sources = split(tf.stack([size - 1, word], axis=1), per_end, [-1, 2])
+        piece_scores = split(scores, per_end)
+        counts = tf.concat([running[1:], tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
+
+        def step(index, best, best_out):
+            # best[j, w]: best score of word w's first (index - j) characters.
+            source = item(sources, index, tf.int32, [-1, 2])
+            candidate = tf.gather_nd(best, source) + item(piece_scores, index, tf.float64)
+            count = counts[index]
+            top = tf.math.unsorted_segment_max(candidate, source[:, 1], count)
             older = tf.slice(best, [0, 0], [window - 1, count])
-            best = tf.concat([tf.reshape(top, [1, -1]), older], 0)
-            return end + 1, best, push(keys_out, chosen)
+            return tf.concat([tf.reshape(top, [1, -1]), older], 0), push(best_out, top)
 
-        initial = tf.zeros([window, running[0]], tf.float64)
-        _, _, keys_out = tf.while_loop(
-            lambda end, *_: end <= longest,
-            step,
-            (tf.constant(1), initial, empty_list(tf.int32)),
+        def steps(index, best, best_out):
+            for offset in range(VITERBI_UNROLL):
+                best, best_out = step(index + offset, best, best_out)
+            return index + VITERBI_UNROLL, best, best_out
+
+        _, _, best_out = tf.while_loop(
+            lambda index, *_: index < longest,
+            steps,
+            (tf.constant(0), tf.zeros([window, running[0]], tf.float64), empty_list(tf.float64)),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([window, None]), HANDLE_SHAPE),
         )
-        chosen = concat(keys_out, tf.int32)
-        step_offsets = tf.cumsum(running[1:], exclusive=True)
-        return chosen // self.id_span, chosen % self.id_span, step_offsets
+        return concat(best_out, tf.float64)
 
     @staticmethod
     def _backtrack(lengths, piece_length, piece_id, step_offsets):
-        """The chosen pieces of every word, found back from its end by pointer doubling.
+        """The chosen pieces of every word: the positions its best path goes through.
 
-        Every position of a word (0 … length) is a node whose parent is where the piece
-        chosen to end there starts. Doubling gives each node its depth (pieces from the
-        word's start), then the ancestors of each word's end at every depth: no loop runs
-        once per piece. Returns (word, start, stop, id) per piece, in text order.
+        Every position of a word (0 … length) is a node pointing to where the piece chosen
+        to end there starts; the path is what the word's end reaches along these pointers.
+        Pointer doubling marks it in log2(pieces) rounds, no loop runs once per piece:
+        after the round with jumps of 2^k steps, the marks reach 2^(k+1) - 1 steps back.
+        Returns (word, start, stop, id) per piece, in text order.
         """
         nodes = lengths + 1
         node_word = repeat_range(nodes)
-        first_node = tf.cumsum(nodes, exclusive=True)
-        position = tf.range(tf.size(node_word)) - tf.gather(first_node, node_word)
+        node_count = tf.size(node_word)
+        position = tf.range(node_count) - tf.gather(tf.cumsum(nodes, exclusive=True), node_word)
         inner = position > 0
         chosen_at = tf.where(
             inner,
@@ -341,33 +383,26 @@ class Unigram(tf.Module):
         )
         size = tf.gather(tf.concat([piece_length, [0]], 0), chosen_at)
         ids = tf.gather(tf.concat([piece_id, [0]], 0), chosen_at)
-        parent = tf.range(tf.size(node_word)) - size
 
-        def ranked(parent, depth):
-            return tf.gather(parent, parent), depth + tf.gather(depth, parent)
+        def marked_further(marked, jump):
+            reached = tf.math.unsorted_segment_max(marked, jump, node_count)
+            return tf.maximum(marked, reached), jump, tf.gather(jump, jump)
 
-        _, depth = tf.while_loop(
-            lambda parent, _: tf.reduce_any(tf.gather(inner, parent)),
-            ranked,
-            (parent, tf.cast(inner, tf.int32)),
+        at_end = tf.cast(tf.equal(position, tf.gather(lengths, node_word)), tf.int32)
+        jump = tf.range(node_count) - size
+        marked, _, _ = tf.while_loop(
+            lambda _, jump, further: tf.reduce_any(tf.not_equal(jump, further)),
+            lambda marked, _, jump: marked_further(marked, jump),
+            marked_further(at_end, jump),
         )
-        end = first_node + lengths
-        count = tf.gather(depth, end)
-        word, index = _expand(count)
-        # The piece index-th in text order is the (count - 1 - index)-th back from the end.
-        steps_back = tf.gather(count, word) - 1 - index
-
-        def lifted(node, steps, table):
-            node = tf.where(steps % 2 == 1, tf.gather(table, node), node)
-            return node, steps // 2, tf.gather(table, table)
-
-        node, _, _ = tf.while_loop(
-            lambda _, steps, __: tf.reduce_any(steps > 0),
-            lifted,
-            (tf.gather(end, word), steps_back, parent),
+        on_path = tf.equal(marked, 1) & inner
+        stop = select(position, on_path)
+        return (
+            select(node_word, on_path),
+            stop - select(size, on_path),
+            stop,
+            select(ids, on_path),
         )
-        stop = tf.gather(position, node)
-        return word, stop - tf.gather(size, node), stop, tf.gather(ids, node)
 
     def _fuse_unknown(self, word, start, stop, ids):
         """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
@@ -407,19 +442,34 @@ class Unigram(tf.Module):
         return out, tf.gather(ids_word, owner)
 
 
-def _prefix_table(ids: dict[str, int]) -> tf.lookup.StaticHashTable:
-    """Every piece and every proper prefix of one → (id + 1) * 2 + (1 if a longer piece
-    starts with it); other strings look up as 0 (no piece, nothing longer)."""
-    values = {token: (index + 1) * 2 for token, index in ids.items()}
+def _piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarray]:
+    """The trie of the pieces, as (edges, nodes).
+
+    `edges` maps (node << 21 | code point) to the child node (0, a dead end, when there is
+    none); `nodes[node]` is (piece id + 1) * 2 + (1 if a longer piece goes on from it), so
+    0 for a node that is no piece and ends every piece through it.
+    """
+    index = {"": TRIE_ROOT}
+    edges = {}
     for token in ids:
-        for end in range(1, len(token)):
+        for end in range(1, len(token) + 1):
             prefix = token[:end]
-            values[prefix] = values.get(prefix, 0) | 1
-    keys = tf.constant(list(values), tf.string)
-    table_values = tf.constant(list(values.values()), tf.int32)
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(keys, table_values), default_value=0
+            if prefix not in index:
+                index[prefix] = len(index) + 1
+                edges[index[token[: end - 1]] << CODE_POINT_BITS | ord(prefix[-1])] = index[prefix]
+    nodes = np.zeros(len(index) + 1, np.int32)
+    for prefix, node in index.items():
+        nodes[node] = (ids[prefix] + 1) * 2 if prefix in ids else 0
+    for prefix in index:
+        if prefix:
+            nodes[index[prefix[:-1]]] |= 1
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(edges), tf.int64), tf.constant(list(edges.values()), tf.int64)
+        ),
+        default_value=0,
     )
+    return table, nodes
 
 
 def _expand(counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
