@@ -44,6 +44,7 @@ from _common import (
 from tfpipe import TokenizerLayer
 from tfpipe.tokenization import UnsupportedComponentError
 from tfpipe.tokenization.layer import load_reference
+from tfpipe.tokenization.pipeline import decode_replacing_errors
 
 MAX_LENGTH = 128
 DEFAULT_TOKENIZERS = ("minilm", "bert-base-cased", "bert-base-chinese", "roberta-base", "t5-small")
@@ -356,20 +357,15 @@ def pipeline_stages(pipeline) -> list[Stage]:
     """The stages of `TokenizationPipeline.encode`, in order (without normalized tokens)."""
     raw = pipeline.raw_tokens
 
-    def repair(texts: tf.Tensor) -> tf.Tensor:
-        return tf.strings.unicode_transcode(
-            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-
     def split(texts: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
         parts, ids = raw.split(texts)
         return tf.boolean_mask(parts.values, ids.values < 0), ids
 
-    stages = [Stage("UTF-8 repair (unicode_transcode)", repair)]
+    stages = []
     if raw is not None:
         stages.append(Stage("added tokens (raw_tokens.split)", split, lambda out: out[0]))
     stages += [
-        Stage("unicode_decode", lambda texts: tf.strings.unicode_decode(texts, "UTF-8")),
+        Stage("unicode_decode (invalid UTF-8 → U+FFFD)", decode_replacing_errors),
         Stage("normalizer", pipeline.normalizer),
         Stage("pre_tokenizer", pipeline.pre_tokenizer, lambda out: out[0]),
         Stage("model", pipeline.model),

@@ -2,9 +2,9 @@
 
 `TokenizationPipeline.encode` turns a batch of strings into ragged token ids without special
 tokens; the Keras layer adds truncation, the post-processor's template and padding on top.
-Input bytes are first made valid UTF-8, each invalid sequence becoming U+FFFD exactly as
-Python's `bytes.decode("utf-8", errors="replace")` does, so the result equals the HF tokenizer
-on that decoded string.
+Input bytes are decoded with each invalid UTF-8 sequence becoming U+FFFD exactly as Python's
+`bytes.decode("utf-8", errors="replace")` does, so the result equals the HF tokenizer on that
+decoded string.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ SUPPORTED_SECTIONS = {
     "decoder",
 }
 
+
+REPLACEMENT_CHARACTER = 0xFFFD
 
 CHILDREN = {
     "normalizer": "normalizers",
@@ -114,6 +116,14 @@ def interleave(
     return merge_inner(tf.RaggedTensor.from_row_splits(ordered, parts.row_splits, validate=False))
 
 
+def decode_replacing_errors(texts: tf.Tensor) -> tf.RaggedTensor:
+    """[batch] strings → [batch, (code points)], each invalid UTF-8 sequence U+FFFD as
+    Python's `bytes.decode("utf-8", errors="replace")` makes it."""
+    return tf.strings.unicode_decode(
+        texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
+    )
+
+
 class TokenizationPipeline(tf.Module):
     """A tokenizer.json compiled to core TensorFlow ops."""
 
@@ -144,53 +154,62 @@ class TokenizationPipeline(tf.Module):
         `word_token_limit` (models that `limits_word_tokens`), a word's ids may end after
         its first `word_token_limit` or more: right truncation to that many keeps the same.
         """
-        texts = tf.strings.unicode_transcode(
-            texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
+        cps = decode_replacing_errors(texts)
+        if self.raw_tokens is not None:
+            # The token matcher reads bytes: give it the decoded text's UTF-8, which is the
+            # input itself unless a replacement character appears.
+            texts = tf.cond(
+                tf.reduce_any(tf.equal(cps.flat_values, REPLACEMENT_CHARACTER)),
+                lambda: tf.strings.unicode_encode(cps, "UTF-8"),
+                lambda: texts,
+            )
         anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
         encode_text = functools.partial(self._normalize_then_split, limit=word_token_limit)
-        return self._split_on(self.raw_tokens, texts, anchored, encode_text)
+        return self._split_on(self.raw_tokens, texts, cps, anchored, encode_text)
 
     def _split_on(
-        self, matcher: TokenMatcher | None, texts: tf.Tensor, anchored: tf.Tensor | None,
+        self,
+        matcher: TokenMatcher | None,
+        texts: tf.Tensor,
+        cps: tf.RaggedTensor,
+        anchored: tf.Tensor | None,
         encode_text,
     ):
+        """Encode the text between the matcher's tokens with `encode_text` (taking code points
+        and their anchored prefixes); `cps` are the texts' code points."""
         if matcher is None:
-            return encode_text(texts, anchored)
+            return encode_text(cps, anchored)
         if anchored is None:
             parts, ids = matcher.split(texts)
         else:
             parts, ids, starts = matcher.split_with_starts(texts)
             anchored = anchoring.first_part_prefix(parts, starts, anchored)
             anchored = select(anchored, ids.values < 0)
-        text_pieces = select(parts.values, ids.values < 0)
-        encoded = encode_text(text_pieces, anchored)
         texts_as_they_were = tf.equal(tf.size(parts.values), tf.size(texts)) & tf.reduce_all(
             ids.values < 0
         )
+        piece_cps = tf.cond(
+            texts_as_they_were,
+            lambda: cps,
+            lambda: tf.strings.unicode_decode(select(parts.values, ids.values < 0), "UTF-8"),
+        )
+        encoded = encode_text(piece_cps, anchored)
         return tf.cond(
             texts_as_they_were, lambda: encoded, lambda: interleave(parts, encoded, ids.values)
         )
 
     def _normalize_then_split(
-        self, texts: tf.Tensor, anchored: tf.Tensor | None, limit: int | None
+        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None
     ):
-        cps = tf.strings.unicode_decode(texts, "UTF-8")
         if anchored is None:
             cps = self.normalizer(cps)
         else:
             cps, anchored = anchoring.normalize(self.normalizer.stages, cps, anchored)
+        encode_normalized = functools.partial(self._encode_normalized, limit=limit)
         if self.normalized_tokens is None:
-            return self._encode_normalized(cps, anchored, limit)
+            return encode_normalized(cps, anchored)
         normalized = tf.strings.unicode_encode(cps, "UTF-8")
-        return self._split_on(
-            self.normalized_tokens,
-            normalized,
-            anchored,
-            lambda pieces, prefix: self._encode_normalized(
-                tf.strings.unicode_decode(pieces, "UTF-8"), prefix, limit
-            ),
-        )
+        return self._split_on(self.normalized_tokens, normalized, cps, anchored, encode_normalized)
 
     def _encode_normalized(
         self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None
