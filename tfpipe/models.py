@@ -190,10 +190,12 @@ class TransformerLayer(tf_keras.layers.Layer):
             raise ValueError(f"TransformerLayer needs tokenizer outputs {sorted(missing)}")
         features = {name: inputs[name] for name in self.model_input_names if name in inputs}
         if self.micro_batch_size is None:
-            return self._run_unless_empty(features, training)
+            return self._run_padding_empty_batches(features, training)
         return self._run_in_micro_batches(features, training)
 
-    def _run_unless_empty(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+    def _run_padding_empty_batches(
+        self, features: dict[str, tf.Tensor], training: bool
+    ) -> tf.Tensor:
         """The model on the batch; an empty batch (or one of empty rows) gets one row and
         column of padding, cut off again after the model, since the attention kernels reject
         a [0, 0] batch. A cond around the model would do too, but it routes every weight
