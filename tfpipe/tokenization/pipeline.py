@@ -183,15 +183,16 @@ class TokenizationPipeline(tf.Module):
             parts, ids = matcher.split(texts)
         else:
             parts, ids, starts = matcher.split_with_starts(texts)
-            anchored = anchoring.first_part_prefix(parts, starts, anchored)
-            anchored = select(anchored, ids.values < 0)
+        is_text = ids.values < 0
+        if anchored is not None:
+            anchored = select(anchoring.first_part_prefix(parts, starts, anchored), is_text)
         texts_as_they_were = tf.equal(tf.size(parts.values), tf.size(texts)) & tf.reduce_all(
-            ids.values < 0
+            is_text
         )
         piece_cps = tf.cond(
             texts_as_they_were,
             lambda: cps,
-            lambda: tf.strings.unicode_decode(select(parts.values, ids.values < 0), "UTF-8"),
+            lambda: tf.strings.unicode_decode(select(parts.values, is_text), "UTF-8"),
         )
         encoded = encode_text(piece_cps, anchored)
         return tf.cond(

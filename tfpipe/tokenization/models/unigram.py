@@ -459,8 +459,8 @@ def _piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndar
                 edges[index[token[: end - 1]] << CODE_POINT_BITS | ord(prefix[-1])] = index[prefix]
     nodes = np.zeros(len(index) + 1, np.int32)
     for prefix, node in index.items():
-        nodes[node] = (ids[prefix] + 1) * 2 if prefix in ids else 0
-    for prefix in index:
+        if prefix in ids:
+            nodes[node] |= (ids[prefix] + 1) * 2
         if prefix:
             nodes[index[prefix[:-1]]] |= 1
     table = tf.lookup.StaticHashTable(
