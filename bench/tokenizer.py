@@ -358,12 +358,13 @@ def pipeline_stages(pipeline) -> list[Stage]:
     raw = pipeline.raw_tokens
 
     def split(texts: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
-        parts, ids = raw.split(texts)
+        marked, _ = raw.find(texts)
+        parts, ids = raw.split(marked)
         return tf.boolean_mask(parts.values, ids.values < 0), ids
 
     stages = []
     if raw is not None:
-        stages.append(Stage("added tokens (raw_tokens.split)", split, lambda out: out[0]))
+        stages.append(Stage("added tokens (raw_tokens.find, split)", split, lambda out: out[0]))
     stages += [
         Stage("unicode_decode (invalid UTF-8 → U+FFFD)", decode_replacing_errors),
         Stage("normalizer", pipeline.normalizer),

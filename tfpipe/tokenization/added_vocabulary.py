@@ -19,7 +19,6 @@ import tensorflow as tf
 
 from tfpipe.tokenization.ragged_ops import (
     following,
-    one_per_row,
     positions_in_rows,
     previous,
     row_ids,
@@ -65,32 +64,15 @@ class TokenMatcher(tf.Module):
         self.leading_space = f"^{space}+"
         self.trailing_space = f"{space}+$"
 
-    def split(self, strings: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-        """[n] strings → ([n, (pieces)] strings, [n, (pieces)] token ids, -1 for text)."""
-        return self._split(strings, with_starts=False)
-
-    def split_with_starts(
-        self, strings: tf.Tensor
-    ) -> tuple[tf.RaggedTensor, tf.RaggedTensor, tf.Tensor]:
-        """`split`, plus the code point offset of every piece in its string (flat, int32)."""
-        return self._split(strings, with_starts=True)
-
-    def _split(self, strings: tf.Tensor, with_starts: bool):
-        """Batches without any token (most requests) skip the split: one piece per text."""
+    def find(self, strings: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(strings with every match wrapped in MARK bytes, whether any string has one)."""
         marked = tf.strings.regex_replace(strings, self.pattern, MARK + b"\\0" + MARK)
+        return marked, tf.reduce_any(tf.not_equal(marked, strings))
 
-        def unsplit():
-            pieces = one_per_row(strings)
-            ids = pieces.with_values(tf.fill(tf.shape(strings), -1))
-            return (pieces, ids, tf.zeros_like(ids.values)) if with_starts else (pieces, ids)
-
-        return tf.cond(
-            tf.reduce_any(tf.not_equal(marked, strings)),
-            lambda: self._split_marked(marked, with_starts),
-            unsplit,
-        )
-
-    def _split_marked(self, marked: tf.Tensor, with_starts: bool):
+    def split(self, marked: tf.Tensor, with_starts: bool = False):
+        """Strings marked by `find` → ([n, (pieces)] strings, [n, (pieces)] token ids, -1 for
+        text), plus with `with_starts` the code point offset of every piece in its string
+        (flat, int32)."""
         pieces = tf.strings.split(marked, sep=MARK)
         is_token = pieces.with_values(
             tf.math.floormod(positions_in_rows(pieces), 2) == 1

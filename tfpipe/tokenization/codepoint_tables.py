@@ -195,9 +195,13 @@ def combining_classes(nfd: Callable[[str], str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BlockTable:
-    """A dense per-code-point int32 array stored as deduplicated 128-entry blocks."""
+    """A dense per-code-point int32 array stored as deduplicated 128-entry blocks.
 
-    block_index: np.ndarray
+    `block_starts` holds each block's first row in `blocks`; a single column is stored flat,
+    so a lookup is five small ops (batch-1 requests do several).
+    """
+
+    block_starts: np.ndarray
     blocks: np.ndarray
 
     @classmethod
@@ -211,11 +215,10 @@ class BlockTable:
         )
         unique_rows = np.unique(index, return_index=True)[1]
         blocks = by_block[unique_rows].reshape(-1, len(columns))
-        return cls(index, blocks)
+        return cls(index * BLOCK_SIZE, blocks[:, 0] if len(columns) == 1 else blocks)
 
     def lookup(self, codepoints: tf.Tensor) -> list[tf.Tensor]:
         """Per-code-point values of each packed column, for an int32 tensor of code points."""
-        block = tf.gather(self.block_index, tf.bitwise.right_shift(codepoints, BLOCK_BITS))
-        offset = tf.bitwise.bitwise_and(codepoints, BLOCK_SIZE - 1)
-        rows = tf.gather(self.blocks, block * BLOCK_SIZE + offset)
-        return tf.unstack(rows, axis=-1) if self.blocks.shape[1] > 1 else [rows[:, 0]]
+        start = tf.gather(self.block_starts, tf.bitwise.right_shift(codepoints, BLOCK_BITS))
+        rows = tf.gather(self.blocks, start + tf.bitwise.bitwise_and(codepoints, BLOCK_SIZE - 1))
+        return tf.unstack(rows, axis=-1) if self.blocks.ndim > 1 else [rows]

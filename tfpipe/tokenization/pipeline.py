@@ -99,9 +99,9 @@ def _added_tokens(document: dict) -> tuple[list[AddedToken], list[AddedToken]]:
 
 
 def interleave(
-    parts: tf.RaggedTensor, text_ids: tf.RaggedTensor, token_ids: tf.Tensor
+    splits: tf.Tensor, text_ids: tf.RaggedTensor, token_ids: tf.Tensor
 ) -> tf.RaggedTensor:
-    """Per row of `parts`, concatenate the ids of its pieces in order.
+    """Per row of pieces (`splits`: its row splits), concatenate the ids of its pieces in order.
 
     `token_ids` (flat over all pieces) is ≥ 0 for added-token pieces; the other pieces, in
     order, have their ids in the rows of `text_ids`.
@@ -113,7 +113,7 @@ def interleave(
         [tf.where(~is_token)[:, 0], tf.where(is_token)[:, 0]], axis=0
     )
     ordered = tf.gather(combined, tf.argsort(source))
-    return merge_inner(tf.RaggedTensor.from_row_splits(ordered, parts.row_splits, validate=False))
+    return merge_inner(tf.RaggedTensor.from_row_splits(ordered, splits, validate=False))
 
 
 def decode_replacing_errors(texts: tf.Tensor) -> tf.RaggedTensor:
@@ -156,13 +156,8 @@ class TokenizationPipeline(tf.Module):
         """
         cps = decode_replacing_errors(texts)
         if self.raw_tokens is not None:
-            # The token matcher reads bytes: give it the decoded text's UTF-8, which is the
-            # input itself unless a replacement character appears.
-            texts = tf.cond(
-                tf.reduce_any(tf.equal(cps.flat_values, REPLACEMENT_CHARACTER)),
-                lambda: tf.strings.unicode_encode(cps, "UTF-8"),
-                lambda: texts,
-            )
+            # The token matcher reads bytes: the decoded text's, invalid input replaced.
+            texts = tf.strings.unicode_encode(cps, "UTF-8")
         anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
         encode_text = functools.partial(self._normalize_then_split, limit=word_token_limit)
         return self._split_on(self.raw_tokens, texts, cps, anchored, encode_text)
@@ -176,28 +171,36 @@ class TokenizationPipeline(tf.Module):
         encode_text,
     ):
         """Encode the text between the matcher's tokens with `encode_text` (taking code points
-        and their anchored prefixes); `cps` are the texts' code points."""
+        and their anchored prefixes); `cps` are the texts' code points.
+
+        A batch without any token (most requests) encodes `cps` as they are: one cond picks
+        what is encoded, one whether token ids are put back between the pieces.
+        """
         if matcher is None:
             return encode_text(cps, anchored)
-        if anchored is None:
-            parts, ids = matcher.split(texts)
-        else:
-            parts, ids, starts = matcher.split_with_starts(texts)
-        is_text = ids.values < 0
-        if anchored is not None:
-            anchored = select(anchoring.first_part_prefix(parts, starts, anchored), is_text)
-        texts_as_they_were = tf.equal(tf.size(parts.values), tf.size(texts)) & tf.reduce_all(
-            is_text
-        )
-        piece_cps = tf.cond(
-            texts_as_they_were,
-            lambda: cps,
-            lambda: tf.strings.unicode_decode(select(parts.values, is_text), "UTF-8"),
-        )
-        encoded = encode_text(piece_cps, anchored)
-        return tf.cond(
-            texts_as_they_were, lambda: encoded, lambda: interleave(parts, encoded, ids.values)
-        )
+        marked, found = matcher.find(texts)
+        with_anchor = anchored is not None
+
+        def split() -> tuple:
+            if with_anchor:
+                parts, ids, starts = matcher.split(marked, with_starts=True)
+            else:
+                parts, ids = matcher.split(marked)
+            is_text = ids.values < 0
+            text_cps = tf.strings.unicode_decode(select(parts.values, is_text), "UTF-8")
+            split_parts = (text_cps, parts.row_splits, ids.values)
+            if not with_anchor:
+                return split_parts
+            prefixes = anchoring.first_part_prefix(parts, starts, anchored)
+            return (*split_parts, select(prefixes, is_text))
+
+        def unsplit() -> tuple:
+            no_parts = (cps, tf.zeros([1], tf.int64), tf.zeros([0], tf.int32))
+            return (*no_parts, anchored) if with_anchor else no_parts
+
+        text_cps, splits, ids, *text_anchored = tf.cond(found, split, unsplit)
+        encoded = encode_text(text_cps, text_anchored[0] if with_anchor else None)
+        return tf.cond(found, lambda: interleave(splits, encoded, ids), lambda: encoded)
 
     def _normalize_then_split(
         self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None

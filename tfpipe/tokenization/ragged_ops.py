@@ -54,9 +54,15 @@ def rows_from_starts(values: tf.Tensor, starts: tf.Tensor) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
 
+def rows_starting_at(rows: tf.RaggedTensor) -> tf.Tensor:
+    """How many rows start at each value (int32): empty rows start where the next one does,
+    rows starting past the last value are not counted."""
+    return bincount(tf.cast(rows.row_starts(), tf.int32), tf.size(rows.values))
+
+
 def row_ids(rows: tf.RaggedTensor) -> tf.Tensor:
     """The row of every value (int32)."""
-    return repeat_range(rows.row_lengths())
+    return tf.cumsum(rows_starting_at(rows)) - 1
 
 
 def positions_in_rows(rows: tf.RaggedTensor, ids: tf.Tensor | None = None) -> tf.Tensor:
@@ -68,7 +74,7 @@ def positions_in_rows(rows: tf.RaggedTensor, ids: tf.Tensor | None = None) -> tf
 
 def row_starts_mask(rows: tf.RaggedTensor) -> tf.Tensor:
     """True at the first value of every row."""
-    return tf.equal(positions_in_rows(rows), 0)
+    return rows_starting_at(rows) > 0
 
 
 def mask_values(rows: tf.RaggedTensor, keep: tf.Tensor) -> tf.RaggedTensor:
@@ -117,15 +123,16 @@ def concat_rows(parts: list[tf.RaggedTensor]) -> tf.RaggedTensor:
 
 
 def previous(values: tf.Tensor, fill) -> tf.Tensor:
-    """values shifted right by one: result[i] = values[i - 1], result[0] = fill."""
-    head = tf.fill([tf.minimum(tf.size(values), 1)], tf.cast(fill, values.dtype))
-    return tf.concat([head, values[:-1]], axis=0)
+    """values shifted right by one: result[i] = values[i - 1], result[0] = fill.
+
+    Two ops (a concat and a slice; empty stays empty): batch-1 requests run dozens of shifts.
+    """
+    return tf.concat([tf.constant([fill], values.dtype), values], axis=0)[:-1]
 
 
 def following(values: tf.Tensor, fill) -> tf.Tensor:
     """values shifted left by one: result[i] = values[i + 1], result[-1] = fill."""
-    tail = tf.fill([tf.minimum(tf.size(values), 1)], tf.cast(fill, values.dtype))
-    return tf.concat([values[1:], tail], axis=0)
+    return tf.concat([values, tf.constant([fill], values.dtype)], axis=0)[1:]
 
 
 def expand_values(

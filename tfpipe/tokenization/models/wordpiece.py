@@ -46,25 +46,29 @@ class WordPiece(tf.Module):
         self.longest_entry = max((len(token) for token in vocab), default=1)
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        """[words, (code points)] → [words, (token ids)]."""
+        """[words, (code points)] → [words, (token ids)].
+
+        Each distinct word is tokenized once. Batches whose words are all vocabulary
+        entries (or too long) skip the greedy loop and gather plain ids, not ragged rows.
+        """
         strings = tf.strings.unicode_encode(words, "UTF-8")
         unique, inverse = tf.unique(strings, out_idx=tf.int32)
-        first = tf.math.unsorted_segment_min(
-            tf.range(tf.size(strings)), inverse, tf.size(unique)
-        )
-        return tf.gather(self._tokenize(unique, tf.gather(words, first)), inverse)
-
-    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        """Batches whose words are all vocabulary entries (or too long) skip the greedy loop."""
-        lengths = tf.cast(words.row_lengths(), tf.int32)
-        whole = self.vocab.lookup(strings)
-        too_long = lengths > self.max_chars
+        whole = self.vocab.lookup(unique)
+        too_long = tf.strings.length(unique, unit="UTF8_CHAR") > self.max_chars
         single = too_long | (whole >= 0)
         single_ids = tf.where(too_long, self.unk_id, whole)
+
+        def tokenize_pending() -> tf.RaggedTensor:
+            first = tf.math.unsorted_segment_min(
+                tf.range(tf.size(strings)), inverse, tf.size(unique)
+            )
+            pending = self._tokenize_pending(unique, tf.gather(words, first), single, single_ids)
+            return tf.gather(pending, inverse)
+
         return tf.cond(
             tf.reduce_all(single),
-            lambda: one_per_row(single_ids),
-            lambda: self._tokenize_pending(strings, words, single, single_ids),
+            lambda: one_per_row(tf.gather(single_ids, inverse)),
+            tokenize_pending,
         )
 
     def _tokenize_pending(
