@@ -66,6 +66,39 @@ def test_shared_checkpoint_matches_on_course_corpus(
     check_parity(padded, hf, part, shifted(part, 11), padding=padding, truncation=True)
 
 
+def test_layer_built_from_file_text_reads_scores_as_tokenizers_does(
+    shared_dir, corpus, hf_tokenizer
+):
+    """t5-small's tokenizer.json writes scores with 17 digits, which tokenizers reads up to
+    one ulp away from Python's reading. Built from the file's own text (not the text
+    from_pretrained gets back from tokenizers), the layer still compiles the scores
+    tokenizers holds, and matches HF where those ulps decide: long runs of one character."""
+    from tfpipe import TokenizerLayer
+    from tfpipe.tokenization.layer import load_reference
+
+    path = shared_dir / "tokenizers" / "t5-small"
+    raw = (path / "tokenizer.json").read_text(encoding="utf-8")
+    _, config = load_reference(path)
+    layer = TokenizerLayer(raw, config, padding=False, truncation=False)
+    held = json.loads(Tokenizer.from_str(raw).to_str())["model"]["vocab"]
+    assert layer.pipeline.model.scores.numpy().tolist() == [score for _, score in held]
+    runs = [text for text in corpus if "-----" in text or " " * 8 in text]
+    check_parity(LayerRunner(layer), hf_tokenizer(path), runs, truncation=False)
+
+
+def test_layer_refuses_a_score_tokenizers_cannot_read(shared_dir):
+    """Python's json reads NaN; tokenizers (strict JSON) refuses the file, so does the layer."""
+    from tfpipe import TokenizerLayer
+    from tfpipe.tokenization.layer import load_reference
+
+    path = shared_dir / "tokenizers" / "t5-small"
+    document = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))
+    document["model"]["vocab"][5][1] = float("nan")
+    _, config = load_reference(path)
+    with pytest.raises(ValueError, match="cannot be read by tokenizers"):
+        TokenizerLayer(json.dumps(document), config)
+
+
 @pytest.mark.parametrize("name", ["t5-small", "llama-2"])
 def test_shared_checkpoint_left_padding_and_truncation_match(
     name, shared_dir, corpus, tokenizer_layer, hf_tokenizer, tmp_path

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.json_files import parse_json_object, read_json_object
+from tfpipe.tokenization.models import model_type
 from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
@@ -40,6 +41,33 @@ MAX_TOKENIZER_JSON_BYTES = 64 * 2**20
 def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
     """The tokenizer.json object, or a ValueError naming `source` (see parse_json_object)."""
     return parse_json_object(text, source, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES)
+
+
+def read_as_tokenizers_does(tokenizer_json: str) -> dict:
+    """The tokenizer.json object with its Unigram scores as `tokenizers` holds them.
+
+    Its JSON float parser is not correctly rounded (serde_json without float_roundtrip): a
+    score written with 17 significant digits may load one unit in the last place away from
+    what Python reads (8,334 of t5-small's 32,100 scores), and sums of scores decide between
+    segmentations that tie. So a Unigram document is compiled as `tokenizers` writes it back,
+    which Python reads exactly; documents `tokenizers` wrote (from_pretrained's, get_config's)
+    come back unchanged. Other models hold no float that changes ids.
+    """
+    document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
+    check_supported(document)
+    model = document.get("model")
+    if not isinstance(model, dict) or model_type(model) != "Unigram":
+        return document
+    from tokenizers import Tokenizer
+
+    try:
+        written = Tokenizer.from_str(tokenizer_json).to_str()
+    except Exception as error:
+        # tokenizers fails with a bare Exception naming no input.
+        raise ValueError(
+            f"tokenizer_json cannot be read by tokenizers: {type(error).__name__}: {error}"
+        ) from None
+    return parse_tokenizer_json(written, "tokenizer_json")
 
 
 def load_reference(path: str | Path) -> tuple[str, dict]:
@@ -174,7 +202,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         self.return_attention_mask = "attention_mask" in names
         self.pad_token_id = self.settings["pad_token_id"]
         self._padding = self._padding_settings()
-        document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
+        document = read_as_tokenizers_does(tokenizer_json)
         self.pipeline = TokenizationPipeline(document)
         self._cut_bytes = self._early_stop_bytes(document)
         self._encode = _encoder(self.pipeline.encode)
