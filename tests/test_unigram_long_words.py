@@ -1,4 +1,5 @@
-"""Unigram long words under right truncation: the model stops early inside them, exactly.
+"""Unigram long words: under right truncation the model stops early inside them; otherwise
+(no truncation, left truncation, pairs) they are segmented whole from checked block passes.
 
 In its own file (its own process under tests/run_isolated.py): megabyte words and several
 large vocabularies would add to the memory of the other SentencePiece parity tests.
@@ -6,7 +7,9 @@ large vocabularies would add to the memory of the other SentencePiece parity tes
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from parity import LayerRunner, check_parity
@@ -19,8 +22,13 @@ from test_sentencepiece_parity import (
 )
 from texts import course_texts, generate_texts
 
+from tfpipe.tokenization.models import unigram
+
 # Measured on 2 cores: ~1 s for a 1 MB or a 10 MB whitespace-free word (t5-small, 512 tokens).
 LARGE_WORD_SECONDS = 30
+# Measured on 2 cores: 2.8 s for a 1 MB word segmented whole by checked block passes, 26 s by
+# the stepwise pass.
+WHOLE_MEGABYTE_WORD_SECONDS = 12
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +142,90 @@ def test_megabyte_words_cost_about_their_first_tokens(shared_dir, corpus, hf_tok
             want = hf_tokenizer(path)([word], padding="longest", truncation=True)
         for key, ids in want.items():
             assert got[key].numpy().tolist() == ids, (megabytes, key)
+
+
+# --- Long words segmented whole: checked block passes -------------------------------------------
+
+
+def left_truncating(source: Path, folder: Path) -> Path:
+    """A copy of a checkpoint whose tokenizer_config.json truncates on the left."""
+    folder.mkdir()
+    (folder / "tokenizer.json").write_bytes((source / "tokenizer.json").read_bytes())
+    config = json.loads((source / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({**config, "truncation_side": "left"}), encoding="utf-8"
+    )
+    return folder
+
+
+# Words past unigram.LONG_WORD_CHARS: prose, and runs of one to three characters, where ties
+# between segmentations are everywhere and f64 rounding decides them.
+LONG_REPEATS = [
+    "a" * 5000,
+    "ab" * 2500,
+    "=" * 4100,
+    "-_" * 2100,
+    "abc" * 1500 + "d" * 900,
+    "▁" * 2300,
+    "".join(chr(0x4E00 + i % 700) for i in range(2600)),
+]
+# (pair max_length): odd pair budgets, where longest_first needs both whole lengths.
+ODD_PAIR_MAX_LENGTH = {"t5-small": 41, "albert-base-v2": 42, "deberta-v3-small": 42}
+
+
+@pytest.mark.parametrize("name", ["t5-small", "albert-base-v2", "deberta-v3-small"])
+def test_long_words_segmented_whole_keep_hf_ids(name, shared_dir, corpus, hf_tokenizer, tmp_path):
+    """No truncation, left truncation and odd-budget pairs need a long word's whole
+    segmentation: the checked block passes give HF's ids."""
+    from tfpipe import TokenizerLayer
+
+    assert all(len(word) > unigram.LONG_WORD_CHARS for word in LONG_REPEATS)
+    path = shared_dir / "tokenizers" / name
+    words = whitespace_free(corpus[::31], (2100, 5200, 300, 9000)) + LONG_REPEATS
+    hf = hf_tokenizer(path)
+    whole = TokenizerLayer.from_pretrained(str(path), padding=False, truncation=False)
+    check_parity(LayerRunner(whole), hf, words, truncation=False)
+    pair_length = ODD_PAIR_MAX_LENGTH[name]
+    pairs = TokenizerLayer.from_pretrained(str(path), max_length=pair_length)
+    cut = [word[:2500] for word in words[::3]]
+    check_parity(
+        LayerRunner(pairs), hf, cut, shifted(cut, 1), padding="longest",
+        truncation="longest_first", max_length=pair_length,
+    )
+    left = left_truncating(path, tmp_path / name)
+    layer = TokenizerLayer.from_pretrained(str(left), max_length=40)
+    check_parity(
+        LayerRunner(layer), hf_tokenizer(left), words, padding="longest", truncation=True,
+        max_length=40,
+    )
+
+
+def test_long_words_failing_the_check_get_the_stepwise_pass(shared_dir, hf_tokenizer, monkeypatch):
+    """With no check run, every long word takes the fallback: the same ids."""
+    from tfpipe import TokenizerLayer
+
+    monkeypatch.setattr(unigram, "LONG_WORD_REPAIRS", -1)
+    path = shared_dir / "tokenizers" / "albert-base-v2"
+    layer = TokenizerLayer.from_pretrained(str(path), padding=False, truncation=False)
+    check_parity(LayerRunner(layer), hf_tokenizer(path), LONG_REPEATS[:3], truncation=False)
+
+
+def test_megabyte_word_under_left_truncation_in_bounded_time(
+    shared_dir, corpus, hf_tokenizer, tmp_path
+):
+    """A 1 MB whitespace-free word truncated on the left: its whole segmentation in
+    seconds (checked block passes, not the stepwise pass), ids equal to HF's."""
+    from tfpipe import TokenizerLayer
+
+    path = left_truncating(shared_dir / "tokenizers" / "t5-small", tmp_path / "t5-left")
+    prose = "".join("".join(text.split()) for text in corpus[:4000])
+    word = (prose * (2**20 // len(prose) + 1))[: 2**20]
+    layer = LayerRunner(TokenizerLayer.from_pretrained(str(path)))
+    layer(["warm-up"])
+    started = time.perf_counter()
+    got = layer([word])
+    seconds = time.perf_counter() - started
+    assert seconds < WHOLE_MEGABYTE_WORD_SECONDS, seconds
+    want = hf_tokenizer(path)([word], padding="longest", truncation=True)
+    for key, ids in want.items():
+        assert got[key].numpy().tolist() == ids, key

@@ -54,6 +54,11 @@ CODE_POINT_BITS = 21
 # Trie node 0 is the dead end every missing edge leads to; 1 is the empty prefix.
 TRIE_ROOT = 1
 VITERBI_UNROLL = 4
+# Words longer than this are segmented one at a time from checked block passes
+# (`_segment_long`); blocks hold this many positions each.
+LONG_WORD_CHARS = 2048
+BLOCK_CHARS = 512
+LONG_WORD_REPAIRS = 4
 
 
 class Unigram(tf.Module):
@@ -138,7 +143,7 @@ class Unigram(tf.Module):
     ) -> tf.RaggedTensor:
         cut_words = mask_values(words, positions_in_rows(words) < kept)
         cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
-        ids, settled = self._tokenize(cut_strings, cut_words, settle=(kept, token_limit))
+        ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
         unsettled = ~settled
 
         def tokenize_unsettled_whole() -> tf.RaggedTensor:
@@ -147,15 +152,36 @@ class Unigram(tf.Module):
 
         return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
 
-    def _tokenize(
+    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
+        """Segment every word, the ones longer than `LONG_WORD_CHARS` apart."""
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        return tf.cond(
+            tf.reduce_any(lengths > LONG_WORD_CHARS),
+            lambda: self._tokenize_long_apart(strings, words),
+            lambda: self._segment(strings, words),
+        )
+
+    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
+        """Short words in one Viterbi pass (its loop runs as long as the longest word),
+        long ones one at a time (`_segment_long`)."""
+        long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
+        short_rows = self._segment(select(strings, ~long), select(words, ~long))
+        long_rows = self._segment_long_words(select(strings, long), select(words, long))
+        short_rank = tf.cumsum(tf.cast(~long, tf.int32)) - 1
+        long_rank = tf.cumsum(tf.cast(long, tf.int32)) - 1 + tf.cast(short_rows.nrows(), tf.int32)
+        return tf.gather(
+            tf.concat([short_rows, long_rows], axis=0), tf.where(long, long_rank, short_rank)
+        )
+
+    def _segment(
         self,
         strings: tf.Tensor,
         words: tf.RaggedTensor,
         settle: tuple[int, int] | None = None,
     ):
-        """Segment every word; with `settle` = (kept, token_limit), words of `kept`
-        characters or more keep their settled pieces only, and whether those reach the
-        limit is returned too."""
+        """Segment every word in one Viterbi pass; with `settle` = (kept, token_limit),
+        words of `kept` characters or more keep their settled pieces only, and whether
+        those reach the limit is returned too."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
         sorted_words = tf.gather(words, order)
@@ -169,19 +195,193 @@ class Unigram(tf.Module):
                 sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
             )
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
-        word, start, stop, ids = self._fuse_unknown(word, start, stop, ids)
-        ids_word = tf.gather(order, word)
-        if self.byte_fallback:
-            ids, ids_word = self._bytes_for_unknown(
-                sorted_words, tf.gather(strings, order), word, start, stop, ids, ids_word
-            )
-        by_word = tf.argsort(ids_word, stable=True)
-        rows = rows_from_ids(
-            tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(strings)
-        )
+        rows = self._rows((word, start, stop, ids), sorted_words, tf.gather(strings, order), order)
         if settle is None:
             return rows
         return rows, tf.gather(settled, tf.math.invert_permutation(order))
+
+    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor, owners):
+        """Pieces (word, start, stop, id) of `words` → [words, (token ids)], word i's ids in
+        row `owners[i]`: unknown runs fused (and turned into bytes with byte_fallback)."""
+        word, start, stop, ids = self._fuse_unknown(*pieces)
+        ids_word = tf.gather(owners, word)
+        if self.byte_fallback:
+            ids, ids_word = self._bytes_for_unknown(
+                words, strings, word, start, stop, ids, ids_word
+            )
+        by_word = tf.argsort(ids_word, stable=True)
+        return rows_from_ids(tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(owners))
+
+    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
+        """Segment long words one at a time (`_segment_long`)."""
+        count = tf.cast(words.nrows(), tf.int32)
+
+        def segment_next(index, *outputs):
+            pieces = self._segment_long(tf.gather(words, [index]))
+            owner = tf.fill(tf.shape(pieces[0]), index)
+            values = (owner, *pieces)
+            return (index + 1, *(push(out, t) for out, t in zip(outputs, values, strict=True)))
+
+        _, *outputs = tf.while_loop(
+            lambda index, *_: index < count,
+            segment_next,
+            (tf.constant(0), *(empty_list(tf.int32),) * 4),
+            shape_invariants=(tf.TensorShape([]), *[HANDLE_SHAPE] * 4),
+        )
+        pieces = tuple(concat(out, tf.int32) for out in outputs)
+        return self._rows(pieces, words, strings, tf.range(count))
+
+    def _segment_long(self, word: tf.RaggedTensor):
+        """(start, stop, id) of the pieces of one long word, exactly the reference's.
+
+        The reference's Viterbi pass adds scores up in f64 along each best path from the
+        word's start, and since sums round, a choice between near-equal paths depends on
+        everything before it: no part of the word can be skipped, and a pass over it steps
+        through every position. Instead, a guess (passes over overlapping blocks, all at
+        once) is checked: its paths' sums are added up in path order (a cumsum), and then
+        every position must choose, from those sums, the very piece guessed. Checked, the
+        sums and choices are the reference's (by induction over positions). A guess off
+        at some position is replaced by what the checked sums choose, `LONG_WORD_REPAIRS`
+        times; failing that, the word gets the step-by-step pass.
+        """
+        length = tf.cast(word.row_lengths()[0], tf.int32)
+        _, end, size, ids, scores = self._scored_lattice(word)
+        lattice = (end, size, ids, scores)
+        positions = tf.range(length)
+        zeros = tf.zeros_like(end)
+
+        def check(attempt, sizes, best, checked):
+            gain = tf.math.unsorted_segment_max(
+                tf.where(tf.gather(sizes, end - 1) == size, scores, -np.inf), end - 1, length
+            )
+            sums = self._path_sums(length, sizes, gain)
+            best = sums[1:]
+            # What every position chooses from these sums: the reference's choice.
+            reach = tf.gather(sums, end - size) + scores
+            top = tf.math.unsorted_segment_max(reach, end - 1, length)
+            reaches_top = tf.equal(reach, tf.gather(top, end - 1))
+            chosen = tf.math.unsorted_segment_max(tf.where(reaches_top, size, -1), end - 1, length)
+            checked = tf.reduce_all(tf.equal(top, best)) & tf.reduce_all(chosen == sizes)
+            return attempt + 1, chosen, best, checked
+
+        _, _, best, checked = tf.while_loop(
+            lambda attempt, _, __, checked: ~checked & (attempt <= LONG_WORD_REPAIRS),
+            check,
+            (
+                tf.constant(0),
+                self._block_guess(length, *lattice),
+                tf.zeros([length], tf.float64),
+                tf.constant(False),
+            ),
+        )
+        one_word = tf.ones([length + 1], tf.int32)
+        best = tf.cond(
+            checked,
+            lambda: best,
+            lambda: self._best_scores(length, one_word, zeros, end, size, scores),
+        )
+        piece_length, piece_id = self._choose(best, positions, zeros, *lattice, length)
+        _, start, stop, ids = self._backtrack(
+            tf.reshape(length, [1]), piece_length, piece_id, positions
+        )
+        return start, stop, ids
+
+    def _block_guess(self, length, end, size, ids, scores) -> tf.Tensor:
+        """Per position of one long word, the length of the piece a pass over its block
+        chooses to end there. Blocks of `BLOCK_CHARS` start `4 × longest piece` characters
+        early: paths from any start mostly meet by then, so the choices are mostly the
+        whole word's (and are checked)."""
+        overlap = 4 * self.longest_piece
+        blocks = (length + BLOCK_CHARS - 1) // BLOCK_CHARS
+        block_start = tf.maximum(tf.range(blocks) * BLOCK_CHARS - overlap, 0)
+        block_length = tf.minimum((tf.range(blocks) + 1) * BLOCK_CHARS, length) - block_start
+        # Each piece in the block its end falls in, and in the next one if it starts there.
+        home = (end - 1) // BLOCK_CHARS
+        following = tf.minimum(home + 1, blocks - 1)
+        also = (home + 1 < blocks) & (end - size >= tf.gather(block_start, following))
+        block = tf.concat([home, select(following, also)], axis=0)
+        end, size, ids, scores = (
+            tf.concat([t, select(t, also)], axis=0) for t in (end, size, ids, scores)
+        )
+        end = end - tf.gather(block_start, block)
+        # Blocks sorted longest first, as the pass wants them.
+        order = tf.argsort(block_length, direction="DESCENDING", stable=True)
+        rank = tf.math.invert_permutation(order)
+        longest = tf.reduce_max(block_length)
+        running = tf.cumsum(bincount(block_length, longest + 1), reverse=True)
+        step_offsets = tf.cumsum(running[1:], exclusive=True)
+        block = tf.gather(rank, block)
+        best = self._best_scores(longest, running, block, end, size, scores)
+        chosen, _ = self._choose(
+            best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:])
+        )
+        position = tf.range(1, length + 1)
+        home = (position - 1) // BLOCK_CHARS
+        within = position - tf.gather(block_start, home)
+        return tf.gather(chosen, tf.gather(step_offsets, within - 1) + tf.gather(rank, home))
+
+    @staticmethod
+    def _path_sums(length, sizes, gain) -> tf.Tensor:
+        """Per position 0 … length of one word, its best path's score added up as the
+        reference does (f64, in path order from 0), where `sizes`/`gain` are the length and
+        score of the piece chosen to end at each position 1 … length.
+
+        The chosen pieces make a tree over the positions; it is cut into chains, and each
+        chain is one cumsum from its start's sum. Chains wait for the chain they
+        start from: a level at a time, chains of similar lengths together in a matrix.
+        """
+        nodes = length + 1
+        node = tf.range(nodes)
+        parent = tf.concat([[0], tf.range(1, nodes) - sizes], axis=0)
+        gain = tf.concat([tf.zeros([1], tf.float64), gain], axis=0)
+        inner = node > 0
+        # A chain goes on to the child on the word's path, else to the furthest child: the
+        # path is one chain, and few chains hang off others.
+        on_path = _reached(tf.cast(tf.equal(node, length), tf.int32), parent)
+        key = tf.where(on_path, nodes + node, node)
+        follows = tf.math.unsorted_segment_max(tf.where(inner, key, -1), parent, nodes)
+        head = ~inner | (tf.gather(follows, parent) != key)
+        chain, rank = _climb(tf.where(head, node, parent), tf.cast(~head, tf.int32))
+        chain_length = bincount(chain, nodes)
+        above = head & inner
+        _, level = _climb(
+            tf.where(above, tf.gather(chain, parent), node), tf.cast(above, tf.int32)
+        )
+        # Chains in order of level, then of length's bit length, then of start.
+        heads = tf.cast(tf.where(head)[:, 0], tf.int32)
+        head_length = tf.gather(chain_length, heads)
+        group = tf.gather(level, heads) * 32 + _bit_length(head_length)
+        order = tf.argsort(group, stable=True)
+        heads, head_length, group = (tf.gather(t, order) for t in (heads, head_length, group))
+        offset = tf.cumsum(head_length, exclusive=True)
+        slot = tf.gather(tf.scatter_nd(heads[:, None], offset, [nodes]), chain) + rank
+        ordered = tf.scatter_nd(slot[:, None], node, [nodes])
+        groups, _, group_size = tf.unique_with_counts(group, out_idx=tf.int32)
+        group_start = tf.cumsum(group_size, exclusive=True)
+
+        def fold_group(index, sums):
+            first, count = group_start[index], group_size[index]
+            members = tf.range(first, first + count)
+            lengths = tf.gather(head_length, members)
+            width = tf.reduce_max(lengths)
+            column = tf.range(width)
+            filled = column[None, :] < lengths[:, None]
+            slots = tf.gather(offset, members)[:, None] + column
+            at = tf.gather(ordered, tf.minimum(slots, nodes - 1))
+            start = tf.gather(sums, tf.gather(parent, tf.gather(heads, members)))
+            steps = tf.where(filled, tf.gather(gain, at), tf.constant(0.0, tf.float64))
+            path = tf.cumsum(tf.concat([start[:, None], steps], axis=1), axis=1)[:, 1:]
+            written = tf.where(filled)
+            return index + 1, tf.tensor_scatter_nd_update(
+                sums, tf.gather_nd(at, written)[:, None], tf.gather_nd(path, written)
+            )
+
+        _, sums = tf.while_loop(
+            lambda index, _: index < tf.size(groups),
+            fold_group,
+            (tf.constant(0), tf.zeros([nodes], tf.float64)),
+        )
+        return sums
 
     def _settled_pieces(
         self, lengths, piece_length, step_offsets, word, stop, ids, kept: int, token_limit: int
@@ -287,6 +487,17 @@ class Unigram(tf.Module):
         end = starts + sizes - tf.gather(char_starts, word)
         return word, end, sizes, ids
 
+    def _scored_lattice(self, words: tf.RaggedTensor):
+        """`_lattice` with ids and scores: an unknown character is the unknown id, scored
+        `unk_score`."""
+        word, end, size, raw_id = self._lattice(words)
+        unknown = raw_id < 0
+        ids = tf.where(unknown, self.unk_id, raw_id)
+        scores = tf.where(
+            unknown, tf.constant(self.unk_score, tf.float64), tf.gather(self.scores, ids)
+        )
+        return word, end, size, ids, scores
+
     def _viterbi(self, words: tf.RaggedTensor):
         """Best piece ending at every position of every word (words sorted longest first).
 
@@ -299,16 +510,18 @@ class Unigram(tf.Module):
         running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
         step_offsets = tf.cumsum(running[1:], exclusive=True)
 
-        word, end, size, raw_id = self._lattice(words)
-        unknown = raw_id < 0
-        ids = tf.where(unknown, self.unk_id, raw_id)
-        scores = tf.where(
-            unknown, tf.constant(self.unk_score, tf.float64), tf.gather(self.scores, ids)
-        )
+        word, end, size, ids, scores = self._scored_lattice(words)
         best = self._best_scores(longest, running, word, end, size, scores)
-        # The chosen piece of a position is the longest among those reaching its best score
-        # (ties go to the earliest start, first seen by the reference). Sums are recomputed
-        # exactly as the loop made them, so equality is exact.
+        piece_length, piece_id = self._choose(
+            best, step_offsets, word, end, size, ids, scores, tf.reduce_sum(running[1:])
+        )
+        return piece_length, piece_id, step_offsets
+
+    def _choose(self, best, step_offsets, word, end, size, ids, scores, entries):
+        """(length, id) of the piece chosen to end at each (end position, word), flat in
+        that order: the longest among those reaching its best score (ties go to the
+        earliest start, first seen by the reference). Sums are recomputed exactly as the
+        pass made them, so equality is exact."""
         start = end - size
         before = tf.where(
             start > 0,
@@ -318,10 +531,8 @@ class Unigram(tf.Module):
         at = tf.gather(step_offsets, end - 1) + word
         is_best = tf.equal(before + scores, tf.gather(best, at))
         keys = size * self.id_span + ids
-        chosen = tf.math.unsorted_segment_max(
-            tf.where(is_best, keys, -1), at, tf.reduce_sum(running[1:])
-        )
-        return chosen // self.id_span, chosen % self.id_span, step_offsets
+        chosen = tf.math.unsorted_segment_max(tf.where(is_best, keys, -1), at, entries)
+        return chosen // self.id_span, chosen % self.id_span
 
     def _best_scores(self, longest, running, word, end, size, scores) -> tf.Tensor:
         """The best path score to every (end position, word), flat in that order.
@@ -366,10 +577,9 @@ class Unigram(tf.Module):
         """The chosen pieces of every word: the positions its best path goes through.
 
         Every position of a word (0 … length) is a node pointing to where the piece chosen
-        to end there starts; the path is what the word's end reaches along these pointers.
-        Pointer doubling marks it in log2(pieces) rounds, no loop runs once per piece:
-        after the round with jumps of 2^k steps, the marks reach 2^(k+1) - 1 steps back.
-        Returns (word, start, stop, id) per piece, in text order.
+        to end there starts; the path is what the word's end reaches along these pointers
+        (`_reached`: no loop runs once per piece). Returns (word, start, stop, id) per
+        piece, in text order.
         """
         nodes = lengths + 1
         node_word = repeat_range(nodes)
@@ -383,19 +593,8 @@ class Unigram(tf.Module):
         )
         size = tf.gather(tf.concat([piece_length, [0]], 0), chosen_at)
         ids = tf.gather(tf.concat([piece_id, [0]], 0), chosen_at)
-
-        def marked_further(marked, jump):
-            reached = tf.math.unsorted_segment_max(marked, jump, node_count)
-            return tf.maximum(marked, reached), jump, tf.gather(jump, jump)
-
         at_end = tf.cast(tf.equal(position, tf.gather(lengths, node_word)), tf.int32)
-        jump = tf.range(node_count) - size
-        marked, _, _ = tf.while_loop(
-            lambda _, jump, further: tf.reduce_any(tf.not_equal(jump, further)),
-            lambda marked, _, jump: marked_further(marked, jump),
-            marked_further(at_end, jump),
-        )
-        on_path = tf.equal(marked, 1) & inner
+        on_path = _reached(at_end, tf.range(node_count) - size) & inner
         stop = select(position, on_path)
         return (
             select(node_word, on_path),
@@ -470,6 +669,46 @@ def _piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndar
         default_value=0,
     )
     return table, nodes
+
+
+def _reached(start: tf.Tensor, jump: tf.Tensor) -> tf.Tensor:
+    """Whether each node is reached from a node where `start` is 1 (int32) following
+    `jump` (a node pointing to itself ends a path). Pointer doubling marks the paths in
+    log2(length) rounds: after the round with jumps of 2^k steps, the marks reach
+    2^(k+1) - 1 steps on."""
+    count = tf.size(jump)
+
+    def marked_further(marked, jump):
+        reached = tf.math.unsorted_segment_max(marked, jump, count)
+        return tf.maximum(marked, reached), jump, tf.gather(jump, jump)
+
+    marked, _, _ = tf.while_loop(
+        lambda _, jump, further: tf.reduce_any(tf.not_equal(jump, further)),
+        lambda marked, _, jump: marked_further(marked, jump),
+        marked_further(start, jump),
+    )
+    return tf.equal(marked, 1)
+
+
+def _climb(up: tf.Tensor, steps: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Pointer doubling: (top, distance) for each node following `up` (a node is its own
+    top when `up` points to itself) and adding up `steps`, in log2(depth) rounds."""
+
+    def double(up, steps):
+        return tf.gather(up, up), steps + tf.gather(steps, up)
+
+    return tf.while_loop(
+        lambda up, _: tf.reduce_any(tf.not_equal(tf.gather(up, up), up)), double, (up, steps)
+    )
+
+
+def _bit_length(values: tf.Tensor) -> tf.Tensor:
+    """Bits of each positive int32 (a log2 bucket)."""
+    bits = tf.zeros_like(values)
+    for shift in (16, 8, 4, 2, 1):
+        wide = tf.bitwise.right_shift(values, bits + shift) > 0
+        bits = tf.where(wide, bits + shift, bits)
+    return bits + 1
 
 
 def _expand(counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
