@@ -213,92 +213,95 @@ class Unigram(tf.Module):
         return rows_from_ids(tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(owners))
 
     def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
-        """Segment long words one at a time (`_segment_long`)."""
-        count = tf.cast(words.nrows(), tf.int32)
-
-        def segment_next(index, *outputs):
-            pieces = self._segment_long(tf.gather(words, [index]))
-            owner = tf.fill(tf.shape(pieces[0]), index)
-            values = (owner, *pieces)
-            return (index + 1, *(push(out, t) for out, t in zip(outputs, values, strict=True)))
-
-        _, *outputs = tf.while_loop(
-            lambda index, *_: index < count,
-            segment_next,
-            (tf.constant(0), *(empty_list(tf.int32),) * 4),
-            shape_invariants=(tf.TensorShape([]), *[HANDLE_SHAPE] * 4),
-        )
-        pieces = tuple(concat(out, tf.int32) for out in outputs)
-        return self._rows(pieces, words, strings, tf.range(count))
-
-    def _segment_long(self, word: tf.RaggedTensor):
-        """(start, stop, id) of the pieces of one long word, exactly the reference's.
+        """Segment long words exactly as the reference, from a checked guess.
 
         The reference's Viterbi pass adds scores up in f64 along each best path from the
         word's start, and since sums round, a choice between near-equal paths depends on
-        everything before it: no part of the word can be skipped, and a pass over it steps
-        through every position. Instead, a guess (passes over overlapping blocks, all at
-        once) is checked: its paths' sums are added up in path order (a cumsum), and then
-        every position must choose, from those sums, the very piece guessed. Checked, the
-        sums and choices are the reference's (by induction over positions). A guess off
-        at some position is replaced by what the checked sums choose, `LONG_WORD_REPAIRS`
-        times; failing that, the word gets the step-by-step pass.
+        everything before it: no part of a word can be skipped, and a pass over it steps
+        through every position. Instead, a guess (`_block_guess`) is checked: its paths'
+        sums are added up in path order (`_path_sums`), and every position must choose,
+        from those sums, the very piece guessed (the best candidate, ties to the earliest
+        start). Checked, the sums and choices are the reference's, by induction over the
+        positions. A guess off somewhere is replaced by what the sums choose,
+        `LONG_WORD_REPAIRS` times; a word still failing gets the stepwise pass.
         """
-        length = tf.cast(word.row_lengths()[0], tf.int32)
-        _, end, size, ids, scores = self._scored_lattice(word)
-        lattice = (end, size, ids, scores)
-        positions = tf.range(length)
-        zeros = tf.zeros_like(end)
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        count = tf.size(lengths)
+        positions = tf.reduce_sum(lengths)
+        word, end, size, ids, scores = self._scored_lattice(words)
+        # Flat indices: word w's position e (1 … length) is position_base[w] + e - 1; its
+        # node e (0 … length) is position_base[w] + w + e.
+        position_base = tf.cumsum(lengths, exclusive=True)
+        at = tf.gather(position_base, word) + end - 1
+        start_node = at + word + 1 - size
+        position_word = repeat_range(lengths)
+        position_node = tf.range(positions) + position_word + 1
 
-        def check(attempt, sizes, best, checked):
+        def check(attempt, sizes, _):
+            guessed = tf.equal(tf.gather(sizes, at), size)
             gain = tf.math.unsorted_segment_max(
-                tf.where(tf.gather(sizes, end - 1) == size, scores, -np.inf), end - 1, length
+                tf.where(guessed, scores, -np.inf), at, positions
             )
-            sums = self._path_sums(length, sizes, gain)
-            best = sums[1:]
-            # What every position chooses from these sums: the reference's choice.
-            reach = tf.gather(sums, end - size) + scores
-            top = tf.math.unsorted_segment_max(reach, end - 1, length)
-            reaches_top = tf.equal(reach, tf.gather(top, end - 1))
-            chosen = tf.math.unsorted_segment_max(tf.where(reaches_top, size, -1), end - 1, length)
-            checked = tf.reduce_all(tf.equal(top, best)) & tf.reduce_all(chosen == sizes)
-            return attempt + 1, chosen, best, checked
+            gain = tf.scatter_nd(position_node[:, None], gain, [positions + count])
+            sums = self._path_sums(*self._piece_tree(lengths, sizes), gain)
+            reach = tf.gather(sums, start_node) + scores
+            top = tf.math.unsorted_segment_max(reach, at, positions)
+            reaches_top = tf.equal(reach, tf.gather(top, at))
+            chosen = tf.math.unsorted_segment_max(tf.where(reaches_top, size, -1), at, positions)
+            agrees = tf.equal(top, tf.gather(sums, position_node)) & tf.equal(chosen, sizes)
+            checked = tf.math.unsorted_segment_min(tf.cast(agrees, tf.int32), position_word, count)
+            return attempt + 1, chosen, tf.equal(checked, 1)
 
-        _, _, best, checked = tf.while_loop(
-            lambda attempt, _, __, checked: ~checked & (attempt <= LONG_WORD_REPAIRS),
+        _, sizes, checked = tf.while_loop(
+            lambda attempt, _, checked: ~tf.reduce_all(checked) & (attempt <= LONG_WORD_REPAIRS),
             check,
             (
                 tf.constant(0),
-                self._block_guess(length, *lattice),
-                tf.zeros([length], tf.float64),
-                tf.constant(False),
+                self._block_guess(lengths, word, end, size, ids, scores),
+                tf.zeros([count], tf.bool),
             ),
         )
-        one_word = tf.ones([length + 1], tf.int32)
-        best = tf.cond(
-            checked,
-            lambda: best,
-            lambda: self._best_scores(length, one_word, zeros, end, size, scores),
+        piece_id = tf.math.unsorted_segment_max(
+            tf.where(tf.equal(tf.gather(sizes, at), size), ids, -1), at, positions
         )
-        piece_length, piece_id = self._choose(best, positions, zeros, *lattice, length)
-        _, start, stop, ids = self._backtrack(
-            tf.reshape(length, [1]), piece_length, piece_id, positions
+        _, on_path = self._piece_tree(lengths, sizes)
+        kept = tf.gather(on_path, position_node) & tf.gather(checked, position_word)
+        stop = select(tf.range(positions) - tf.gather(position_base, position_word) + 1, kept)
+        pieces = (
+            select(position_word, kept),
+            stop - select(sizes, kept),
+            stop,
+            select(piece_id, kept),
         )
-        return start, stop, ids
+        rows = self._rows(pieces, words, strings, tf.range(count))
 
-    def _block_guess(self, length, end, size, ids, scores) -> tf.Tensor:
-        """Per position of one long word, the length of the piece a pass over its block
+        def segment_unchecked_stepwise() -> tf.RaggedTensor:
+            unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
+            return replace_rows(rows, ~checked, unchecked)
+
+        return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
+
+    def _block_guess(self, lengths, word, end, size, ids, scores) -> tf.Tensor:
+        """Per position of long words (flat), the length of the piece a pass over its block
         chooses to end there. Blocks of `BLOCK_CHARS` start `4 × longest piece` characters
         early: paths from any start mostly meet by then, so the choices are mostly the
         whole word's (and are checked)."""
         overlap = 4 * self.longest_piece
-        blocks = (length + BLOCK_CHARS - 1) // BLOCK_CHARS
-        block_start = tf.maximum(tf.range(blocks) * BLOCK_CHARS - overlap, 0)
-        block_length = tf.minimum((tf.range(blocks) + 1) * BLOCK_CHARS, length) - block_start
+        blocks = (lengths + BLOCK_CHARS - 1) // BLOCK_CHARS
+        block_base = tf.cumsum(blocks, exclusive=True)
+        block_word = repeat_range(blocks)
+        within = tf.range(tf.size(block_word)) - tf.gather(block_base, block_word)
+        block_start = tf.maximum(within * BLOCK_CHARS - overlap, 0)
+        block_length = (
+            tf.minimum((within + 1) * BLOCK_CHARS, tf.gather(lengths, block_word)) - block_start
+        )
         # Each piece in the block its end falls in, and in the next one if it starts there.
-        home = (end - 1) // BLOCK_CHARS
-        following = tf.minimum(home + 1, blocks - 1)
-        also = (home + 1 < blocks) & (end - size >= tf.gather(block_start, following))
+        home_within = (end - 1) // BLOCK_CHARS
+        home = tf.gather(block_base, word) + home_within
+        following = tf.minimum(home + 1, tf.size(block_word) - 1)
+        also = (home_within + 1 < tf.gather(blocks, word)) & (
+            end - size >= tf.gather(block_start, following)
+        )
         block = tf.concat([home, select(following, also)], axis=0)
         end, size, ids, scores = (
             tf.concat([t, select(t, also)], axis=0) for t in (end, size, ids, scores)
@@ -315,29 +318,45 @@ class Unigram(tf.Module):
         chosen, _ = self._choose(
             best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:])
         )
-        position = tf.range(1, length + 1)
-        home = (position - 1) // BLOCK_CHARS
-        within = position - tf.gather(block_start, home)
-        return tf.gather(chosen, tf.gather(step_offsets, within - 1) + tf.gather(rank, home))
+        position_word = repeat_range(lengths)
+        position = (
+            tf.range(tf.size(position_word))
+            - tf.gather(tf.cumsum(lengths, exclusive=True), position_word)
+            + 1
+        )
+        home = tf.gather(block_base, position_word) + (position - 1) // BLOCK_CHARS
+        local = position - tf.gather(block_start, home)
+        return tf.gather(chosen, tf.gather(step_offsets, local - 1) + tf.gather(rank, home))
 
     @staticmethod
-    def _path_sums(length, sizes, gain) -> tf.Tensor:
-        """Per position 0 … length of one word, its best path's score added up as the
-        reference does (f64, in path order from 0), where `sizes`/`gain` are the length and
-        score of the piece chosen to end at each position 1 … length.
+    def _piece_tree(lengths, sizes) -> tuple[tf.Tensor, tf.Tensor]:
+        """(parent, on_path) per node of long words (word w's positions 0 … length, flat):
+        where the piece chosen to end there starts (a word's position 0 is its own parent),
+        given the piece lengths `sizes` per position 1 … length (flat), and whether the
+        node is on its word's path."""
+        node_word = repeat_range(lengths + 1)
+        node = tf.range(tf.size(node_word))
+        position = node - tf.gather(tf.cumsum(lengths + 1, exclusive=True), node_word)
+        flat = tf.maximum(node - node_word - 1, 0)
+        parent = tf.where(position > 0, node - tf.gather(sizes, flat), node)
+        ends = tf.cast(tf.equal(position, tf.gather(lengths, node_word)), tf.int32)
+        return parent, _reached(ends, parent)
 
-        The chosen pieces make a tree over the positions; it is cut into chains, and each
-        chain is one cumsum from its start's sum. Chains wait for the chain they
-        start from: a level at a time, chains of similar lengths together in a matrix.
+    @staticmethod
+    def _path_sums(parent, on_path, gain) -> tf.Tensor:
+        """Per node of a piece tree (`_piece_tree`), its path's score added up as the
+        reference does: f64, in path order from the word's position 0, `gain` being the
+        score of the piece ending at each node (0 at position 0).
+
+        The tree is cut into chains, and each chain is one cumsum from its start's sum.
+        Chains wait for the chain they start from: a level at a time, chains of similar
+        lengths together in a matrix.
         """
-        nodes = length + 1
+        nodes = tf.size(parent)
         node = tf.range(nodes)
-        parent = tf.concat([[0], tf.range(1, nodes) - sizes], axis=0)
-        gain = tf.concat([tf.zeros([1], tf.float64), gain], axis=0)
-        inner = node > 0
+        inner = tf.not_equal(parent, node)
         # A chain goes on to the child on the word's path, else to the furthest child: the
         # path is one chain, and few chains hang off others.
-        on_path = _reached(tf.cast(tf.equal(node, length), tf.int32), parent)
         key = tf.where(on_path, nodes + node, node)
         follows = tf.math.unsorted_segment_max(tf.where(inner, key, -1), parent, nodes)
         head = ~inner | (tf.gather(follows, parent) != key)
