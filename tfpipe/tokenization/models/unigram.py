@@ -54,8 +54,8 @@ CODE_POINT_BITS = 21
 # Trie node 0 is the dead end every missing edge leads to; 1 is the empty prefix.
 TRIE_ROOT = 1
 VITERBI_UNROLL = 4
-# Words longer than this are segmented one at a time from checked block passes
-# (`_segment_long`); blocks hold this many positions each.
+# Words longer than this are segmented apart, from checked block passes
+# (`_segment_long_words`); blocks hold this many positions each.
 LONG_WORD_CHARS = 2048
 BLOCK_CHARS = 512
 LONG_WORD_REPAIRS = 4
