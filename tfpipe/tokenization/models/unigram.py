@@ -163,7 +163,7 @@ class Unigram(tf.Module):
 
     def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
         """Short words in one Viterbi pass (its loop runs as long as the longest word),
-        long ones one at a time (`_segment_long`)."""
+        long ones from checked block passes (`_segment_long_words`)."""
         long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
         short_rows = self._segment(select(strings, ~long), select(words, ~long))
         long_rows = self._segment_long_words(select(strings, long), select(words, long))
