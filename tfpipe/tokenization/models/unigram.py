@@ -236,6 +236,7 @@ class Unigram(tf.Module):
         start_node = at + word + 1 - size
         position_word = repeat_range(lengths)
         position_node = tf.range(positions) + position_word + 1
+        position = tf.range(positions) - tf.gather(position_base, position_word) + 1
 
         def check(attempt, sizes, _):
             guessed = tf.equal(tf.gather(sizes, at), size)
@@ -257,7 +258,7 @@ class Unigram(tf.Module):
             check,
             (
                 tf.constant(0),
-                self._block_guess(lengths, word, end, size, ids, scores),
+                self._block_guess(lengths, position_word, position, word, end, size, ids, scores),
                 tf.zeros([count], tf.bool),
             ),
         )
@@ -266,7 +267,7 @@ class Unigram(tf.Module):
         )
         _, on_path = self._piece_tree(lengths, sizes)
         kept = tf.gather(on_path, position_node) & tf.gather(checked, position_word)
-        stop = select(tf.range(positions) - tf.gather(position_base, position_word) + 1, kept)
+        stop = select(position, kept)
         pieces = (
             select(position_word, kept),
             stop - select(sizes, kept),
@@ -281,11 +282,13 @@ class Unigram(tf.Module):
 
         return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
 
-    def _block_guess(self, lengths, word, end, size, ids, scores) -> tf.Tensor:
-        """Per position of long words (flat), the length of the piece a pass over its block
-        chooses to end there. Blocks of `BLOCK_CHARS` start `4 × longest piece` characters
-        early: paths from any start mostly meet by then, so the choices are mostly the
-        whole word's (and are checked)."""
+    def _block_guess(
+        self, lengths, position_word, position, word, end, size, ids, scores
+    ) -> tf.Tensor:
+        """Per position of long words (flat: `position` 1 … length of word `position_word`),
+        the length of the piece a pass over its block chooses to end there. Blocks of
+        `BLOCK_CHARS` start `4 × longest piece` characters early: paths from any start
+        mostly meet by then, so the choices are mostly the whole word's (and are checked)."""
         overlap = 4 * self.longest_piece
         blocks = (lengths + BLOCK_CHARS - 1) // BLOCK_CHARS
         block_base = tf.cumsum(blocks, exclusive=True)
@@ -310,19 +313,11 @@ class Unigram(tf.Module):
         # Blocks sorted longest first, as the pass wants them.
         order = tf.argsort(block_length, direction="DESCENDING", stable=True)
         rank = tf.math.invert_permutation(order)
-        longest = tf.reduce_max(block_length)
-        running = tf.cumsum(bincount(block_length, longest + 1), reverse=True)
-        step_offsets = tf.cumsum(running[1:], exclusive=True)
+        longest, running, step_offsets = _pass_layout(block_length)
         block = tf.gather(rank, block)
         best = self._best_scores(longest, running, block, end, size, scores)
         chosen, _ = self._choose(
             best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:])
-        )
-        position_word = repeat_range(lengths)
-        position = (
-            tf.range(tf.size(position_word))
-            - tf.gather(tf.cumsum(lengths, exclusive=True), position_word)
-            + 1
         )
         home = tf.gather(block_base, position_word) + (position - 1) // BLOCK_CHARS
         local = position - tf.gather(block_start, home)
@@ -523,12 +518,7 @@ class Unigram(tf.Module):
         Returns the chosen piece length and id per (end position, word), flat in order of end
         position then word, and where each end position's entries start in that order.
         """
-        lengths = tf.cast(words.row_lengths(), tf.int32)
-        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
-        # Number of words at least e characters long, for e = 0 … longest.
-        running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
-        step_offsets = tf.cumsum(running[1:], exclusive=True)
-
+        longest, running, step_offsets = _pass_layout(tf.cast(words.row_lengths(), tf.int32))
         word, end, size, ids, scores = self._scored_lattice(words)
         best = self._best_scores(longest, running, word, end, size, scores)
         piece_length, piece_id = self._choose(
@@ -688,6 +678,15 @@ def _piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndar
         default_value=0,
     )
     return table, nodes
+
+
+def _pass_layout(lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(longest, running, step_offsets) of words sorted longest first: `running[e]` words
+    are at least e characters long (e = 0 … longest), and the entries of end position e + 1
+    start at `step_offsets[e]` in the flat (end position, word) order of the Viterbi pass."""
+    longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+    running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
+    return longest, running, tf.cumsum(running[1:], exclusive=True)
 
 
 def _reached(start: tf.Tensor, jump: tf.Tensor) -> tf.Tensor:
