@@ -45,10 +45,10 @@ demo: $(STAMP)
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 TF_TEXT := tensorflow-text==2.21.*
-# BENCH_ARGS go to both scripts (--write-readme, or --quick for a ~2-minute smoke run that
-# leaves the README alone); TOKENIZER_ARGS and SERVING_ARGS to bench/tokenizer.py and
+# BENCH_ARGS go to both scripts (--write-docs, or --quick for a ~2-minute smoke run that
+# leaves docs/benchmarks.md alone); TOKENIZER_ARGS and SERVING_ARGS to bench/tokenizer.py and
 # bench/serving.py only.
-BENCH_ARGS ?= --write-readme
+BENCH_ARGS ?= --write-docs
 TOKENIZER_ARGS ?=
 SERVING_ARGS ?=
 BENCH_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2
@@ -61,8 +61,8 @@ bench: $(STAMP)
 	$(BENCH_ENV) $(BENCH_PY) bench/tokenizer.py $(BENCH_ARGS) $(TOKENIZER_ARGS)
 	$(BENCH_ENV) $(BENCH_PY) bench/serving.py $(BENCH_ARGS) $(SERVING_ARGS)
 
-# Parity fuzzing against the HF tokenizers (bench/fuzz_tokenizer.py); updates the README.
-FUZZ_ARGS ?= --seconds 60 --write-readme
+# Parity fuzzing against the HF tokenizers (bench/fuzz_tokenizer.py); updates docs/benchmarks.md.
+FUZZ_ARGS ?= --seconds 60 --write-docs
 fuzz: $(STAMP)
 	cd bench && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 ../$(PY) fuzz_tokenizer.py $(FUZZ_ARGS)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: texts, machine facts, interleaved timing, README blocks.
+"""Helpers shared by the benchmarks: texts, machine facts, interleaved timing, docs blocks.
 
 Benchmarks run on small, shared, noisy machines, so timing is interleaved (every contender
 runs once per repetition, in rotating order) and medians are reported: a burst of load from
@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus" / "course.jsonl"
-README = REPO / "README.md"
+BENCHMARKS_DOC = REPO / "docs" / "benchmarks.md"
 
 # Words of several scripts for the generated fallback corpus: enough variety to exercise
 # normalisation, CJK splitting, punctuation and sub-word splitting when ../shared is absent.
@@ -154,15 +154,15 @@ def parse_with_quick(
 ) -> argparse.Namespace:
     """Parse `argv`; with --quick, `quick` replaces the defaults (explicit flags still win).
 
-    Quick runs only prove the suite works, so they never write the README.
+    Quick runs only prove the suite works, so they never write docs/benchmarks.md.
     """
     parser.add_argument(
-        "--quick", action="store_true", help="smoke test: tiny repeat counts, README untouched"
+        "--quick", action="store_true", help="smoke test: tiny repeat counts, docs untouched"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        if getattr(args, "write_readme", False):
-            parser.error("--quick numbers are not for the README: drop --write-readme")
+        if getattr(args, "write_docs", False):
+            parser.error("--quick numbers are not for the docs: drop --write-docs")
         parser.set_defaults(**quick)
         args = parser.parse_args(argv)
     return args

@@ -7,7 +7,7 @@ text — are encoded by both with padding="longest", truncation and max_length=6
 and pairs, until the time budget runs out. Every differing text is a bug: it is printed and
 written to `--failures` (JSON lines) so it can become a regression test.
 
-    .venv/bin/python bench/fuzz_tokenizer.py --seconds 60 --write-readme
+    .venv/bin/python bench/fuzz_tokenizer.py --seconds 60 --write-docs
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tensorflow as tf
 from _common import (
-    README,
+    BENCHMARKS_DOC,
     SHARED,
     load_texts,
     markdown_table,
@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--failures", type=Path,
                         default=Path(__file__).parent / "results" / "fuzz-failures.jsonl")
-    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args(argv)
     corpus, source = load_texts(None)
     rows, total_wrong = [], 0
@@ -194,8 +194,8 @@ def main(argv: list[str]) -> int:
         f"{package_version('transformers')}\n\n{table}"
     )
     print(summary)
-    if args.write_readme:
-        replace_block(README, "fuzz", summary)
+    if args.write_docs:
+        replace_block(BENCHMARKS_DOC, "fuzz", summary)
     return int(total_wrong > 0)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 from _common import (
-    README,
+    BENCHMARKS_DOC,
     command_line,
     load_texts,
     machine_line,
@@ -100,7 +100,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=8, help=f"batches of {BATCH_SIZE} texts")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
     parser.add_argument("--latency-calls", type=int, default=500, help="batch-1 calls each")
-    parser.add_argument("--write-readme", action="store_true", help="update README.md's block")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     return parse_with_quick(parser, argv, QUICK)
 
 
@@ -482,8 +482,8 @@ def main(argv: list[str]) -> int:
         progress(f"\n!!! probabilities differ from tfpipe's beyond {TOLERANCE}")
     text = report(args, source, len(batches) * BATCH_SIZE, results)
     print(text)
-    if args.write_readme:
-        replace_block(README, "serving", text)
+    if args.write_docs:
+        replace_block(BENCHMARKS_DOC, "serving", text)
     return int(not agree(results))
 
 

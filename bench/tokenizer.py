@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from _common import (
-    README,
+    BENCHMARKS_DOC,
     SHARED,
     command_line,
     load_texts,
@@ -92,7 +92,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(DEFAULT_BATCH_SIZES))
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
     parser.add_argument("--max-texts", type=int, default=None, help="use the first N texts")
-    parser.add_argument("--write-readme", action="store_true", help="update README.md's block")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(
         "--profile", action="store_true", help="also time tfpipe's stages (first tokenizer)"
     )
@@ -428,8 +428,8 @@ def main(argv: list[str]) -> int:
         rows.extend(bench_tokenizer(name, texts, args))
     text = report(args, rows, source, len(texts))
     print(text)
-    if args.write_readme:
-        replace_block(README, "tokenizer", text)
+    if args.write_docs:
+        replace_block(BENCHMARKS_DOC, "tokenizer", text)
     if args.profile:
         print("\n" + profile_stages(args.tokenizers[0], texts, args))
     return 1 if any(r.parity.get("tfpipe", 100.0) < 100.0 for r in rows) else 0
