@@ -1,4 +1,4 @@
-"""Bad input never crashes or hangs: the README's "Bad input" matrix, at four levels.
+"""Bad input never crashes or hangs: the matrix of docs/bad-input.md, at four levels.
 
 Levels: ``layer`` (TokenizerLayer, MiniLM tokenizer), ``keras`` (the pipeline models),
 ``tf2`` (the exports' ``serving_default`` through ``tf.saved_model.load``) and ``tf1`` (the

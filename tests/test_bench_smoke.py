@@ -1,4 +1,4 @@
-"""`make bench` must not rot between the runs that refresh the README: a tiny tokenizer run.
+"""`make bench` must not rot between the runs that refresh docs/benchmarks.md: a tiny tokenizer run.
 
 bench/serving.py is left to `make bench BENCH_ARGS=--quick` (about two minutes: it exports
 twice), too slow for every `make test`.
