@@ -28,7 +28,6 @@ class Prepend:
         return concat_rows([prefixes, cps])
 
 
-
 def compile_prepend(component: dict) -> list[Prepend]:
     """An empty `prepend` changes nothing and compiles to no stage."""
     return [Prepend(component.get("prepend", ""))] if component.get("prepend") else []

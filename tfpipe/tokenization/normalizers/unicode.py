@@ -149,7 +149,6 @@ def compile_composition(component: dict) -> list[Stage]:
     return decompose({"type": decomposition}) + [Compose(ccc.ccc, _composites())]
 
 
-
 def compile_decomposition(component: dict) -> list[Stage]:
     """`NFD` or `NFKD`; the type alone selects the tables."""
     return decompose({"type": component["type"]})

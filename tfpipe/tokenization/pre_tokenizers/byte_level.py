@@ -127,7 +127,6 @@ def byte_level_alphabet() -> CodepointMap:
     return CodepointMap.from_flat(lengths, values)
 
 
-
 def compile_byte_level(component: dict) -> list[ByteLevel]:
     """The split stage; without use_regex, ByteLevel splits nothing."""
     return [ByteLevel(byte_level_classes())] if component.get("use_regex", True) else []

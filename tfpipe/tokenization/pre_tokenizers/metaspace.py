@@ -84,7 +84,6 @@ def prepend_char(
     return concat_rows([prefix, pieces])
 
 
-
 def compile_metaspace(component: dict) -> list[SplitStage]:
     """The split stages; `PreTokenizer` runs the rewrite itself, before them."""
     return Metaspace.from_component(component).stages()

@@ -28,7 +28,6 @@ def word_space_other_classes() -> np.ndarray:
     )["classes"]
 
 
-
 def compile_whitespace(component: dict) -> list[SplitStage]:
     """`Whitespace`: a split wherever the class changes, spaces removed."""
     return [SplitStage(word_space_other_classes(), CLASS_RUNS)]

@@ -54,7 +54,7 @@ def re2_class(flags: np.ndarray) -> str:
     return "[" + "".join(ranges) + "]"
 
 
-def group_representatives(count: int) -> np.ndarray:
+def _group_representatives(count: int) -> np.ndarray:
     """Code points standing for the groups: one UTF-8 byte each while they last."""
     one_byte = np.arange(FIRST_REPRESENTATIVE, 0x80)
     return np.concatenate([one_byte, 0x100 + np.arange(max(count - len(one_byte), 0))])[:count]
@@ -124,7 +124,7 @@ def _check_re2_compiles(emitted: str, pattern: str) -> None:
             raise pattern_error(pattern, f"RE2 cannot run it: {error.message}") from None
 
 
-def look_ahead(tree: Alternation, pattern: str) -> LookAhead | None:
+def _look_ahead(tree: Alternation, pattern: str) -> LookAhead | None:
     """The one look-ahead class of the pattern, checked to sit where the rewrite is exact."""
     looks = [a for a in walk(tree) if isinstance(a, LookAhead)]
     tails = [b.items[-1] for b in tree.branches if b.items and isinstance(b.items[-1], LookAhead)]
@@ -152,7 +152,7 @@ class Re2Pattern:
 
 def compile_pattern(tree: Alternation, pattern: str) -> Re2Pattern:
     """Group the code points no atom tells apart and write the tree as RE2 over the groups."""
-    look = look_ahead(tree, pattern)
+    look = _look_ahead(tree, pattern)
     atoms = list(dict.fromkeys(tree_atoms(tree)))
     if len(atoms) > MAX_ATOMS:
         raise pattern_error(pattern, f"more than {MAX_ATOMS} character sets")
@@ -160,7 +160,7 @@ def compile_pattern(tree: Alternation, pattern: str) -> Re2Pattern:
     check_case_folding(tree, pattern)
     groups = group_ids(members)
     count = int(groups.max()) + 1
-    representatives = group_representatives(count)
+    representatives = _group_representatives(count)
     first = np.unique(groups, return_index=True)[1]
     in_atom = {a: m[first] for a, m in zip(atoms, members, strict=True)}
     classes = {a: _re2_set(representatives[in_atom[a]]) for a in atoms}
