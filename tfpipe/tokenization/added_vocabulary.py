@@ -26,7 +26,7 @@ from tfpipe.tokenization.ragged_ops import (
     rows_from_ids,
     select,
 )
-from tfpipe.tokenization.re2 import re2_class, re2_literal
+from tfpipe.tokenization.regex.re2 import re2_class, re2_literal
 from tfpipe.tokenization.vocabulary import string_table
 
 MARK = b"\xff"

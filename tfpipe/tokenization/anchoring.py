@@ -33,16 +33,12 @@ import dataclasses
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.normalizers import (
-    CanonicalCompose,
-    CanonicalReorder,
-    LocalMap,
-    PrependText,
-    ReplaceLiteral,
-    ReplaceRegex,
-    StripWhitespace,
-)
-from tfpipe.tokenization.precompiled import Precompiled
+from tfpipe.tokenization.normalizers.precompiled import Precompiled
+from tfpipe.tokenization.normalizers.prepend import Prepend
+from tfpipe.tokenization.normalizers.replace import ReplaceRegex, ReplaceString
+from tfpipe.tokenization.normalizers.stages import CanonicalReorder, LocalMap
+from tfpipe.tokenization.normalizers.strip import Strip
+from tfpipe.tokenization.normalizers.unicode import Compose
 from tfpipe.tokenization.ragged_ops import (
     following,
     positions_in_rows,
@@ -50,12 +46,12 @@ from tfpipe.tokenization.ragged_ops import (
     row_starts_mask,
     select,
 )
-from tfpipe.tokenization.re2 import re2_literal
+from tfpipe.tokenization.regex.re2 import re2_literal
 
 SECTION = "pre_tokenizer"
 MARK = b"\xff"
 # Stages whose anchored prefix is the stage applied to the prefix alone.
-PREFIX_CLOSED = (LocalMap, CanonicalReorder, CanonicalCompose, PrependText)
+PREFIX_CLOSED = (LocalMap, CanonicalReorder, Compose, Prepend)
 
 
 def check_trackable(stages: list) -> None:
@@ -94,11 +90,11 @@ def anchored_after(stage, cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.Tenso
     """The anchored prefix of `stage.apply(cps)` given that of `cps` (int32 per row)."""
     if isinstance(stage, PREFIX_CLOSED):
         return _lengths(stage.apply(prefix(cps, anchored)))
-    if isinstance(stage, StripWhitespace):
+    if isinstance(stage, Strip):
         # Right stripping removes nothing before the prefix; the caller caps by the row length.
         left_only = dataclasses.replace(stage, right=False)
         return _lengths(left_only.apply(prefix(cps, anchored)))
-    if isinstance(stage, ReplaceLiteral):
+    if isinstance(stage, ReplaceString):
         return _after_replace(re2_literal(stage.pattern), len(stage.content), cps, anchored)
     if isinstance(stage, ReplaceRegex):
         return _after_replace(stage.pattern, len(stage.content), cps, anchored)

@@ -13,13 +13,15 @@ import functools
 
 import tensorflow as tf
 
-from tfpipe.tokenization import anchoring, normalizers, pre_tokenizers, processors
+from tfpipe.tokenization import anchoring
 from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_type
-from tfpipe.tokenization.normalizers import Normalizer, reference_normalizer, whitespace_classes
-from tfpipe.tokenization.pre_tokenizers import PreTokenizer, word_space_other_classes
-from tfpipe.tokenization.processors import PostProcessor
+from tfpipe.tokenization.normalizers import NORMALIZERS, Normalizer
+from tfpipe.tokenization.normalizers.stages import reference_normalizer, whitespace_classes
+from tfpipe.tokenization.pre_tokenizers import PRE_TOKENIZERS, PreTokenizer
+from tfpipe.tokenization.pre_tokenizers.whitespace import word_space_other_classes
+from tfpipe.tokenization.processors import POST_PROCESSORS, PostProcessor
 from tfpipe.tokenization.ragged_ops import merge_inner, one_per_row, rows_from_ids, select
 
 SUPPORTED_SECTIONS = {
@@ -37,6 +39,14 @@ SUPPORTED_SECTIONS = {
 
 REPLACEMENT_CHARACTER = 0xFFFD
 
+# Each section's registry, the one list of the types it supports.
+REGISTRIES = {
+    "normalizer": NORMALIZERS,
+    "pre_tokenizer": PRE_TOKENIZERS,
+    "post_processor": POST_PROCESSORS,
+    "model": MODELS,
+}
+# The sections where a `Sequence` holds components, under this key.
 CHILDREN = {
     "normalizer": "normalizers",
     "pre_tokenizer": "pretokenizers",
@@ -53,13 +63,7 @@ def check_supported(document: dict) -> None:
     unknown = set(document) - SUPPORTED_SECTIONS
     if unknown:
         raise UnsupportedComponentError("tokenizer.json", sorted(unknown))
-    supported = {
-        "normalizer": normalizers.SUPPORTED,
-        "pre_tokenizer": pre_tokenizers.SUPPORTED,
-        "post_processor": processors.SUPPORTED,
-        "model": frozenset(MODELS),
-    }
-    for section, types in supported.items():
+    for section, types in REGISTRIES.items():
         pending = [document.get(section)]
         while pending:
             component = pending.pop()
@@ -68,7 +72,7 @@ def check_supported(document: dict) -> None:
             if not isinstance(component, dict):
                 raise UnsupportedComponentError(section, component)
             kind = model_type(component) if section == "model" else component.get("type")
-            if kind not in types:
+            if kind not in types and not (kind == "Sequence" and section in CHILDREN):
                 raise UnsupportedComponentError(section, kind)
             pending.extend(component.get(CHILDREN.get(section, ""), None) or [])
 

@@ -18,8 +18,10 @@ from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.ragged_ops import concat_rows, one_per_row
 from tfpipe.tokenization.reference import reference_tokenizer
 
-SUPPORTED = frozenset(
-    {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel", "Sequence"}
+# The one list of supported post-processor types (a `Sequence` of them is a container). A set,
+# not a {type: compiler} registry: every type compiles the same way, read off the reference.
+POST_PROCESSORS = frozenset(
+    {"BertProcessing", "RobertaProcessing", "TemplateProcessing", "ByteLevel"}
 )
 FIRST_MARKER, SECOND_MARKER = 4_000_000_001, 4_000_000_002
 FIRST_LENGTH, SECOND_LENGTH = 2, 3

@@ -39,6 +39,7 @@ from tfpipe.tokenization.codepoint_tables import (
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.wordpiece import utf8_lengths
+from tfpipe.tokenization.normalizers.stages import reference_normalizer
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -223,3 +224,8 @@ class Precompiled(tf.Module):
         firsts = tf.where(by_rule, tf.gather(self.replacement_firsts, safe_rule), firsts)
         offsets = tf.where(by_rule, tf.gather(self.replacement_offsets, safe_rule), offsets)
         return lengths, firsts, offsets
+
+
+def compile_precompiled(component: dict) -> list[Precompiled]:
+    """Per-character replacements are probed from the reference normalizer itself."""
+    return [Precompiled(component, reference_normalizer(component).normalize_str)]

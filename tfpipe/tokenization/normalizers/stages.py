@@ -1,0 +1,192 @@
+"""The stages most normalizers compile to, and the reference tables they are built from.
+
+Three kinds of stage apply to a ragged batch of code points:
+- `LocalMap`: each code point becomes a sequence of code points, independently of its
+  neighbours (clean-up, lowercasing, accent filtering, decomposition of one character);
+- `CanonicalReorder`: the canonical ordering step of NFD/NFKD (stable sort of runs of combining
+  marks by combining class);
+- `LocalRun`: consecutive maps and reorderings run as one lookup for usual text.
+Consecutive local maps are fused at build time, so the graph does one table lookup for a run of
+them. The tables come from the installed `tokenizers` (see codepoint_tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import tensorflow as tf
+from tokenizers import normalizers as hf_normalizers
+from tokenizers import pre_tokenizers as hf_pre_tokenizers
+
+from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
+    BlockTable,
+    CodepointMap,
+    cached_arrays,
+    combining_classes,
+    probe_classes,
+    probe_map,
+)
+from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.reference import reference_tokenizer
+
+
+class Stage(Protocol):
+    """One compiled normalizer step: a ragged batch of code points in, one out."""
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor: ...
+
+
+@dataclass
+class LocalMap:
+    """Replace every code point by its table output (possibly nothing, possibly several)."""
+
+    mapping: CodepointMap
+
+    def __post_init__(self) -> None:
+        self.table = BlockTable.from_dense(
+            self.mapping.lengths, self.mapping.firsts, self.mapping.extra_offsets
+        )
+        self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        lengths, firsts, offsets = self.table.lookup(cps.values)
+        return tf.cond(
+            tf.reduce_all(lengths == 1),
+            lambda: cps.with_values(firsts),
+            lambda: self._expand(cps, lengths, firsts, offsets),
+        )
+
+    def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
+        """The general case: some code points map to none or to several."""
+        source, within, splits = expand_values(lengths, cps.row_splits)
+        single = tf.gather(lengths, source) == 1
+        many = tf.gather(self.extra, tf.gather(offsets, source) + within)
+        values = tf.where(single, tf.gather(firsts, source), many)
+        return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
+
+
+@dataclass
+class CanonicalReorder:
+    """Canonical ordering: stable-sort each run of non-starters by combining class."""
+
+    ccc: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.table = BlockTable.from_dense(self.ccc)
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        values = cps.values
+        (ccc,) = self.table.lookup(values)
+        starts = row_starts_mask(cps)
+        out_of_order = (ccc > 0) & (previous(ccc, 0) > ccc) & ~starts
+        return tf.cond(
+            tf.reduce_any(out_of_order),
+            lambda: cps.with_values(self._sorted(values, ccc, starts)),
+            lambda: cps,
+        )
+
+    @staticmethod
+    def _sorted(values: tf.Tensor, ccc: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
+        segment = tf.cumsum(tf.cast((ccc == 0) | starts, tf.int64)) - 1
+        order = tf.argsort(segment * 256 + tf.cast(ccc, tf.int64), stable=True)
+        return tf.gather(values, order)
+
+
+class LocalRun:
+    """Consecutive `LocalMap`/`CanonicalReorder` stages, with a shortcut for usual text.
+
+    When every code point of the batch maps to exactly one code point through each map and
+    meets each reordering as a starter (combining class 0, so nothing moves), the run is one
+    lookup per code point; only other batches run the stages one by one. The table holds
+    each code point's offset to its output (or NOT_SIMPLE), so it shares blocks as the maps'
+    own tables do not.
+    """
+
+    NOT_SIMPLE = np.iinfo(np.int32).min
+
+    def __init__(self, stages: list[LocalMap | CanonicalReorder]) -> None:
+        self.stages = stages
+        codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
+        output = codepoints.copy()
+        simple = np.ones(NUM_CODEPOINTS, bool)
+        for stage in stages:
+            if isinstance(stage, LocalMap):
+                simple &= stage.mapping.lengths[output] == 1
+                output = stage.mapping.firsts[output]
+            else:
+                simple &= stage.ccc[output] == 0
+        self.table = BlockTable.from_dense(np.where(simple, output - codepoints, self.NOT_SIMPLE))
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        (offset,) = self.table.lookup(cps.values)
+        return tf.cond(
+            tf.reduce_all(offset != self.NOT_SIMPLE),
+            lambda: cps.with_values(cps.values + offset),
+            lambda: self._staged(cps),
+        )
+
+    def _staged(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        for stage in self.stages:
+            cps = stage.apply(cps)
+        return cps
+
+
+def fuse_local_maps(stages: list[Stage]) -> list[Stage]:
+    """`stages` with each run of `LocalMap`s fused into one, identity maps dropped."""
+    fused: list[Stage] = []
+    for stage in stages:
+        if isinstance(stage, LocalMap) and fused and isinstance(fused[-1], LocalMap):
+            fused[-1] = LocalMap(fused[-1].mapping.then(stage.mapping))
+        else:
+            fused.append(stage)
+    return [s for s in fused if not (isinstance(s, LocalMap) and s.mapping.is_identity())]
+
+
+def group_local_runs(stages: list[Stage]) -> list[Stage]:
+    """Stages with each run of two or more local ones (maps, reorderings) as a `LocalRun`."""
+    steps: list[Stage] = []
+    run: list[LocalMap | CanonicalReorder] = []
+    for stage in [*stages, None]:
+        if isinstance(stage, LocalMap | CanonicalReorder):
+            run.append(stage)
+            continue
+        steps += [LocalRun(run)] if len(run) > 1 else run
+        run = []
+        if stage is not None:
+            steps.append(stage)
+    return steps
+
+
+def reference_normalizer(component: dict):
+    """The reference normalizer object for one component, built from its JSON."""
+    return reference_tokenizer(normalizer=component).normalizer
+
+
+def probed_map(key: dict, probe: Callable[[str], str]) -> CodepointMap:
+    arrays = cached_arrays({"map": key}, lambda: probe_map(probe).to_arrays())
+    return CodepointMap.from_arrays(arrays)
+
+
+def local_map(component: dict) -> list[LocalMap]:
+    """The component as one `LocalMap`, probed from the reference on every code point."""
+    return [LocalMap(probed_map(component, reference_normalizer(component).normalize_str))]
+
+
+def canonical_reorder() -> CanonicalReorder:
+    nfd = hf_normalizers.NFD().normalize_str
+    arrays = cached_arrays({"ccc": "NFD"}, lambda: {"ccc": combining_classes(nfd)})
+    return CanonicalReorder(arrays["ccc"])
+
+
+def whitespace_classes() -> np.ndarray:
+    """1 where Rust's char::is_whitespace holds (what WhitespaceSplit splits on)."""
+    splitter = hf_pre_tokenizers.WhitespaceSplit()
+    arrays = cached_arrays(
+        {"classes": "WhitespaceSplit"},
+        lambda: {"classes": probe_classes(lambda c: int(not splitter.pre_tokenize_str(c)))},
+    )
+    return arrays["classes"]

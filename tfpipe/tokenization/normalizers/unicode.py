@@ -1,0 +1,159 @@
+"""The Unicode normalizers: `NFD`, `NFKD`, `NFC`, `NFKC`, `Lowercase` and `StripAccents`.
+
+None is one stage of its own: each compiles to the shared stages (see stages) — a decomposition
+is a `LocalMap` then a `CanonicalReorder`; `NFC` and `NFKC` add `Compose` after it (both
+compose canonically, NFKC's compatibility part is in its decomposition map); `Lowercase` and
+`StripAccents` are one `LocalMap` each.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+import tensorflow as tf
+from tokenizers import normalizers as hf_normalizers
+
+from tfpipe.tokenization.codepoint_tables import BlockTable, all_codepoints, cached_arrays
+from tfpipe.tokenization.normalizers.stages import Stage, canonical_reorder, local_map
+from tfpipe.tokenization.ragged_ops import mask_values, row_starts_mask, select
+
+
+class Compose(tf.Module):
+    """Canonical composition, the last step of `NFC` and `NFKC`, on decomposed, reordered text.
+
+    Text splits into segments that start at a starter which never composes with what precedes
+    it; composition never crosses them. Single-character segments (almost all text) are left
+    alone; the others run the standard algorithm — each character either joins the last
+    starter (when not blocked and a primary composite exists) or stays — vectorised over
+    segments, one character position per loop step.
+    """
+
+    SHIFT = 21
+
+    def __init__(self, ccc: np.ndarray, composites: dict[tuple[int, int], int]) -> None:
+        super().__init__(name="canonical_compose")
+        joins = np.zeros_like(ccc)
+        for _, second in composites:
+            joins[second] = 1
+        self.table = BlockTable.from_dense(ccc, joins)
+        keys = np.array([(a << self.SHIFT) | b for a, b in composites], np.int64)
+        self.composites = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, tf.int64),
+                tf.constant(list(composites.values()), tf.int32),
+            ),
+            default_value=-1,
+        )
+
+    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        values = cps.values
+        ccc, joins = self.table.lookup(values)
+        new_segment = row_starts_mask(cps) | ((ccc == 0) & (joins == 0))
+        segment = tf.cumsum(tf.cast(new_segment, tf.int32)) - 1
+        count = tf.reduce_sum(tf.cast(new_segment, tf.int32))
+        seg_length = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment, count)
+        return tf.cond(
+            tf.reduce_any(seg_length > 1),
+            lambda: self._compose(cps, ccc, segment, seg_length),
+            lambda: cps,
+        )
+
+    def _compose(self, cps, ccc, segment, seg_length) -> tf.RaggedTensor:
+        values = cps.values
+        long_segment = tf.cast(tf.where(seg_length > 1)[:, 0], tf.int32)
+        segment_start = tf.math.unsorted_segment_min(
+            tf.range(tf.size(values)), segment, tf.size(seg_length)
+        )
+        first = tf.gather(segment_start, long_segment)
+        length = tf.gather(seg_length, long_segment)
+        starter = tf.where(tf.gather(ccc, first) == 0, tf.gather(values, first), -1)
+
+        def step(k, starter, starter_at, last, out, deleted):
+            active = length > k
+            at = first + k
+            at_safe = tf.where(active, at, first)
+            char = tf.gather(values, at_safe)
+            char_ccc = tf.gather(ccc, at_safe)
+            key = tf.cast(tf.maximum(starter, 0), tf.int64) * (1 << self.SHIFT) + tf.cast(
+                char, tf.int64
+            )
+            composite = self.composites.lookup(key)
+            unblocked = (last < 0) | (last < char_ccc)
+            combine = active & (starter >= 0) & unblocked & (composite >= 0)
+            becomes_starter = active & ~combine & (char_ccc == 0)
+            starter = tf.where(combine, composite, tf.where(becomes_starter, char, starter))
+            starter_at = tf.where(becomes_starter, at, starter_at)
+            last = tf.where(
+                combine | ~active, last, tf.where(char_ccc == 0, -1, char_ccc)
+            )
+            written = tf.expand_dims(select(starter_at, combine), 1)
+            out = tf.tensor_scatter_nd_update(out, written, select(starter, combine))
+            removed = tf.expand_dims(select(at, combine), 1)
+            deleted = tf.tensor_scatter_nd_update(
+                deleted, removed, tf.ones_like(removed[:, 0], tf.bool)
+            )
+            return k + 1, starter, starter_at, last, out, deleted
+
+        _, _, _, _, out, deleted = tf.while_loop(
+            lambda k, *_: k < tf.reduce_max(length),
+            step,
+            (
+                tf.constant(1),
+                starter,
+                first,
+                tf.fill(tf.shape(first), -1),
+                values,
+                tf.zeros_like(values, tf.bool),
+            ),
+        )
+        return mask_values(cps.with_values(out), ~deleted)
+
+
+def decompose(component: dict) -> list[Stage]:
+    """`NFD` or `NFKD` (the component's type): its decomposition map, then canonical ordering."""
+    return local_map(component) + [canonical_reorder()]
+
+
+HANGUL_L, HANGUL_V, HANGUL_T, HANGUL_S = 0x1100, 0x1161, 0x11A7, 0xAC00
+
+
+def _composites() -> dict[tuple[int, int], int]:
+    """Primary composites as the reference NFC forms them (pair of code points → composite)."""
+
+    def compute() -> dict[str, np.ndarray]:
+        nfc = hf_normalizers.NFC().normalize_str
+        pairs = []
+        for cp in all_codepoints().tolist():
+            mapping = unicodedata.decomposition(chr(cp))
+            parts = mapping.split()
+            if len(parts) == 2 and not mapping.startswith("<"):
+                first, second = (int(p, 16) for p in parts)
+                if nfc(chr(first) + chr(second)) == chr(cp):
+                    pairs.append((first, second, cp))
+        for lead in range(19):
+            for vowel in range(21):
+                syllable = HANGUL_S + (lead * 21 + vowel) * 28
+                pairs.append((HANGUL_L + lead, HANGUL_V + vowel, syllable))
+                pairs += [(syllable, HANGUL_T + t, syllable + t) for t in range(1, 28)]
+        return {"pairs": np.array(pairs, np.int64)}
+
+    pairs = cached_arrays({"composites": "NFC"}, compute)["pairs"]
+    return {(int(a), int(b)): int(c) for a, b, c in pairs}
+
+
+def compile_composition(component: dict) -> list[Stage]:
+    """`NFC` or `NFKC`: the matching decomposition, then canonical composition."""
+    decomposition = {"NFC": "NFD", "NFKC": "NFKD"}[component["type"]]
+    ccc = canonical_reorder()
+    return decompose({"type": decomposition}) + [Compose(ccc.ccc, _composites())]
+
+
+def compile_decomposition(component: dict) -> list[Stage]:
+    """`NFD` or `NFKD`; the type alone selects the tables."""
+    return decompose({"type": component["type"]})
+
+
+def compile_character_map(component: dict) -> list[Stage]:
+    """`Lowercase` or `StripAccents`: one map of each code point."""
+    return local_map({"type": component["type"]})

@@ -1,0 +1,132 @@
+"""`ByteLevel`: GPT-2's split, a leading space and the byte-level alphabet.
+
+Not one stage: with use_regex its split is the `ByteLevel` split stage; `PreTokenizer` puts
+the leading space in front of the pieces first (add_prefix_space, `prepend_space`) and maps
+every code point to the byte-level characters of its UTF-8 bytes last (`byte_level_alphabet`,
+as a `LocalMap`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
+    CodepointMap,
+    cached_arrays,
+    probe_classes,
+)
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.pre_tokenizers.metaspace import BLANK, prepend_char
+from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, reference_pre_tokenizer
+from tfpipe.tokenization.ragged_ops import following, previous
+
+LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3
+APOSTROPHE = 0x27
+CONTRACTIONS = ("s", "t", "re", "ve", "m", "ll", "d")
+
+
+def byte_level_classes() -> np.ndarray:
+    """\\p{L}, \\p{N}, other, \\s: the classes the GPT-2 pattern sees, as the reference's regex
+    engine sees them. A code point is in a class when it extends a run of that class."""
+    splitter = reference_pre_tokenizer(
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    )
+    leaders = {LETTER: "a", NUMBER: "1", OTHER: "!", SPACE: "\t"}
+
+    def classify(char: str) -> int:
+        joined = [
+            k for k, lead in leaders.items() if len(splitter.pre_tokenize_str(lead + char)) == 1
+        ]
+        if len(joined) != 1:
+            raise UnsupportedComponentError(SECTION, "ByteLevel", f"unclassifiable {char!r}")
+        return joined[0]
+
+    component = {"classes": "ByteLevel-regex"}
+    return cached_arrays(component, lambda: {"classes": probe_classes(classify)})["classes"]
+
+
+def _shift(values: tf.Tensor, steps: int, fill) -> tf.Tensor:
+    for _ in range(steps):
+        values = previous(values, fill)
+    return values
+
+
+def _ahead(values: tf.Tensor, steps: int, fill) -> tf.Tensor:
+    for _ in range(steps):
+        values = following(values, fill)
+    return values
+
+
+@dataclass
+class ByteLevel:
+    """The split of `ByteLevel` (use_regex): the GPT-2 pattern,
+    `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+`.
+
+    Its matches tile the text, so it reduces to where tokens start: at class changes; not
+    between a space and the run it prefixes; before the last whitespace of a run followed by
+    non-space (the look-ahead, which RE2 cannot express); around contractions, which match
+    only where a token starts — after a letter, digit or non-space whitespace.
+    """
+
+    classes: np.ndarray
+    behaviour: str = "Isolated"
+
+    def apply(self, values, cls, starts, removed):
+        ends = following(starts, True)
+        same_prev = ~starts
+        space = cls == SPACE
+        blank = values == BLANK
+        last_space = space & ~ends & following(~space, False)
+        attached = last_space & blank
+        boundary = starts | (same_prev & (cls != previous(cls, -1)))
+        boundary &= ~(same_prev & previous(attached, False))
+        boundary |= last_space & same_prev & previous(space, False)
+        after_token_end = starts | ~(previous(cls == OTHER, False) | previous(blank, False))
+        lengths = {}
+        for suffix in CONTRACTIONS:
+            match = (values == APOSTROPHE) & after_token_end
+            for offset, char in enumerate(suffix, start=1):
+                inside = ~_ahead(ends, offset - 1, True)
+                match &= inside & (_ahead(values, offset, -1) == ord(char))
+            lengths[suffix] = match
+        any_contraction = tf.zeros_like(starts)
+        for suffix, match in lengths.items():
+            any_contraction |= match
+            size = len(suffix) + 1
+            for offset in range(1, size):
+                boundary &= ~_shift(match, offset, False)
+            boundary |= _shift(match, size, False)
+        return boundary | any_contraction, removed
+
+
+def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Prefix every non-empty piece not starting with U+0020 with one (ByteLevel's rule)."""
+    return prepend_char(pieces, BLANK)
+
+
+def byte_level_alphabet() -> CodepointMap:
+    """Each code point → the byte-level characters of its UTF-8 bytes (GPT-2's bytes_to_unicode)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    byte_char = np.zeros(256, np.int64)
+    byte_char[printable] = printable
+    others = [b for b in range(256) if b not in set(printable)]
+    byte_char[others] = 256 + np.arange(len(others))
+    cps = np.arange(NUM_CODEPOINTS, dtype=np.int64)
+    lengths = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
+    lead = np.array([0, 0, 0xC0, 0xE0, 0xF0])[lengths]
+    utf8 = np.full((NUM_CODEPOINTS, 4), -1, np.int64)
+    utf8[:, 0] = np.where(lengths == 1, cps, lead | (cps >> (6 * (lengths - 1))))
+    for k in range(1, 4):
+        continuation = 0x80 | ((cps >> np.maximum(6 * (lengths - 1 - k), 0)) & 0x3F)
+        utf8[:, k] = np.where(k < lengths, continuation, -1)
+    values = byte_char[utf8[utf8 >= 0]]
+    return CodepointMap.from_flat(lengths, values)
+
+
+def compile_byte_level(component: dict) -> list[ByteLevel]:
+    """The split stage; without use_regex, ByteLevel splits nothing."""
+    return [ByteLevel(byte_level_classes())] if component.get("use_regex", True) else []

@@ -1,0 +1,165 @@
+"""Split stages and the phases that run them: the machinery every pre-tokenizer shares.
+
+The class-based pre-tokenizers (Whitespace, WhitespaceSplit, BertPreTokenizer, Punctuation,
+Digits) all split on a per-code-point class (whitespace, punctuation, digit, word character)
+with one of the `tokenizers` split behaviours. Each becomes a `SplitStage`: a class table
+(probed from the reference implementation) plus the behaviour, applied to every piece with
+vectorised neighbour comparisons. A `SplitPhase` runs a list of stages, each splitting the
+pieces the previous one produced; `ByteLevel` and `Split` are stages of their own kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import tensorflow as tf
+
+from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
+    BlockTable,
+    cached_arrays,
+    probe_classes,
+)
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.ragged_ops import (
+    previous,
+    row_ids,
+    row_starts_mask,
+    rows_from_starts,
+    select,
+)
+from tfpipe.tokenization.reference import reference_tokenizer
+
+SECTION = "pre_tokenizer"
+BEHAVIOURS = ("Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous")
+# `class_runs`: split wherever the class changes and drop class 2 (the Whitespace pre-tokenizer).
+CLASS_RUNS = "ClassRuns"
+
+
+def reference_pre_tokenizer(component: dict):
+    """The reference pre-tokenizer object for one component, built from its JSON."""
+    return reference_tokenizer(pre_tokenizer=component).pre_tokenizer
+
+
+def isolated_classes(component: dict) -> np.ndarray:
+    """1 for the code points the component splits off from letters on both sides."""
+    splitter = reference_pre_tokenizer(component)
+
+    def classify(char: str) -> int:
+        return int(len(splitter.pre_tokenize_str("a" + char + "a")) == 3)
+
+    return cached_arrays(
+        {"classes": component}, lambda: {"classes": probe_classes(classify)}
+    )["classes"]
+
+
+def split_behaviour(component: dict, key: str = "behavior") -> str:
+    """The component's split behaviour, refused when `tokenizers` has no such behaviour."""
+    behaviour = component.get(key, "Isolated")
+    if behaviour not in BEHAVIOURS:
+        raise UnsupportedComponentError(SECTION, component.get("type"), f"behaviour {behaviour!r}")
+    return behaviour
+
+
+class Stage(Protocol):
+    """One split step of a phase; `classes` (0-3 per code point) when it uses the packed table."""
+
+    classes: np.ndarray | None
+
+    def apply(
+        self, values: tf.Tensor, cls: tf.Tensor | None, starts: tf.Tensor, removed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]: ...
+
+
+@dataclass
+class SplitStage:
+    """Split every piece on code points of class 1 with a `tokenizers` split behaviour.
+
+    Stages work on the full code point array with a removed flag instead of compacting it
+    after each stage: a removed code point always starts a new piece after it, so the
+    neighbour tests of later stages see the same pieces as after compaction.
+    """
+
+    classes: np.ndarray
+    behaviour: str
+
+    def apply(
+        self, values: tf.Tensor, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(code points, classes, piece starts, removed flags) → (starts, removed) after it."""
+        same_piece = ~starts
+        if self.behaviour == CLASS_RUNS:
+            starts |= same_piece & (cls != previous(cls, -1))
+            return self._remove(starts, removed, cls == 2)
+        match = cls == 1
+        prev_match = previous(match, False) & same_piece
+        if self.behaviour == "Removed":
+            return self._remove(starts | prev_match | match, removed, match)
+        if self.behaviour == "Isolated":
+            starts |= same_piece & (match | prev_match)
+        elif self.behaviour == "MergedWithPrevious":
+            starts |= prev_match
+        elif self.behaviour == "MergedWithNext":
+            starts |= same_piece & match
+        else:
+            starts |= same_piece & (match != previous(match, False))
+        return starts, removed
+
+    @staticmethod
+    def _remove(starts: tf.Tensor, removed: tf.Tensor, matched: tf.Tensor):
+        """Mark code points removed; the one after a removed code point starts a piece."""
+        removed |= matched
+        return starts | previous(removed, False), removed
+
+
+class SplitPhase:
+    """Split stages run together on flat code points, one packed class lookup for all.
+
+    Regex stages (`Split`) bring their own character groups and take no packed class.
+    """
+
+    CLASS_BITS = 2
+
+    def __init__(self, stages: list[Stage]) -> None:
+        self.stages = stages
+        tabled = [stage for stage in stages if stage.classes is not None]
+        if len(tabled) * self.CLASS_BITS > 30:
+            raise UnsupportedComponentError(SECTION, "Sequence", "more than 15 split stages")
+        self.slots = {}
+        packed = np.zeros(NUM_CODEPOINTS, np.int32)
+        for index, stage in enumerate(tabled):
+            packed |= stage.classes << (self.CLASS_BITS * index)
+            self.slots[id(stage)] = self.CLASS_BITS * index
+        self.table = BlockTable.from_dense(packed) if tabled else None
+
+    def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """[pieces, (code points)] → ([words, (code points)], piece of each word)."""
+        words, piece_of, _ = self.split(pieces)
+        return words, piece_of
+
+    def split(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None = None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor | None]:
+        """`__call__`, plus the per-code-point `flags` of each word's first code point."""
+        values = pieces.values
+        starts = row_starts_mask(pieces)
+        piece_of = row_ids(pieces)
+        if self.stages:
+            packed = self.table.lookup(values)[0] if self.table is not None else None
+            removed = tf.zeros_like(starts)
+            for stage in self.stages:
+                cls = None
+                if id(stage) in self.slots:
+                    shifted = tf.bitwise.right_shift(packed, self.slots[id(stage)])
+                    cls = tf.bitwise.bitwise_and(shifted, 3)
+                starts, removed = stage.apply(values, cls, starts, removed)
+            kept = ~removed
+            values = select(values, kept)
+            starts = select(starts, kept)
+            piece_of = select(piece_of, kept)
+            flags = None if flags is None else select(flags, kept)
+        words = rows_from_starts(values, starts)
+        word_flags = None if flags is None else select(flags, starts)
+        return words, select(piece_of, starts), word_flags
