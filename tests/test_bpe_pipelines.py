@@ -14,12 +14,15 @@ from model_fixtures import (
     CLASSIFIER_LABELS,
     NLI_LABELS,
     SENTENCES,
+    assert_matches_hf_flow,
     hf_sequence_classifier,
     hf_tokenizer,
+    run,
     work_dir,
 )
 from texts import generate_texts
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+from trained_tokenizers import byte_level_trainer
 
 from tfpipe.export import export
 from tfpipe.graph_audit import foreign_ops
@@ -47,9 +50,8 @@ def train_byte_level(style: str) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(generate_texts(2000, seed=5) + SENTENCES, trainer)
+    tok.train_from_iterator(generate_texts(2000, seed=5) + SENTENCES,
+                            byte_level_trainer(1000, specials))
     if style == "roberta":
         tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     else:
@@ -122,27 +124,6 @@ def roberta_nli() -> Path:
 
 def gpt2_classifier() -> Path:
     return checkpoint("gpt2", "TFGPT2ForSequenceClassification", tuple(CLASSIFIER_LABELS.items()))
-
-
-def hf_flow_probabilities(path: Path, texts, pairs=None) -> np.ndarray:
-    """HF tokenizer (right padding to the longest, truncation) -> the same TF model -> softmax."""
-    encoded = hf_tokenizer(path)(texts, pairs, padding=True, truncation=True, return_tensors="tf")
-    logits = hf_sequence_classifier(path)(**encoded).logits
-    return tf.nn.softmax(logits, axis=-1).numpy()
-
-
-def run(model, texts, **more_inputs) -> dict[str, np.ndarray]:
-    inputs = {"text": tf.constant(texts), **{k: tf.constant(v) for k, v in more_inputs.items()}}
-    return {name: value.numpy() for name, value in model(inputs).items()}
-
-
-def assert_matches_hf_flow(outputs: dict, path: Path, texts, pairs=None) -> None:
-    expected = hf_flow_probabilities(path, texts, pairs)
-    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
-    id2label = hf_sequence_classifier(path).config.id2label
-    assert [label.decode() for label in outputs["label"]] == [
-        id2label[i] for i in expected.argmax(-1)
-    ]
 
 
 def exported_matches_hf_flow(model, path: Path, name: str) -> None:

@@ -8,9 +8,14 @@ import shutil
 from pathlib import Path
 
 import tensorflow as tf
-from model_fixtures import CLASSIFIER_LABELS, SENTENCES, hf_tokenizer, work_dir
-from test_bpe_pipelines import assert_matches_hf_flow, run
-from test_sentencepiece_parity import albert_style_normalizer
+from model_fixtures import (
+    CLASSIFIER_LABELS,
+    SENTENCES,
+    assert_matches_hf_flow,
+    hf_tokenizer,
+    run,
+    work_dir,
+)
 from texts import generate_texts
 from tokenizers import (
     Tokenizer,
@@ -20,6 +25,7 @@ from tokenizers import (
     processors,
     trainers,
 )
+from trained_tokenizers import albert_style_normalizer
 
 from tfpipe.export import export
 from tfpipe.graph_audit import foreign_ops
