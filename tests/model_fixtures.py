@@ -104,7 +104,8 @@ def cached_export(name: str, make_model: Callable[[], object], described_in: str
                   for k, v in dataclasses.asdict(exported).items()}
         (folder / "exported.json").write_text(json.dumps(fields))
 
-    digest = code_digest(Path(__file__), Path(described_in), REPO / "tfpipe")
+    digest = code_digest(Path(__file__), Path(described_in), Path(__file__).with_name("texts.py"),
+                         REPO / "tfpipe")
     folder = cached_folder("export", name, digest, build)
     fields = json.loads((folder / "exported.json").read_text())
     paths = {field.name for field in dataclasses.fields(ExportedModel) if field.type in

@@ -28,8 +28,11 @@ from pathlib import Path
 
 TESTS = Path(__file__).parent
 COUNTS = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "errors")
-# Files sharing one process (they build few layers; together well under 4 GB).
+# Files sharing one process: they build few layers, and share the exports the old-runtime
+# test loads (model_fixtures.py, pipeline_checkpoints.py).
 SHARED_PROCESS = (
+    "test_bpe_pipelines.py",
+    "test_sentencepiece_pipelines.py",
     "test_cli.py",
     "test_concurrent_load.py",
     "test_export.py",
@@ -50,8 +53,6 @@ LONGEST_FIRST = (
     "test_components.py",
     "test_unigram_long_words.py",
     "test_tokenizer_layer.py",
-    "test_bpe_pipelines.py",
-    "test_sentencepiece_pipelines.py",
 )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from model_fixtures import SENTENCES, cached_export, exported_classifier, save_tiny_checkpoint
+from pipeline_checkpoints import albert_classifier, exported_text_classifier, roberta_classifier
 from texts import generate_texts
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from trained_tokenizers import CL100K, byte_level_trainer, trained_checkpoint
@@ -110,16 +111,18 @@ def train_split_tokenizer() -> tuple[Tokenizer, dict]:
 
 
 def exported(family: str, shared_dir: Path | None) -> Path:
+    """The family's export: the ones the pipeline tests make where they cover it (one export
+    each per run), a Llama-3-style Split tokenizer's here."""
     if family == "wordpiece":
         return exported_classifier().path
+    if family == "byte-level-bpe":
+        return exported_text_classifier(roberta_classifier()).path
     if family == "split-bpe":
         tokenizer = trained_checkpoint("old-runtime split-bpe", train_split_tokenizer, __file__)
         return classifier_with_tokenizer(family, tokenizer, 1000)
-    if shared_dir is None:
-        pytest.skip("../shared/tokenizers is not available")
-    name, vocab_size = {"byte-level-bpe": ("roberta-base", 50265),
-                        "unigram": ("t5-small", 32100)}[family]
-    return classifier_with_tokenizer(family, shared_dir / "tokenizers" / name, vocab_size)
+    assert family == "unigram" and shared_dir is not None
+    albert = albert_classifier(shared_dir / "tokenizers" / "albert-base-v2")
+    return exported_text_classifier(albert).path
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +134,7 @@ def shared_or_none(request) -> Path | None:
 @pytest.fixture(scope="module")
 def outputs_by_runtime(shared_or_none) -> dict[str, dict[str, dict]]:
     """``{"new"|"old": {family: outputs}}``: every family's export run in each runtime."""
-    families = [f for f in FAMILIES if shared_or_none or f in ("wordpiece", "split-bpe")]
+    families = [f for f in FAMILIES if shared_or_none or f != "unigram"]
     paths = {family: exported(family, shared_or_none) for family in families}
     by_path = {name: run_loader(python, list(paths.values()))
                for name, python in (("new", sys.executable), ("old", OLDEST_PYTHON))}
