@@ -45,7 +45,7 @@ SHARED_PROCESS = (
     "test_bad_input.py",
     "test_bench_smoke.py",
 )
-# Measured longest first (tests/run_isolated.py's own report), so the last to start are short.
+# Longest first (by this script's report), so that the last processes to start are short.
 LONGEST_FIRST = (
     "test_bpe_parity.py",
     "test_wordpiece_parity.py",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -37,6 +36,7 @@ from tokenizers import (
     processors,
     trainers,
 )
+from trained_tokenizers import trained_checkpoint
 
 MATRIX_TEXTS = 3000 if FULL else 1000
 
@@ -336,8 +336,8 @@ def injected_strings(variant: Variant) -> tuple[str, ...]:
     return tuple(dict.fromkeys(contents + list(SPECIAL_TOKENS)))
 
 
-def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
-    """Train a small WordPiece vocabulary for ``variant`` and save it as a checkpoint folder."""
+def train(variant: Variant, corpus: list[str]) -> tuple[Tokenizer, dict]:
+    """A small WordPiece vocabulary trained for ``variant``, and its tokenizer_config.json."""
     roberta = variant.post == "roberta"
     specials = (["<s>", "<pad>", "</s>", "<unk>", AddedToken("<mask>", lstrip=True, special=True)]
                 if roberta else BERT_SPECIALS)
@@ -352,8 +352,6 @@ def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
     tok.post_processor = post_processor(variant.post, tok)
     tok.add_tokens(list(variant.added))
     tok.add_special_tokens(list(variant.added_special))
-    folder.mkdir(parents=True)
-    tok.save(str(folder / "tokenizer.json"))
     if roberta:
         names = dict(bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
                      unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
@@ -361,8 +359,7 @@ def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
         names = BERT_CONFIG
     config = dict(model_max_length=128, tokenizer_class=variant.tokenizer_class, **names,
                   **variant.config)
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
+    return tok, config
 
 
 @pytest.fixture(scope="module")
@@ -371,12 +368,13 @@ def training_corpus() -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_trained_wordpiece_variant_matches(name, training_corpus, tmp_path, hf_tokenizer):
+def test_trained_wordpiece_variant_matches(name, training_corpus, hf_tokenizer):
     from tfpipe import TokenizerLayer
     from tfpipe.tokenization import UnsupportedComponentError
 
     variant = VARIANTS[name]
-    folder = train_checkpoint(variant, training_corpus, tmp_path / "ckpt")
+    folder = trained_checkpoint(f"wordpiece {name}", lambda: train(variant, training_corpus),
+                                __file__)
     try:
         layer = TokenizerLayer.from_pretrained(str(folder))
     except UnsupportedComponentError as e:
