@@ -527,8 +527,12 @@ HYPOTHESIS = settings(max_examples=examples(25, 60), deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
 TEXT_BATCHES = st.lists(TEXTS, min_size=1, max_size=4)
 PAIR_BATCHES = st.lists(st.tuples(TEXTS, TEXTS), min_size=1, max_size=4)
-HYPOTHESIS_VARIANTS = ["ByteLevel-roberta", "ByteLevel-roberta-add_prefix_space",
-                       "AddedToken-special", "prefix-and-suffix", "Split-Llama-3", "Split-o200k"]
+# A byte-level, an added-token, a word-level and a Split variant by default; all six in a
+# full run.
+HYPOTHESIS_VARIANTS = (["ByteLevel-roberta", "ByteLevel-roberta-add_prefix_space",
+                        "AddedToken-special", "prefix-and-suffix", "Split-Llama-3", "Split-o200k"]
+                       if FULL else ["ByteLevel-roberta-add_prefix_space", "AddedToken-special",
+                                     "prefix-and-suffix", "Split-o200k"])
 
 
 @pytest.fixture(scope="module")
