@@ -16,9 +16,34 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from parity import LayerRunner  # noqa: E402
-from texts import generate_texts  # noqa: E402
+from samples import FULL, sample  # noqa: E402
+from texts import SHARED_DIR, course_texts, generate_texts, hand_written_count  # noqa: E402
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (exhaustive sweeps, 10 MB inputs, long soaks) run only in a full
+    run (``TFPIPE_TEST_SAMPLE=full``, ``make test-full``) or when ``-m`` selects markers."""
+    if FULL or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+# Seconds spent in each test file's tests (setup, call and teardown), for the summary below.
+FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    FILE_SECONDS[path] = FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One ``file seconds: PATH N.N`` line per test file (tests/run_isolated.py reads them)."""
+    for path, seconds in FILE_SECONDS.items():
+        terminalreporter.write_line(f"file seconds: {path} {seconds:.1f}")
 
 
 class NetworkAccessError(OSError):
@@ -86,9 +111,16 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def corpus(shared_dir) -> list[str]:
+    """The course corpus, every text (tests sample it with ``samples.sample``)."""
+    return course_texts(shared_dir)
+
+
+@pytest.fixture(scope="session")
 def generated_texts() -> list[str]:
-    """The 20,000 seeded multilingual texts."""
-    return generate_texts()
+    """The 20,000 seeded multilingual texts (a full run), or their hand-written edge cases
+    and an even spread of the random ones, 4,000 in all (the default run)."""
+    return sample(generate_texts(), 4000, keep_first=hand_written_count())
 
 
 @pytest.fixture(scope="session")

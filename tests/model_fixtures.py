@@ -2,16 +2,23 @@
 
 Builders are memoised functions rather than conftest fixtures so every test module can share
 them; each checkpoint is a real ``save_pretrained`` folder with the MiniLM tokenizer files.
+Checkpoints and exports are also kept on disk between runs (tests/disk_cache.py): exports
+until tfpipe or this file changes, checkpoints until this file changes.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+from disk_cache import REPO, cached_folder, code_digest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,38 +77,62 @@ def save_tiny_checkpoint(
     name: str, model_class_name: str, *, safetensors: bool = False, **config_overrides
 ) -> Path:
     """A randomly initialised tiny BERT saved with ``save_pretrained`` plus tokenizer files."""
-    import tf_keras
-    import transformers
 
-    tf_keras.utils.set_random_seed(0)
-    model = getattr(transformers, model_class_name)(tiny_bert_config(**config_overrides))
-    model(model.dummy_inputs)
-    destination = work_dir() / name
-    model.save_pretrained(str(destination), safe_serialization=safetensors)
-    copy_tokenizer_files(destination)
-    return destination
+    def build(destination: Path) -> None:
+        import tf_keras
+        import transformers
+
+        tf_keras.utils.set_random_seed(0)
+        model = getattr(transformers, model_class_name)(tiny_bert_config(**config_overrides))
+        model(model.dummy_inputs)
+        model.save_pretrained(str(destination), safe_serialization=safetensors)
+        copy_tokenizer_files(destination)
+
+    key = json.dumps([name, model_class_name, safetensors, config_overrides], sort_keys=True)
+    return cached_folder("checkpoint", key, code_digest(Path(__file__)), build)
+
+
+def cached_export(name: str, make_model: Callable[[], object], described_in: str = __file__):
+    """``make_model()`` exported as ``.../saved_models/NAME/1`` (an ExportedModel), or the
+    export a previous run made from the same tfpipe and test code (this file and
+    ``described_in``, the module whose ``make_model`` it is)."""
+    from tfpipe.export import ExportedModel, export
+
+    def build(folder: Path) -> None:
+        exported = export(make_model(), folder / "saved_models" / name / "1")
+        fields = {k: str(v.relative_to(folder)) if isinstance(v, Path) else v
+                  for k, v in dataclasses.asdict(exported).items()}
+        (folder / "exported.json").write_text(json.dumps(fields))
+
+    digest = code_digest(Path(__file__), Path(described_in), Path(__file__).with_name("texts.py"),
+                         REPO / "tfpipe")
+    folder = cached_folder("export", name, digest, build)
+    fields = json.loads((folder / "exported.json").read_text())
+    paths = {field.name for field in dataclasses.fields(ExportedModel) if field.type in
+             ("Path", Path)}
+    return ExportedModel(**{k: folder / v if k in paths else v for k, v in fields.items()})
+
+
+def tiny_sequence_classifier(name: str, labels: dict[int, str]) -> Path:
+    """A tiny BERT sequence classifier with these labels, as tf_model.h5."""
+    return save_tiny_checkpoint(
+        name,
+        "TFBertForSequenceClassification",
+        id2label=labels,
+        label2id={label: index for index, label in labels.items()},
+    )
 
 
 @functools.cache
 def classifier_checkpoint() -> Path:
-    """Tiny sequence classifier with labels negative/neutral/positive, as tf_model.h5."""
-    return save_tiny_checkpoint(
-        "classifier",
-        "TFBertForSequenceClassification",
-        id2label=CLASSIFIER_LABELS,
-        label2id={label: index for index, label in CLASSIFIER_LABELS.items()},
-    )
+    """Tiny sequence classifier with labels negative/neutral/positive."""
+    return tiny_sequence_classifier("classifier", CLASSIFIER_LABELS)
 
 
 @functools.cache
 def nli_checkpoint() -> Path:
-    """Tiny NLI classifier (contradiction/neutral/entailment), as tf_model.h5."""
-    return save_tiny_checkpoint(
-        "nli",
-        "TFBertForSequenceClassification",
-        id2label=NLI_LABELS,
-        label2id={label: index for index, label in NLI_LABELS.items()},
-    )
+    """Tiny NLI classifier (contradiction/neutral/entailment)."""
+    return tiny_sequence_classifier("nli", NLI_LABELS)
 
 
 @functools.cache
@@ -114,19 +145,17 @@ def classifier_pipeline():
 @functools.cache
 def exported_classifier():
     """The tiny classifier pipeline exported as saved_models/classifier/1 (an ExportedModel)."""
-    from tfpipe.export import export
-
-    return export(classifier_pipeline(), work_dir() / "saved_models" / "classifier" / "1")
+    return cached_export("classifier", classifier_pipeline)
 
 
 @functools.cache
 def exported_pair_classifier():
     """The tiny classifier with a ``text_pair`` input, exported as saved_models/pair/1."""
-    from tfpipe.export import export
     from tfpipe.pipelines import pipeline
 
-    model = pipeline("text-classification", classifier_checkpoint(), text_pair=True)
-    return export(model, work_dir() / "saved_models" / "pair" / "1")
+    return cached_export(
+        "pair", lambda: pipeline("text-classification", classifier_checkpoint(), text_pair=True)
+    )
 
 
 @functools.cache
@@ -151,3 +180,23 @@ def seed_flow_probabilities(path: Path, texts, pairs=None):
     encoded = tokenizer(texts, pairs, padding=True, truncation=True, return_tensors="tf")
     logits = hf_sequence_classifier(path)(**encoded).logits
     return tf.nn.softmax(logits, axis=-1).numpy()
+
+
+def run(model, texts, **more_inputs) -> dict:
+    """A pipeline model called on string lists; its outputs as numpy arrays."""
+    import tensorflow as tf
+
+    inputs = {"text": tf.constant(texts), **{k: tf.constant(v) for k, v in more_inputs.items()}}
+    return {name: value.numpy() for name, value in model(inputs).items()}
+
+
+def assert_matches_hf_flow(outputs: dict, path: Path, texts, pairs=None) -> None:
+    """Probabilities within 1e-5 of the seed flow's, and its argmax labels."""
+    import numpy as np
+
+    expected = seed_flow_probabilities(path, texts, pairs)
+    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
+    id2label = hf_sequence_classifier(path).config.id2label
+    assert [label.decode() for label in outputs["label"]] == [
+        id2label[i] for i in expected.argmax(-1)
+    ]

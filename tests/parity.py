@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 Text = str | bytes
@@ -32,6 +33,31 @@ class LayerRunner:
         if pairs is None:
             return self._single(text)
         return self._pair(text, tf.constant(list(pairs), dtype=tf.string, shape=[len(pairs)]))
+
+
+def shifted(texts: Sequence[Text], by: int = 1) -> list[Text]:
+    """Partners for pair encoding: the same texts rotated, so lengths mix."""
+    return list(texts[by:]) + list(texts[:by])
+
+
+def hf_accepts(hf, text: Text, pair: Text | None, **kwargs) -> bool:
+    """Whether the HF tokenizer encodes this input or raises (only_* truncation errors)."""
+    try:
+        hf([text], None if pair is None else [pair], **kwargs)
+    except Exception:  # tokenizers raises a bare Exception for truncation errors
+        return False
+    return True
+
+
+def split_by_hf_acceptance(
+    hf, texts: Sequence[Text], pairs: Sequence[Text] | None, **kwargs
+) -> tuple[list[int], list[int]]:
+    """Indices of the inputs HF encodes and of those it refuses, with the call ``kwargs``."""
+    accepted, rejected = [], []
+    for i, text in enumerate(texts):
+        pair = None if pairs is None else pairs[i]
+        (accepted if hf_accepts(hf, text, pair, **kwargs) else rejected).append(i)
+    return accepted, rejected
 
 
 def python_text(text: Text) -> str:
@@ -160,3 +186,34 @@ def check_parity(
         )
         problems += [f"batch@{start}: {p}" for p in found]
     assert not problems, report(problems, len(texts), max_report)
+
+
+def check_parity_where_hf_accepts(
+    layer: LayerRunner,
+    hf,
+    texts: Sequence[Text],
+    pairs: Sequence[Text] | None = None,
+    *,
+    refusals: bool | None,
+    **hf_kwargs,
+) -> None:
+    """Parity on every input HF encodes; an input HF refuses (only_* truncation that would
+    empty a sequence) makes the layer raise too, in a batch beside accepted ones.
+
+    ``refusals``: whether ``texts`` must hold inputs HF refuses (True), must not (False), or
+    may (None).
+    """
+    def pick(items, indices):
+        return None if items is None else [items[i] for i in indices]
+
+    accepted, rejected = split_by_hf_acceptance(hf, texts, pairs, **hf_kwargs)
+    check_parity(layer, hf, pick(texts, accepted), pick(pairs, accepted), **hf_kwargs)
+    if refusals is not None:
+        assert bool(rejected) == refusals, (
+            f"{len(rejected)} inputs HF refuses to truncate, expected "
+            f"{'some' if refusals else 'none'}"
+        )
+    if rejected:
+        bad = rejected[:1] + accepted[:5]
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            layer(pick(texts, bad), pick(pairs, bad))

@@ -1,40 +1,152 @@
-"""Run each test file in its own pytest process and print one combined summary.
+"""Run the test files in a few pytest processes, two at a time, and print one combined summary.
 
-Every file builds many compiled tokenizers and TF models; in one process their graphs and
-tables add up to more memory than the 24 GB CI machine has. A process per file returns it.
+Every parity file builds dozens of compiled tokenizers; in one process their graphs and tables
+add up to more memory than the 24 GB CI machine has, so each gets a process of its own. Files
+that build few (models, exports, serving) share one process: TensorFlow is imported and the
+shared tiny checkpoints and exports (tests/model_fixtures.py) are built once for all of them.
+Two processes run at once, longest first: on 2 cores one process's single-threaded stretches
+(imports, HF tokenizers, tracing) leave a core idle, and the largest two fit in memory.
+
+Prints each process's wall time and peak RSS as it ends, then each file's time (from the
+``file seconds:`` lines tests/conftest.py prints), the total wall time, and last the line CI
+reads: ``N passed, N failed, N skipped``.
+
+Usage: python tests/run_isolated.py [--jobs N] [PYTEST_ARGS...]
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
+TESTS = Path(__file__).parent
 COUNTS = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "errors")
+# Files sharing one process: they build few layers, and share the exports the old-runtime
+# test loads (model_fixtures.py, pipeline_checkpoints.py).
+SHARED_PROCESS = (
+    "test_bpe_pipelines.py",
+    "test_sentencepiece_pipelines.py",
+    "test_cli.py",
+    "test_concurrent_load.py",
+    "test_export.py",
+    "test_heads.py",
+    "test_models.py",
+    "test_old_runtime.py",
+    "test_pipelines.py",
+    "test_serving.py",
+    "test_untrusted_files.py",
+    "test_bad_input.py",
+    "test_bench_smoke.py",
+)
+# Longest first (by this script's report), so that the last processes to start are short.
+LONGEST_FIRST = (
+    "test_bpe_parity.py",
+    "test_wordpiece_parity.py",
+    "test_sentencepiece_parity.py",
+    "test_components.py",
+    "test_unigram_long_words.py",
+    "test_tokenizer_layer.py",
+)
 
 
-def main(args: list[str]) -> int:
-    totals = dict.fromkeys(COUNTS, 0)
-    status = 0
-    for path in sorted(Path(__file__).parent.glob("test_*.py")):
-        print(f"== {path.name}", flush=True)
-        run = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", *args, str(path)],
-            stdout=subprocess.PIPE,
-            text=True,
+@dataclass
+class Run:
+    """One pytest process: its files, output, exit code, wall time and peak RSS."""
+
+    files: list[Path]
+    output: str = ""
+    returncode: int = 0
+    seconds: float = 0.0
+    peak_rss_gb: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return " ".join(path.name for path in self.files)
+
+
+def plan() -> list[list[Path]]:
+    """Process groups, longest first: the shared-process files, then one process per file."""
+    files = sorted(TESTS.glob("test_*.py"))
+    shared = [path for path in files if path.name in SHARED_PROCESS]
+    alone = [path for path in files if path.name not in SHARED_PROCESS]
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    alone.sort(key=lambda path: order.get(path.name, len(order)))
+    groups = [[path] for path in alone]
+    if shared:
+        groups.insert(min(2, len(groups)), shared)
+    return groups
+
+
+def run(files: list[Path], args: list[str]) -> Run:
+    """Run pytest on ``files`` in a child process; wait4 gives that child's peak RSS."""
+    result = Run(files)
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as output:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", *args, *map(str, files)],
+            stdout=output, stderr=subprocess.STDOUT, text=True,
         )
-        print(run.stdout, end="", flush=True)
-        summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""
-        for number, word in re.findall(r"(\d+) (\w+)", summary):
-            if word in totals:
-                totals[word] += int(number)
-        if run.returncode not in (0, 5):
-            status = 1
-    failed = totals["failed"] + totals["error"] + totals["errors"]
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        result.output = output.read()
+    result.returncode = child.returncode
+    result.seconds = time.perf_counter() - started
+    result.peak_rss_gb = usage.ru_maxrss / 2**20  # kilobytes on Linux
+    return result
+
+
+def summary_counts(output: str) -> dict[str, int]:
+    lines = output.strip().splitlines()
+    counts = dict.fromkeys(COUNTS, 0)
+    for number, word in re.findall(r"(\d+) (\w+)", lines[-1] if lines else ""):
+        if word in counts:
+            counts[word] += int(number)
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    jobs = 2
+    if argv[:1] == ["--jobs"]:
+        jobs, argv = int(argv[1]), argv[2:]
+    started = time.perf_counter()
+    runs: list[Run] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run, files, argv) for files in plan()]
+        for future in as_completed(futures):
+            finished = future.result()
+            runs.append(finished)
+            print(f"== {finished.name}: {finished.seconds:.0f} s, "
+                  f"peak RSS {finished.peak_rss_gb:.1f} GB", flush=True)
+            print(finished.output, end="", flush=True)
+    wall = time.perf_counter() - started
+    print("\n== seconds per test file (its tests' setup, call and teardown)")
+    for finished in sorted(runs, key=lambda r: -r.seconds):
+        for path, seconds in re.findall(r"^file seconds: (\S+) ([\d.]+)$", finished.output, re.M):
+            print(f"{float(seconds):8.1f}  {Path(path).name}")
+        print(f"{finished.seconds:8.1f}  = process wall time: {finished.name}")
+    print(f"total wall time: {wall:.0f} s ({wall / 60:.1f} min) with {jobs} processes at once")
+    totals = dict.fromkeys(COUNTS, 0)
+    crashed = 0
+    for finished in runs:
+        for word, number in summary_counts(finished.output).items():
+            totals[word] += number
+        # 0: passed, 1: tests failed, 5: nothing collected; anything else (killed, internal
+        # error, interrupted) loses that process's results, so it counts as a failure.
+        if finished.returncode not in (0, 1, 5):
+            print(f"!! {finished.name}: pytest exited with {finished.returncode}")
+            crashed += 1
+    failed = totals["failed"] + totals["error"] + totals["errors"] + crashed
     skipped = totals["skipped"] + totals["xfailed"]
     print(f"{totals['passed']} passed, {failed} failed, {skipped} skipped")
-    return status or int(failed > 0)
+    return int(failed > 0)
 
 
 if __name__ == "__main__":

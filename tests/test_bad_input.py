@@ -29,6 +29,7 @@ import pytest
 from bad_input_worker import CASES
 from model_fixtures import classifier_checkpoint, exported_classifier, exported_pair_classifier
 from parity import python_text
+from samples import slow_beyond
 
 WORKER = Path(__file__).with_name("bad_input_worker.py")
 LEVELS = ("layer", "keras", "tf2", "tf1")
@@ -38,6 +39,8 @@ CASE_SECONDS = 120
 LARGE_CASE_SECONDS = 30
 LARGE_CASE_RSS_GROWTH_MB = 1024
 LARGE_CASES = ("1mb_string", "10mb_string", "10mb_one_word", "10mb_pair")
+# Run only when a selected test needs them (tests marked slow: make test-full).
+TEN_MEGABYTE_CASES = ("10mb_string", "10mb_one_word", "10mb_pair")
 LABELS = 3
 
 ROWS = {
@@ -142,10 +145,10 @@ def run_worker(level: str, setup: Path, names: list[str], results: dict) -> str 
     return current
 
 
-def run_level(level: str, setup: Path) -> dict:
-    """Every case's outcome at `level`, restarting the worker after a case that kills it."""
+def run_level(level: str, setup: Path, cases: list[str]) -> dict:
+    """Each case's outcome at `level`, restarting the worker after a case that kills it."""
     results: dict = {}
-    pending = list(CASES)
+    pending = list(cases)
     while pending:
         stopped_at = run_worker(level, setup, pending, results)
         if stopped_at is None:
@@ -168,14 +171,18 @@ def setup_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcomes(setup_file):
-    """``outcomes(level)``: {case: outcome}, the level's worker run on first use."""
+def outcomes(request, setup_file):
+    """``outcomes(level)``: {case: outcome}, the level's worker run on first use; the 10 MB
+    cases only when a selected test needs them."""
     cache: dict[str, dict] = {}
+    large = any(item.path == request.path and item.get_closest_marker("slow")
+                for item in request.session.items)
+    cases = [case for case in CASES if large or case not in TEN_MEGABYTE_CASES]
 
     def get(level: str) -> dict:
         if level not in cache:
             start = time.perf_counter()
-            cache[level] = run_level(level, setup_file)
+            cache[level] = run_level(level, setup_file, cases)
             print(f"{level}: {time.perf_counter() - start:.1f} s")
         return cache[level]
 
@@ -201,7 +208,8 @@ def assert_output_structure(level: str, outputs: dict, rows: int) -> None:
     assert outputs["label"]["dtype"] == "string" and outputs["score"]["shape"] == [rows]
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", slow_beyond(list(CASES), [c for c in CASES
+                                                          if c not in TEN_MEGABYTE_CASES]))
 @pytest.mark.parametrize("level", LEVELS)
 def test_bad_input_gives_its_documented_outcome(outcomes, level, case):
     result = outcomes(level)[case]
@@ -216,7 +224,7 @@ def test_bad_input_gives_its_documented_outcome(outcomes, level, case):
         assert re.search(want.pattern, result["message"]), result["message"]
 
 
-@pytest.mark.parametrize("case", LARGE_CASES)
+@pytest.mark.parametrize("case", slow_beyond(LARGE_CASES, ["1mb_string"]))
 @pytest.mark.parametrize("level", LEVELS)
 def test_megabyte_strings_take_bounded_time_and_memory(outcomes, level, case):
     result = outcomes(level)[case]
@@ -251,6 +259,7 @@ def test_layer_ids_equal_hf_on_the_replacement_decoded_text(outcomes, case):
         assert got[name]["values"] == ids, name
 
 
+@pytest.mark.slow
 def test_ten_megabyte_strings_keep_what_truncation_keeps(outcomes):
     """The 10 MB text repeats the 1 MB one's prose, so their truncated ids agree; one 10 MB
     word is one [UNK], as any word over 100 characters."""
@@ -263,7 +272,7 @@ def test_ten_megabyte_strings_keep_what_truncation_keeps(outcomes):
 @pytest.mark.parametrize("level", ["tf2", "tf1"])
 def test_exports_answer_the_valid_cases_like_the_keras_model(outcomes, level):
     served, in_memory = outcomes(level), outcomes("keras")
-    for case in ROWS:
+    for case in [case for case in ROWS if case in in_memory]:
         got, want = served[case]["outputs"], in_memory[case]["outputs"]
         np.testing.assert_allclose(
             got["probabilities"]["values"] or np.zeros((0, LABELS)),

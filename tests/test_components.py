@@ -10,11 +10,19 @@ import random
 
 import pytest
 import tensorflow as tf
-from tokenizers import Tokenizer
+from samples import FULL, sample
+from texts import SHARED_DIR, course_texts
+from trained_tokenizers import CL100K, GPT2_SPLIT
 
 from tfpipe.tokenization import UnsupportedComponentError
 from tfpipe.tokenization.normalizers import Normalizer
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer
+from tfpipe.tokenization.reference import reference_tokenizer
+
+# BertNormalizer options: every value of each option is in one of these (clean_text,
+# handle_chinese_chars, strip_accents, lowercase); the other combinations run in a full run.
+BERT_NORMALIZER_DEFAULTS = [(True, True, None, True), (True, True, None, False),
+                            (False, False, True, False), (True, False, False, True)]
 
 NORMALIZERS = [
     {"type": "NFC"},
@@ -33,13 +41,17 @@ NORMALIZERS = [
         "normalizers": [{"type": "NFD"}, {"type": "Lowercase"}, {"type": "StripAccents"}],
     },
     *(
-        {
-            "type": "BertNormalizer",
-            "clean_text": clean,
-            "handle_chinese_chars": chinese,
-            "strip_accents": strip,
-            "lowercase": lower,
-        }
+        pytest.param(
+            {
+                "type": "BertNormalizer",
+                "clean_text": clean,
+                "handle_chinese_chars": chinese,
+                "strip_accents": strip,
+                "lowercase": lower,
+            },
+            marks=() if (clean, chinese, strip, lower) in BERT_NORMALIZER_DEFAULTS
+            else pytest.mark.slow,
+        )
         for clean in (True, False)
         for chinese in (True, False)
         for strip in (None, True, False)
@@ -64,9 +76,6 @@ PRE_TOKENIZERS = [
         ],
     },
 ]
-GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-CL100K_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def split(pattern: str, behaviour: str = "Isolated", invert: bool = False, kind: str = "Regex"):
@@ -74,14 +83,18 @@ def split(pattern: str, behaviour: str = "Isolated", invert: bool = False, kind:
 
 
 SPLITS = [
-    split(GPT2_PATTERN),
-    split(CL100K_PATTERN),
-    split(CL100K_PATTERN, "Removed", invert=True),
+    split(GPT2_SPLIT),
+    split(CL100K),
+    split(CL100K, "Removed", invert=True),
     split(r"\s+(?=\S)", "MergedWithNext"),
     split(r" ?[^(\s|[.,!?…。，、।۔،])]+"),
     split(r"(?i)[a-z]+|\w+?x|\x{3000}|\u00a0|\.{2,}"),
-    *(split(r"a*", behaviour, invert) for behaviour in
-      ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous")
+    # Empty matches under each behaviour, each inverted or not; the default run takes one
+    # of the two per behaviour (each Split build costs seconds).
+    *(pytest.param(split(r"a*", behaviour, invert),
+                   marks=() if invert == (rank % 2 == 1) else pytest.mark.slow)
+      for rank, behaviour in enumerate(
+          ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"))
       for invert in (False, True)),
     split(" ", "Removed", kind="String"),
     split("ab", "MergedWithPrevious", kind="String"),
@@ -94,18 +107,8 @@ WHITESPACE_DENSE = " \t\n\r\u3000\xa0a1!'sSLlX.ab"
 
 
 def reference(section: str, component: dict):
-    document = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": [],
-        "normalizer": component if section == "normalizer" else None,
-        "pre_tokenizer": component if section == "pre_tokenizer" else None,
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": {}, "unk_token": "x"},
-    }
-    return getattr(Tokenizer.from_str(json.dumps(document)), section)
+    """The reference ``tokenizers`` component for a tokenizer.json section."""
+    return getattr(reference_tokenizer(**{section: component}), section)
 
 
 EDGE_TEXTS = [
@@ -134,14 +137,15 @@ def random_text(rng: random.Random) -> str:
 
 
 @pytest.fixture(scope="module")
-def component_texts(request) -> list[str]:
+def component_texts() -> list[str]:
+    """Random texts dense in hard cases, whitespace runs and (when shared data is there)
+    course texts: 10,000 in a full run, 3,000 by default."""
     rng = random.Random(20261125)
-    texts = [random_text(rng) for _ in range(4000)] + EDGE_TEXTS
-    texts += ["".join(rng.choices(WHITESPACE_DENSE, k=rng.randint(0, 20))) for _ in range(2000)]
-    corpus = request.config.rootpath.parent / "shared" / "corpus" / "course.jsonl"
-    if corpus.is_file():
-        with corpus.open(encoding="utf-8") as lines:
-            texts += [json.loads(line)["text"] for line in lines][::6]
+    texts = [random_text(rng) for _ in range(4000 if FULL else 1200)] + EDGE_TEXTS
+    texts += ["".join(rng.choices(WHITESPACE_DENSE, k=rng.randint(0, 20)))
+              for _ in range(2000 if FULL else 600)]
+    if (SHARED_DIR / "corpus" / "course.jsonl").is_file():
+        texts += sample(course_texts(SHARED_DIR)[::6], 1200)
     return texts
 
 

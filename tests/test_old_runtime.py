@@ -5,6 +5,7 @@ tensorflow-cpu==2.12.0 (the oldest release for Python 3.11) into `.venv-tf-oldes
 TFPIPE_OLDEST_PYTHON at it; that runtime loads each exported model (one per tokenizer
 family) both ways TF Serving-era code does — `tf.saved_model.load` signatures and the TF1
 `serve` loader — and must return the same token ids and the same probabilities as TF 2.21.
+Each runtime loads all the exports in one process: TensorFlow starts once per runtime.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_fixtures import SENTENCES, exported_classifier, save_tiny_checkpoint, work_dir
+from model_fixtures import SENTENCES, cached_export, exported_classifier, save_tiny_checkpoint
+from pipeline_checkpoints import albert_classifier, exported_text_classifier, roberta_classifier
 from texts import generate_texts
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
+from trained_tokenizers import CL100K, byte_level_trainer, trained_checkpoint
 
 from tfpipe import runtime_compat
-from tfpipe.export import export
 from tfpipe.pipelines import pipeline
 
 OLDEST_PYTHON = os.environ.get("TFPIPE_OLDEST_PYTHON")
@@ -37,36 +39,41 @@ TEXTS = [
     "naïve café 👍🏽 日本語のテキスト İstanbul",
     "It's a long text. " * 60,
 ]
-CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-# Runs in both runtimes: each signature through tf.saved_model.load and the TF1 loader.
+FAMILIES = ("wordpiece", "byte-level-bpe", "unigram", "split-bpe")
+# Runs in both runtimes: each export's signatures through tf.saved_model.load and the TF1
+# loader, all exports in one process; prints {path: result}.
 LOADER = textwrap.dedent("""
     import json, sys
     import numpy as np
     import tensorflow as tf
-    path, texts = sys.argv[1], json.loads(sys.argv[2])
-    result = {"version": tf.__version__, "tf2": {}, "tf1": {}}
-    loaded = tf.saved_model.load(path)
-    for name in ("serving_default", "tokenize"):
-        out = loaded.signatures[name](text=tf.constant(texts))
-        result["tf2"][name] = {k: np.asarray(v).tolist() for k, v in out.items()
-                               if v.dtype != tf.string}
-    with tf.compat.v1.Session(graph=tf.Graph()) as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+
+    def run(path, texts):
+        result = {"version": tf.__version__, "tf2": {}, "tf1": {}}
+        loaded = tf.saved_model.load(path)
         for name in ("serving_default", "tokenize"):
-            signature = meta.signature_def[name]
-            fetches = {k: v.name for k, v in signature.outputs.items()
-                       if v.dtype != tf.string.as_datatype_enum}
-            feed = {signature.inputs["text"].name: np.asarray(texts, dtype=object)}
-            out = session.run(fetches, feed)
-            result["tf1"][name] = {k: np.asarray(v).tolist() for k, v in out.items()}
-    print(json.dumps(result))
+            out = loaded.signatures[name](text=tf.constant(texts))
+            result["tf2"][name] = {k: np.asarray(v).tolist() for k, v in out.items()
+                                   if v.dtype != tf.string}
+        with tf.compat.v1.Session(graph=tf.Graph()) as session:
+            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+            for name in ("serving_default", "tokenize"):
+                signature = meta.signature_def[name]
+                fetches = {k: v.name for k, v in signature.outputs.items()
+                           if v.dtype != tf.string.as_datatype_enum}
+                feed = {signature.inputs["text"].name: np.asarray(texts, dtype=object)}
+                out = session.run(fetches, feed)
+                result["tf1"][name] = {k: np.asarray(v).tolist() for k, v in out.items()}
+        return result
+
+    paths, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    print(json.dumps({path: run(path, texts) for path in paths}))
 """)
 
 
-def run_loader(python: str, path: Path) -> dict:
+def run_loader(python: str, paths: list[Path]) -> dict[str, dict]:
+    """Each export's outputs in the runtime of ``python``, keyed by its path."""
     completed = subprocess.run(
-        [python, "-c", LOADER, str(path), json.dumps(TEXTS)],
+        [python, "-c", LOADER, json.dumps([str(path) for path in paths]), json.dumps(TEXTS)],
         capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
@@ -79,11 +86,14 @@ def classifier_with_tokenizer(name: str, tokenizer: Path, vocab_size: int) -> Pa
     checkpoint = save_tiny_checkpoint(
         name, "TFBertForSequenceClassification", vocab_size=vocab_size, num_labels=2
     )
-    model = pipeline("text-classification", checkpoint, tokenizer=tokenizer, max_length=64)
-    return export(model, work_dir() / "saved_models" / name / "1").path
+    return cached_export(
+        name,
+        lambda: pipeline("text-classification", checkpoint, tokenizer=tokenizer, max_length=64),
+        __file__,
+    ).path
 
 
-def trained_split_tokenizer() -> Path:
+def train_split_tokenizer() -> tuple[Tokenizer, dict]:
     """A Llama-3-style tokenizer: cl100k Split with its look-ahead, ByteLevel, BPE."""
     tok = Tokenizer(models.BPE(ignore_merges=True))
     tok.normalizer = normalizers.NFC()  # its composition table must be saved with the model
@@ -91,30 +101,28 @@ def trained_split_tokenizer() -> Path:
         pre_tokenizers.Split(Regex(CL100K), "isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(generate_texts(1000, seed=3), trainer)
+    tok.train_from_iterator(generate_texts(1000, seed=3),
+                            byte_level_trainer(1000, ["<s>", "<pad>"]))
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    folder = work_dir() / "split-tokenizer"
-    folder.mkdir()
-    tok.save(str(folder / "tokenizer.json"))
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
               "bos_token": "<s>", "model_max_length": 512}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
+    return tok, config
 
 
 def exported(family: str, shared_dir: Path | None) -> Path:
+    """The family's export: the ones the pipeline tests make where they cover it (one export
+    each per run), a Llama-3-style Split tokenizer's here."""
     if family == "wordpiece":
         return exported_classifier().path
+    if family == "byte-level-bpe":
+        return exported_text_classifier(roberta_classifier()).path
     if family == "split-bpe":
-        return classifier_with_tokenizer(family, trained_split_tokenizer(), 1000)
-    if shared_dir is None:
-        pytest.skip("../shared/tokenizers is not available")
-    name, vocab_size = {"byte-level-bpe": ("roberta-base", 50265),
-                        "unigram": ("t5-small", 32100)}[family]
-    return classifier_with_tokenizer(family, shared_dir / "tokenizers" / name, vocab_size)
+        tokenizer = trained_checkpoint("old-runtime split-bpe", train_split_tokenizer, __file__)
+        return classifier_with_tokenizer(family, tokenizer, 1000)
+    assert family == "unigram" and shared_dir is not None
+    albert = albert_classifier(shared_dir / "tokenizers" / "albert-base-v2")
+    return exported_text_classifier(albert).path
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +131,24 @@ def shared_or_none(request) -> Path | None:
     return path if (path / "tokenizers").is_dir() else None
 
 
+@pytest.fixture(scope="module")
+def outputs_by_runtime(shared_or_none) -> dict[str, dict[str, dict]]:
+    """``{"new"|"old": {family: outputs}}``: every family's export run in each runtime."""
+    families = [f for f in FAMILIES if shared_or_none or f != "unigram"]
+    paths = {family: exported(family, shared_or_none) for family in families}
+    by_path = {name: run_loader(python, list(paths.values()))
+               for name, python in (("new", sys.executable), ("old", OLDEST_PYTHON))}
+    return {name: {family: outputs[str(path)] for family, path in paths.items()}
+            for name, outputs in by_path.items()}
+
+
 @needs_oldest
-@pytest.mark.parametrize("family", ["wordpiece", "byte-level-bpe", "unigram", "split-bpe"])
-def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_none):
-    path = exported(family, shared_or_none)
-    new = run_loader(sys.executable, path)
-    old = run_loader(OLDEST_PYTHON, path)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_none,
+                                                              outputs_by_runtime):
+    if family not in outputs_by_runtime["new"]:
+        pytest.skip("../shared/tokenizers is not available")
+    new, old = outputs_by_runtime["new"][family], outputs_by_runtime["old"][family]
     # TF 2.12 is the oldest release for Python 3.11; newer Pythons start later.
     if sys.version_info < (3, 12):
         assert old["version"] == runtime_compat.MINIMUM_TENSORFLOW

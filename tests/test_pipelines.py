@@ -17,6 +17,7 @@ from model_fixtures import (
     hf_tokenizer,
     minilm_path,
     nli_checkpoint,
+    run,
     seed_flow_probabilities,
 )
 
@@ -28,11 +29,6 @@ SENTIMENT_TEXTS = [
     "I've been waiting for a HuggingFace course my whole life.",
     "I hate this so much!",
 ]
-
-
-def run(model, texts, **more_inputs):
-    inputs = {"text": tf.constant(texts), **{k: tf.constant(v) for k, v in more_inputs.items()}}
-    return {name: value.numpy() for name, value in model(inputs).items()}
 
 
 def decoded(strings):

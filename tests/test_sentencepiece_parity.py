@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from parity import LayerRunner, assert_same_encoding, check_parity
-from texts import COMBINING_DIACRITICS, EMOJI, WHITESPACE, ZERO_WIDTH, course_texts, generate_texts
-from tokenizers import (
-    AddedToken,
-    Regex,
-    Tokenizer,
-    decoders,
-    models,
-    normalizers,
-    pre_tokenizers,
-    processors,
-    trainers,
+from parity import LayerRunner, assert_same_encoding, check_parity, shifted
+from samples import FULL, examples, sample
+from sentencepiece_checkpoints import SPIECE_INJECT, VARIANTS, trained
+from texts import (
+    COMBINING_DIACRITICS,
+    EMOJI,
+    WHITESPACE,
+    ZERO_WIDTH,
+    generate_texts,
+    hand_written_count,
 )
+from tokenizers import Tokenizer
 
 SHARED_SENTENCEPIECE = (
     "albert-base-v2",
@@ -32,25 +29,13 @@ SHARED_SENTENCEPIECE = (
     "hf-fixture-test-sentencepiece-bpe",
     "hf-fixture-test-sentencepiece-no-bos",
 )
-# Every n-th course text (the whole corpus is checked by hand; tests stay within minutes).
-# llama-2 has no pre-tokenizer, so each text is one BPE word: far slower per text.
-CORPUS_STRIDE = {"llama-2": 24}
-DEFAULT_STRIDE = 12
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>", "<cls>", "<sep>", "<mask>"]
-SPIECE_INJECT = ("<s>", "</s>", "<pad>", "<unk>", "<cls>", "<sep>", "<mask>", "▁", "▁▁", "  ")
-
-
-def shifted(texts: list[str], by: int = 1) -> list[str]:
-    return texts[by:] + texts[:by]
+# Every n-th course text (every 12th in a full run, every 36th by default). llama-2 has no
+# pre-tokenizer, so each text is one BPE word: far slower per text, so half as many.
+DEFAULT_STRIDE = 12 if FULL else 36
+CORPUS_STRIDE = {"llama-2": 2 * DEFAULT_STRIDE}
 
 
 # --- Real checkpoints on the course corpus --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def corpus(shared_dir) -> list[str]:
-    return course_texts(shared_dir)
-
 
 @pytest.mark.parametrize("name", SHARED_SENTENCEPIECE)
 def test_shared_checkpoint_matches_on_course_corpus(
@@ -165,7 +150,8 @@ TEXTS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40, 150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(TEXTS, min_size=1, max_size=4))
 def test_random_unicode_matches_on_t5(shared_dir, tokenizer_layer, hf_tokenizer, texts):
     path = shared_dir / "tokenizers" / "t5-small"
@@ -181,184 +167,6 @@ def test_random_unicode_matches_on_t5(shared_dir, tokenizer_layer, hf_tokenizer,
 # --- Tokenizers trained at test time -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A SentencePiece-style tokenizer to train and wrap as a checkpoint folder."""
-
-    model: str = "unigram"
-    normalizer: object = None
-    pre_tokenizer: object = field(default_factory=lambda: pre_tokenizers.Metaspace())
-    # llama-style: train with Metaspace, then encode with these (no pre-tokenizer).
-    serve_normalizer: object = None
-    byte_fallback: bool = False
-    post: str = "eos"
-    config: dict = field(default_factory=dict)
-    # Added after training: normalized (not special) tokens, matched in the normalized text.
-    added_tokens: tuple = ()
-
-
-LLAMA_NORMALIZER = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-
-def albert_style_normalizer() -> normalizers.Normalizer:
-    """albert-base-v2's normalizer, as transformers' SentencePiece conversion writes it."""
-    return normalizers.Sequence(
-        [
-            normalizers.Replace("``", '"'),
-            normalizers.Replace("''", '"'),
-            normalizers.NFKD(),
-            normalizers.StripAccents(),
-            normalizers.Lowercase(),
-            normalizers.Replace(Regex(" {2,}"), " "),
-        ]
-    )
-
-
-VARIANTS = {
-    "Unigram-Metaspace": Variant(),
-    "Unigram-Metaspace-split=False": Variant(pre_tokenizer=pre_tokenizers.Metaspace(split=False)),
-    "Unigram-Metaspace-never": Variant(
-        pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="never")
-    ),
-    "Unigram-WhitespaceSplit+Metaspace-NFKC-Lowercase": Variant(
-        normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()]),
-        pre_tokenizer=pre_tokenizers.Sequence(
-            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace()]
-        ),
-    ),
-    "Unigram-Strip+Replace-regex": Variant(
-        normalizer=normalizers.Sequence(
-            [normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), "▁")]
-        )
-    ),
-    "Unigram-byte_fallback": Variant(byte_fallback=True),
-    "Unigram-llama-normalizer-no-pre-tokenizer": Variant(serve_normalizer=LLAMA_NORMALIZER),
-    "Unigram-xlnet-template-left-padding": Variant(post="xlnet", config=dict(padding_side="left")),
-    "BPE-Metaspace-fuse_unk": Variant(model="bpe"),
-    "Unigram-Metaspace-first": Variant(
-        pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first")
-    ),
-    "BPE-Metaspace-first-split=False": Variant(
-        model="bpe", pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
-    ),
-    "Unigram-WhitespaceSplit+Metaspace-first-albert-normalizer": Variant(
-        normalizer=albert_style_normalizer(),
-        pre_tokenizer=pre_tokenizers.Sequence(
-            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(prepend_scheme="first")]
-        ),
-    ),
-    "Unigram-Strip+Prepend+NFKC-Digits+Punctuation+Metaspace-first": Variant(
-        normalizer=normalizers.Sequence(
-            [
-                normalizers.Strip(),
-                normalizers.Replace("x", "ks"),
-                normalizers.Prepend("~"),
-                normalizers.NFKC(),
-            ]
-        ),
-        pre_tokenizer=pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Digits(individual_digits=True),
-                pre_tokenizers.Punctuation(),
-                pre_tokenizers.Metaspace(prepend_scheme="first"),
-            ]
-        ),
-    ),
-    "Unigram-Metaspace-first-normalized-added-tokens": Variant(
-        normalizer=normalizers.Sequence([normalizers.NFKC(), normalizers.Prepend("~~")]),
-        pre_tokenizer=pre_tokenizers.Metaspace(prepend_scheme="first"),
-        added_tokens=(
-            AddedToken("~", normalized=True, rstrip=True),
-            AddedToken("fi", normalized=True, lstrip=True),
-            AddedToken("hello", normalized=True, single_word=True),
-        ),
-    ),
-    "BPE-llama-byte_fallback": Variant(
-        model="bpe", byte_fallback=True, serve_normalizer=LLAMA_NORMALIZER, post="bos"
-    ),
-}
-
-
-def post_processor(kind: str, tok: Tokenizer):
-    ids = {name: tok.token_to_id(name) for name in SPECIALS}
-    if kind == "eos":
-        return processors.TemplateProcessing(
-            single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", ids["</s>"])]
-        )
-    if kind == "bos":
-        return processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[("<s>", ids["<s>"])]
-        )
-    assert kind == "xlnet"
-    return processors.TemplateProcessing(
-        single="$A <sep> <cls>",
-        pair="$A <sep> $B:1 <sep>:1 <cls>:2",
-        special_tokens=[("<sep>", ids["<sep>"]), ("<cls>", ids["<cls>"])],
-    )
-
-
-def _with_byte_tokens(tok: Tokenizer) -> Tokenizer:
-    """The trained Unigram rebuilt with all 256 <0xXX> tokens and byte_fallback on."""
-    model = json.loads(tok.to_str())["model"]
-    vocab = [tuple(entry) for entry in model["vocab"]]
-    lowest = min(score for _, score in vocab)
-    vocab += [(f"<0x{b:02X}>", lowest - 1.0) for b in range(256)]
-    rebuilt = Tokenizer(models.Unigram(vocab, unk_id=model["unk_id"], byte_fallback=True))
-    rebuilt.normalizer, rebuilt.pre_tokenizer = tok.normalizer, tok.pre_tokenizer
-    return rebuilt
-
-
-def train_checkpoint(variant: Variant, corpus: list[str], folder: Path) -> Path:
-    """Train a small vocabulary for ``variant`` and save it as a checkpoint folder."""
-    if variant.model == "unigram":
-        tok = Tokenizer(models.Unigram())
-        trainer = trainers.UnigramTrainer(
-            vocab_size=3000, special_tokens=SPECIALS, unk_token="<unk>", max_piece_length=12
-        )
-    else:
-        tok = Tokenizer(
-            models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=variant.byte_fallback)
-        )
-        specials = SPECIALS + (
-            [f"<0x{b:02X}>" for b in range(256)] if variant.byte_fallback else []
-        )
-        trainer = trainers.BpeTrainer(vocab_size=3000, special_tokens=specials, limit_alphabet=300)
-    if variant.normalizer is not None:
-        tok.normalizer = variant.normalizer
-    tok.pre_tokenizer = variant.pre_tokenizer
-    tok.train_from_iterator(corpus, trainer)
-    if variant.model == "unigram" and variant.byte_fallback:
-        tok = _with_byte_tokens(tok)
-    if variant.serve_normalizer is not None:
-        tok.normalizer, tok.pre_tokenizer = variant.serve_normalizer, None
-    tok.add_tokens(list(variant.added_tokens))
-    tok.decoder = decoders.Metaspace()
-    tok.post_processor = post_processor(variant.post, tok)
-    folder.mkdir(parents=True)
-    tok.save(str(folder / "tokenizer.json"))
-    config = dict(
-        model_max_length=64,
-        tokenizer_class="PreTrainedTokenizerFast",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
-        cls_token="<cls>",
-        sep_token="<sep>",
-        mask_token="<mask>",
-        **variant.config,
-    )
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def training_corpus() -> list[str]:
-    """Texts cut down to code points below U+0600 (the Unigram trainer keeps every character
-    it sees); the test texts are not, so unknown characters are exercised too."""
-    texts = generate_texts(3000, seed=7, inject=SPIECE_INJECT)
-    return ["".join(c for c in text if ord(c) < 0x600) for text in texts]
-
-
 # Where Metaspace `first` decides: the start of each text and what may precede its first piece.
 FIRST_PIECE_TEXTS = [
     "", " ", "hello world", " hello", "  hello  world ", "\thello", "\u3000hello",
@@ -372,14 +180,15 @@ FIRST_PIECE_TEXTS = [
 
 @pytest.fixture(scope="module")
 def variant_texts() -> list[str]:
-    return FIRST_PIECE_TEXTS + generate_texts(800, seed=13, inject=SPIECE_INJECT)
+    texts = generate_texts(800, seed=13, inject=SPIECE_INJECT)
+    return FIRST_PIECE_TEXTS + sample(texts, 300, keep_first=hand_written_count(SPIECE_INJECT))
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_trained_variant_matches(name, training_corpus, variant_texts, tmp_path, hf_tokenizer):
+def test_trained_variant_matches(name, variant_texts, hf_tokenizer):
     from tfpipe import TokenizerLayer
 
-    folder = train_checkpoint(VARIANTS[name], training_corpus, tmp_path / "ckpt")
+    folder = trained(name)
     hf = hf_tokenizer(folder)
     check_parity(
         LayerRunner(TokenizerLayer.from_pretrained(str(folder), padding=False, truncation=False)),

@@ -308,10 +308,15 @@ def test_graph_uses_only_stock_tensorflow_ops(minilm, config):
         assert foreign_ops(ops) == set()
 
 
-def write_tokenizer_json(folder, tokenizer_json: dict):
+def assert_build_refuses_component(minilm_path, folder, section: str, component: dict,
+                                   name: str) -> None:
+    """MiniLM's tokenizer.json with ``component`` in ``section`` fails to build, naming it."""
+    tokenizer_json = json.loads((minilm_path / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer_json[section] = component
     folder.mkdir()
     (folder / "tokenizer.json").write_text(json.dumps(tokenizer_json))
-    return folder
+    with pytest.raises(UnsupportedComponentError, match=name):
+        TokenizerLayer.from_pretrained(str(folder / "tokenizer.json"), padding=False)
 
 
 @pytest.mark.parametrize(
@@ -328,11 +333,7 @@ def write_tokenizer_json(folder, tokenizer_json: dict):
 def test_unknown_component_raises_at_build_naming_it(
     minilm_path, tmp_path, section, component, name
 ):
-    tokenizer_json = json.loads((minilm_path / "tokenizer.json").read_text(encoding="utf-8"))
-    tokenizer_json[section] = component
-    folder = write_tokenizer_json(tmp_path / "ckpt", tokenizer_json)
-    with pytest.raises(UnsupportedComponentError, match=name):
-        TokenizerLayer.from_pretrained(str(folder / "tokenizer.json"), padding=False)
+    assert_build_refuses_component(minilm_path, tmp_path / "ckpt", section, component, name)
 
 
 def test_bpe_with_dropout_raises_at_build(tmp_path):
@@ -358,11 +359,7 @@ def test_bpe_with_dropout_raises_at_build(tmp_path):
 def test_real_component_without_support_raises_at_build_naming_it(
     minilm_path, tmp_path, section, component, name
 ):
-    tokenizer_json = json.loads((minilm_path / "tokenizer.json").read_text(encoding="utf-8"))
-    tokenizer_json[section] = component
-    folder = write_tokenizer_json(tmp_path / "ckpt", tokenizer_json)
-    with pytest.raises(UnsupportedComponentError, match=name):
-        TokenizerLayer.from_pretrained(str(folder / "tokenizer.json"), padding=False)
+    assert_build_refuses_component(minilm_path, tmp_path / "ckpt", section, component, name)
 
 
 def test_unsupported_component_error_is_a_value_error():

@@ -12,15 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from parity import LayerRunner, check_parity
-from test_sentencepiece_parity import (
-    SPIECE_INJECT,
-    VARIANTS,
-    shifted,
-    train_checkpoint,
-    training_corpus,  # noqa: F401 (fixture)
-)
-from texts import course_texts, generate_texts
+from parity import LayerRunner, check_parity, shifted
+from samples import slow_beyond
+from sentencepiece_checkpoints import SPIECE_INJECT, trained
+from texts import generate_texts
 
 from tfpipe.tokenization.models import unigram
 
@@ -29,11 +24,6 @@ LARGE_WORD_SECONDS = 30
 # Measured on 2 cores: 2.8 s for a 1 MB word segmented whole by checked block passes, 26 s by
 # the stepwise pass.
 WHOLE_MEGABYTE_WORD_SECONDS = 12
-
-
-@pytest.fixture(scope="module")
-def corpus(shared_dir) -> list[str]:
-    return course_texts(shared_dir)
 
 
 # --- Long words under right truncation: the Unigram model stops early, exactly -------------------
@@ -66,7 +56,7 @@ CUT_STRATEGIES = {"longest_first": 8, "only_first": 40, "only_second": 8}
 PAIR_WORD_CHARACTERS = 200
 
 
-@pytest.mark.parametrize("name", ["t5-small", "deberta-v3-small"])
+@pytest.mark.parametrize("name", slow_beyond(["t5-small", "deberta-v3-small"], ["t5-small"]))
 def test_long_words_cut_by_truncation_keep_hf_ids(name, shared_dir, corpus, hf_tokenizer):
     from tfpipe import TokenizerLayer
 
@@ -91,9 +81,7 @@ def test_long_words_cut_by_truncation_keep_hf_ids(name, shared_dir, corpus, hf_t
         check_parity(LayerRunner(layer), hf, *pair, **kwargs)
 
 
-def test_long_unknown_and_byte_fallback_words_keep_hf_ids(
-    training_corpus, tmp_path, hf_tokenizer  # noqa: F811 (the imported fixture)
-):
+def test_long_unknown_and_byte_fallback_words_keep_hf_ids(hf_tokenizer):
     """Words of characters the vocabulary lacks: unknown runs fuse (or become bytes) across
     any cut, so such words settle late or are segmented whole."""
     from tfpipe import TokenizerLayer
@@ -104,7 +92,7 @@ def test_long_unknown_and_byte_fallback_words_keep_hf_ids(
         unknown, unknown[:400] + "hello" * 100, "hello" * 100 + unknown[:900] + "world" * 5
     ]
     for name in ("Unigram-Metaspace", "Unigram-byte_fallback"):
-        folder = train_checkpoint(VARIANTS[name], training_corpus, tmp_path / name)
+        folder = trained(name)
         layer = TokenizerLayer.from_pretrained(str(folder), max_length=10)
         assert layer._encode_limited is not layer._encode
         check_parity(
@@ -119,6 +107,7 @@ def test_long_unknown_and_byte_fallback_words_keep_hf_ids(
     )
 
 
+@pytest.mark.slow
 def test_megabyte_words_cost_about_their_first_tokens(shared_dir, corpus, hf_tokenizer):
     """One whitespace-free word of 1 or 10 MB under truncation: bounded time (a few
     thousand characters are segmented, not millions), ids equal to HF's on the 1 MB word.
@@ -173,7 +162,9 @@ LONG_REPEATS = [
 ODD_PAIR_MAX_LENGTH = {"t5-small": 41, "albert-base-v2": 42, "deberta-v3-small": 42}
 
 
-@pytest.mark.parametrize("name", ["t5-small", "albert-base-v2", "deberta-v3-small"])
+@pytest.mark.parametrize(
+    "name", slow_beyond(["t5-small", "albert-base-v2", "deberta-v3-small"], ["t5-small"])
+)
 def test_long_words_segmented_whole_keep_hf_ids(name, shared_dir, corpus, hf_tokenizer, tmp_path):
     """No truncation, left truncation and odd-budget pairs need a long word's whole
     segmentation: the checked block passes give HF's ids."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 SEED = 20240601
+# The shared test data (real tokenizers, the course corpus), cloned beside the repo.
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]")
 
@@ -378,6 +380,11 @@ def generate_texts(
     while len(texts) < n:
         texts.append(gen.text())
     return texts[:n]
+
+
+def hand_written_count(inject: tuple[str, ...] = SPECIAL_TOKENS) -> int:
+    """How many hand-written texts ``generate_texts`` puts before its random draws."""
+    return len(EDGE_CASES) + 3 * len(inject)
 
 
 def course_texts(shared_dir: Path) -> list[str]:

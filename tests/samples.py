@@ -1,0 +1,45 @@
+"""How much of each sweep a run covers: a representative sample by default, all of it in
+``make test-full`` (``TFPIPE_TEST_SAMPLE=full``).
+
+The default run keeps every kind of input a sweep has (the hand-written edge cases always,
+then an even spread of the rest), so each family and mode is still checked; the full run
+adds volume, which is what finds the rare text a sample misses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TypeVar
+
+import pytest
+
+FULL = os.environ.get("TFPIPE_TEST_SAMPLE", "small") == "full"
+
+T = TypeVar("T")
+
+
+def sample(items: Sequence[T], size: int, keep_first: int = 0) -> list[T]:
+    """``items`` whole in a full run; otherwise the first ``keep_first`` and an even spread
+    of the rest, ``size`` in all."""
+    items = list(items)
+    if FULL or len(items) <= size:
+        return items
+    head, rest = items[:keep_first], items[keep_first:]
+    step = max(1, len(rest) // max(1, size - len(head)))
+    return head + rest[::step][: size - len(head)]
+
+
+def examples(default: int, full: int) -> int:
+    """A Hypothesis example count: ``full`` in a full run."""
+    return full if FULL else default
+
+
+def slow_beyond(values: Sequence, default: Sequence) -> list:
+    """Parametrize ``values`` (tuples for several argument names), all but the ``default``
+    ones (the default run's representatives) marked ``slow``."""
+    return [
+        value if value in default
+        else pytest.param(*value if isinstance(value, tuple) else (value,), marks=pytest.mark.slow)
+        for value in values
+    ]

@@ -1,0 +1,78 @@
+"""Tokenizers trained at test time with ``tokenizers``: shared pieces and the disk cache.
+
+A trained checkpoint is a folder HF and tfpipe both load (tokenizer.json and
+tokenizer_config.json). Training takes a second or more per tokenizer and is the same from
+run to run, so ``trained_checkpoint`` keeps each one on disk, keyed by a digest of the test
+code that describes it (tests/disk_cache.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from disk_cache import cached_folder, code_digest
+from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, trainers
+
+# Split patterns of real checkpoints: GPT-2's (inside its ByteLevel), then tiktoken-style
+# ones (Llama-3 / cl100k, Qwen2, GPT-4o / o200k, DeepSeek-V3), with the `\s+(?!\S)`
+# look-ahead RE2 cannot run directly.
+GPT2_SPLIT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2 = CL100K.replace(r"\p{N}{1,3}", r"\p{N}")
+O200K = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+         r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+"
+         r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}"
+         r"| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+DEEPSEEK = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"
+            r"| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+TEXTS_MODULE = Path(__file__).with_name("texts.py")
+
+
+def split_then_bytes(*patterns: str) -> pre_tokenizers.PreTokenizer:
+    """Regex Splits, then ByteLevel without its own regex: the tiktoken-style pipeline."""
+    splits = [pre_tokenizers.Split(Regex(p), "isolated") for p in patterns]
+    return pre_tokenizers.Sequence(
+        [*splits, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+
+
+def byte_level_trainer(vocab_size: int, special_tokens: list, **options) -> trainers.BpeTrainer:
+    """A BPE trainer whose alphabet holds all 256 ByteLevel characters."""
+    return trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
+                               initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
+
+
+def albert_style_normalizer() -> normalizers.Normalizer:
+    """albert-base-v2's normalizer, as transformers' SentencePiece conversion writes it."""
+    return normalizers.Sequence(
+        [
+            normalizers.Replace("``", '"'),
+            normalizers.Replace("''", '"'),
+            normalizers.NFKD(),
+            normalizers.StripAccents(),
+            normalizers.Lowercase(),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
+
+
+def save_checkpoint(tok: Tokenizer, config: dict, folder: Path) -> Path:
+    """tokenizer.json + tokenizer_config.json: a folder HF and tfpipe both load."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return folder
+
+
+def trained_checkpoint(
+    name: str, train: Callable[[], tuple[Tokenizer, dict]], described_in: str
+) -> Path:
+    """The checkpoint folder of ``train()`` (a tokenizer and its tokenizer_config.json),
+    trained once and kept until ``described_in`` (the test module holding the recipe), this
+    module or tests/texts.py (the training texts) change."""
+    digest = code_digest(Path(described_in), Path(__file__), TEXTS_MODULE)
+    return cached_folder("trained", name, digest,
+                         lambda folder: save_checkpoint(*train(), folder))
