@@ -22,7 +22,7 @@ from texts import generate_texts
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from tfpipe.export import export
-from tfpipe.graph_audit import foreign_ops
+from tfpipe.export.graph_audit import foreign_ops
 from tfpipe.pipelines import pipeline
 
 EOS = "<|endoftext|>"

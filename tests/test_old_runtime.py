@@ -22,8 +22,7 @@ from model_fixtures import SENTENCES, exported_classifier, save_tiny_checkpoint,
 from texts import generate_texts
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
-from tfpipe import runtime_compat
-from tfpipe.export import export
+from tfpipe.export import export, runtime_compat
 from tfpipe.pipelines import pipeline
 
 OLDEST_PYTHON = os.environ.get("TFPIPE_OLDEST_PYTHON")

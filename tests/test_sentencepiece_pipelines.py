@@ -22,7 +22,7 @@ from tokenizers import (
 )
 
 from tfpipe.export import export
-from tfpipe.graph_audit import foreign_ops
+from tfpipe.export.graph_audit import foreign_ops
 from tfpipe.pipelines import pipeline
 
 MAX_LENGTH = 64
