@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gc
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,7 +20,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from tfpipe import TokenizerLayer
 from tfpipe.export.graph_audit import foreign_ops, graph_op_types
-from tfpipe.tokenization import UnsupportedComponentError
+from tfpipe.tokenization import UnsupportedComponentError, checkpoint
 from tfpipe.tokenization.checkpoint import load_reference
 from tfpipe.tokenization.compiled import compiled_tokenizer
 
@@ -422,3 +423,19 @@ def test_word_token_limited_encoders_are_kept_per_limit(tmp_path):
     assert compiled.encoder(16) is compiled.encoder(16)
     assert compiled.encoder(16) is not compiled.encoder(32)
     assert compiled.encoder(None) is not compiled.encoder(16)
+
+
+def test_reference_loads_are_remembered_until_a_file_changes(minilm_path, tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_path / name, folder / name)
+    first = load_reference(folder)
+    read, loads = checkpoint._read_reference, []
+    monkeypatch.setattr(checkpoint, "_read_reference", lambda path: loads.append(1) or read(path))
+    assert load_reference(folder) == first and not loads
+    first[1]["model_input_names"].append("changed by a caller")
+    assert load_reference(folder) == load_reference(str(folder)) != first
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 77}))
+    assert load_reference(folder)[1]["model_max_length"] == 77 and loads
