@@ -43,7 +43,7 @@ from _common import (
 
 from tfpipe import TokenizerLayer
 from tfpipe.tokenization import UnsupportedComponentError
-from tfpipe.tokenization.layer import load_reference
+from tfpipe.tokenization.checkpoint import load_reference
 from tfpipe.tokenization.pipeline import decode_replacing_errors
 
 MAX_LENGTH = 128

@@ -208,7 +208,7 @@ def assert_export_serves_like_hf_flow(path: Path, texts: list[str]) -> None:
     and served: only core TF ops, probabilities within 1e-5 of the HF flow."""
     import tensorflow as tf
 
-    from tfpipe.graph_audit import foreign_ops
+    from tfpipe.export.graph_audit import foreign_ops
 
     exported = exported_text_classifier(path)
     assert exported.op_types and not foreign_ops(exported.op_types)

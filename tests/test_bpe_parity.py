@@ -41,7 +41,7 @@ from trained_tokenizers import (
 )
 
 from tfpipe import TokenizerLayer
-from tfpipe.graph_audit import foreign_ops, graph_op_types
+from tfpipe.export.graph_audit import foreign_ops, graph_op_types
 from tfpipe.tokenization import UnsupportedComponentError
 
 SHARED_BPE = ["gpt2", "roberta-base", "gpt-neox-20b"]

@@ -27,7 +27,7 @@ from pipeline_checkpoints import (
 )
 
 from tfpipe.export import export
-from tfpipe.graph_audit import foreign_ops
+from tfpipe.export.graph_audit import foreign_ops
 from tfpipe.pipelines import pipeline
 
 TEXTS = [

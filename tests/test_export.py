@@ -20,16 +20,14 @@ from model_fixtures import (
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfpipe.export import (
+from tfpipe.export import ExportError, export
+from tfpipe.export.graph_audit import foreign_ops, graph_op_types
+from tfpipe.export.saved_model import WARMUP_FILE, find_tokenizer
+from tfpipe.export.tf_serving import (
     BATCHING_PARAMETERS_FILE,
-    WARMUP_FILE,
-    ExportError,
-    export,
-    find_tokenizer,
     write_batching_parameters,
     write_models_config,
 )
-from tfpipe.graph_audit import foreign_ops, graph_op_types
 
 
 def test_export_writes_a_numbered_version_with_metadata():

@@ -17,7 +17,7 @@ from model_fixtures import (
     work_dir,
 )
 
-from tfpipe.models import ModelLoadError, TransformerLayer
+from tfpipe.transformer import ModelLoadError, TransformerLayer
 
 
 def encoded(path, texts=SENTENCES):

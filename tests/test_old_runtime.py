@@ -25,7 +25,7 @@ from texts import generate_texts
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from trained_tokenizers import CL100K, byte_level_trainer, trained_checkpoint
 
-from tfpipe import runtime_compat
+from tfpipe.export import runtime_compat
 from tfpipe.pipelines import pipeline
 
 OLDEST_PYTHON = os.environ.get("TFPIPE_OLDEST_PYTHON")

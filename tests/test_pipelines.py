@@ -21,9 +21,9 @@ from model_fixtures import (
     seed_flow_probabilities,
 )
 
-from tfpipe.export import find_tokenizer
+from tfpipe.export.saved_model import find_tokenizer
 from tfpipe.pipelines import PipelineError, pipeline
-from tfpipe.tokenization.layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 
 SENTIMENT_TEXTS = [
     "I've been waiting for a HuggingFace course my whole life.",

@@ -59,7 +59,7 @@ def test_layer_built_from_file_text_reads_scores_as_tokenizers_does(
     from_pretrained gets back from tokenizers), the layer still compiles the scores
     tokenizers holds, and matches HF where those ulps decide: long runs of one character."""
     from tfpipe import TokenizerLayer
-    from tfpipe.tokenization.layer import load_reference
+    from tfpipe.tokenization.checkpoint import load_reference
 
     path = shared_dir / "tokenizers" / "t5-small"
     raw = (path / "tokenizer.json").read_text(encoding="utf-8")
@@ -74,7 +74,7 @@ def test_layer_built_from_file_text_reads_scores_as_tokenizers_does(
 def test_layer_refuses_a_score_tokenizers_cannot_read(shared_dir):
     """Python's json reads NaN; tokenizers (strict JSON) refuses the file, so does the layer."""
     from tfpipe import TokenizerLayer
-    from tfpipe.tokenization.layer import load_reference
+    from tfpipe.tokenization.checkpoint import load_reference
 
     path = shared_dir / "tokenizers" / "t5-small"
     document = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))

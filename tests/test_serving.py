@@ -15,7 +15,7 @@ import tensorflow as tf
 from model_fixtures import SENTENCES, exported_classifier, work_dir
 from tensorflow_serving.apis import predict_pb2
 
-from tfpipe.export import BATCHING_PARAMETERS_FILE, write_models_config
+from tfpipe.export.tf_serving import BATCHING_PARAMETERS_FILE, write_models_config
 from tfpipe.serving import (
     grpc_predict,
     grpc_predict_request,

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import base64
+import gc
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
+import weakref
 
 import pytest
 import tensorflow as tf
 import tf_keras
-from parity import assert_same_encoding, check_parity, python_text
+from parity import LayerRunner, assert_same_encoding, check_parity, python_text
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from tfpipe import TokenizerLayer
-from tfpipe.graph_audit import foreign_ops, graph_op_types
-from tfpipe.tokenization import UnsupportedComponentError
+from tfpipe.export.graph_audit import foreign_ops, graph_op_types
+from tfpipe.tokenization import UnsupportedComponentError, checkpoint
+from tfpipe.tokenization.checkpoint import load_reference
+from tfpipe.tokenization.compiled import compiled_tokenizer
 
 INVALID_UTF8 = [
     b"\x80",
@@ -364,3 +369,70 @@ def test_real_component_without_support_raises_at_build_naming_it(
 
 def test_unsupported_component_error_is_a_value_error():
     assert issubclass(UnsupportedComponentError, ValueError)
+
+
+def check_saved_model_of_both(first, second, texts: list[str], tmp_path) -> None:
+    """One Keras model holding both layers saves, reloads and serves what it computes."""
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    model = tf_keras.Model(
+        text, {"first": first(text)["input_ids"], "second": second(text)["input_ids"]}
+    )
+    serve = tf.function(model, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    tf.saved_model.save(model, str(tmp_path / "both"), signatures=serve.get_concrete_function())
+    loaded = tf.saved_model.load(str(tmp_path / "both"))
+    served = loaded.signatures["serving_default"](tf.constant(texts))
+    in_memory = model(tf.constant(texts))
+    for name in ("first", "second"):
+        tf.debugging.assert_equal(served[name], in_memory[name])
+
+
+def test_layers_differing_in_padding_and_length_share_one_compiled_tokenizer(
+    minilm_path, hf_tokenizer, generated_texts, tmp_path
+):
+    tokenizer_json, settings = load_reference(minilm_path)
+    # A trailing newline: the same tokenizer, a document no other test's layer holds.
+    tokenizer_json += "\n"
+    longest = TokenizerLayer(tokenizer_json, settings, max_length=128)
+    fixed = TokenizerLayer(tokenizer_json, settings, padding="max_length", max_length=32)
+    assert longest._compiled is fixed._compiled and longest.pipeline is fixed.pipeline
+    assert longest._encode is fixed._encode
+    hf, texts, pairs = hf_tokenizer(minilm_path), generated_texts[:300], generated_texts[300:600]
+    for layer, padding, max_length in ((longest, "longest", 128), (fixed, "max_length", 32)):
+        options = dict(padding=padding, truncation=True, max_length=max_length)
+        check_parity(LayerRunner(layer), hf, texts, **options)
+        check_parity(LayerRunner(layer), hf, texts, pairs, **options)
+
+    check_saved_model_of_both(longest, fixed, texts[:20], tmp_path)
+    compiled = weakref.ref(longest._compiled)
+    del longest, fixed, layer
+    gc.collect()
+    assert compiled() is None, "the compiled tokenizer outlived every layer using it"
+
+
+def test_word_token_limited_encoders_are_kept_per_limit(tmp_path):
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.train_from_iterator(["hello world", "tokenizers are fun", "unigram pieces"] * 20,
+                            trainers.UnigramTrainer(vocab_size=40, special_tokens=["<unk>"],
+                                                    unk_token="<unk>"))
+    compiled = compiled_tokenizer(tok.to_str())
+    assert compiled.pipeline.limits_word_tokens
+    assert compiled.encoder(16) is compiled.encoder(16)
+    assert compiled.encoder(16) is not compiled.encoder(32)
+    assert compiled.encoder(None) is not compiled.encoder(16)
+
+
+def test_reference_loads_are_remembered_until_a_file_changes(minilm_path, tmp_path, monkeypatch):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_path / name, folder / name)
+    first = load_reference(folder)
+    read, loads = checkpoint._read_reference, []
+    monkeypatch.setattr(checkpoint, "_read_reference", lambda path: loads.append(1) or read(path))
+    assert load_reference(folder) == first and not loads
+    first[1]["model_input_names"].append("changed by a caller")
+    assert load_reference(folder) == load_reference(str(folder)) != first
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 77}))
+    assert load_reference(folder)[1]["model_max_length"] == 77 and loads

@@ -25,8 +25,8 @@ from model_fixtures import (
 
 import tfpipe
 from tfpipe import TokenizerLayer
-from tfpipe.models import ModelLoadError
-from tfpipe.tokenization.layer import MAX_TOKENIZER_JSON_BYTES
+from tfpipe.tokenization.checkpoint import MAX_TOKENIZER_JSON_BYTES
+from tfpipe.transformer import ModelLoadError
 
 
 class RunsCodeWhenUnpickled:

@@ -11,9 +11,9 @@ from tfpipe.heads import (
     SentencePooling,
     TopK,
 )
-from tfpipe.models import ModelLoadError, TransformerLayer
 from tfpipe.pipelines import PipelineError, pipeline
-from tfpipe.tokenization.layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+from tfpipe.transformer import ModelLoadError, TransformerLayer
 
 __all__ = [
     "CandidatePairs",

@@ -165,8 +165,9 @@ def json_value(value: Any) -> Any:
 def run_inspect(args: argparse.Namespace) -> None:
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from tfpipe.export import METADATA_FILE, saved_model_op_types
-    from tfpipe.graph_audit import foreign_ops
+    from tfpipe.export.graph_audit import foreign_ops
+    from tfpipe.export.saved_model import METADATA_FILE
+    from tfpipe.export.verification import saved_model_op_types
 
     folder = saved_model_dir(args.saved_model)
     saved_model = saved_model_pb2.SavedModel.FromString((folder / "saved_model.pb").read_bytes())

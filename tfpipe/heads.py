@@ -6,7 +6,6 @@ saved model needs no side files and TF Serving sees only constants.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -15,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.tokenization.layer import check_text_batch
+from tfpipe.json_files import read_json, read_json_object
+from tfpipe.tokenization.tokenizer_layer import check_text_batch
 
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
 # sentence-transformers' 1_Pooling/config.json flags, in the order it applies them.
@@ -25,6 +25,8 @@ SENTENCE_TRANSFORMERS_POOLING_FLAGS = {
     "pooling_mode_max_tokens": "max",
     "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
 }
+# modules.json and 1_Pooling/config.json are a few hundred bytes in every real checkpoint.
+MAX_SENTENCE_TRANSFORMERS_JSON_BYTES = 2**20
 # torch.nn.functional.normalize's default eps, which sentence-transformers' Normalize uses.
 L2_NORMALIZE_EPSILON = 1e-12
 
@@ -156,12 +158,20 @@ def sentence_transformers_pooling(checkpoint: str | os.PathLike) -> dict[str, An
     Returns ``None`` for a folder that is not a sentence-transformers model.
     """
     folder = os.fspath(checkpoint)
-    modules = _read_json(os.path.join(folder, "modules.json")) or []
+    modules_path = os.path.join(folder, "modules.json")
+    modules = (
+        read_json(modules_path, "modules.json", MAX_SENTENCE_TRANSFORMERS_JSON_BYTES)
+        if os.path.isfile(modules_path)
+        else None
+    ) or []
     module_types = {module.get("type", "").rsplit(".", 1)[-1]: module for module in modules}
     pooling_dir = module_types.get("Pooling", {}).get("path", "1_Pooling")
-    pooling_config = _read_json(os.path.join(folder, pooling_dir, "config.json"))
-    if pooling_config is None:
+    pooling_path = os.path.join(folder, pooling_dir, "config.json")
+    if not os.path.isfile(pooling_path):
         return None
+    pooling_config = read_json_object(
+        pooling_path, "pooling config.json", MAX_SENTENCE_TRANSFORMERS_JSON_BYTES
+    )
     modes = [
         mode
         for flag, mode in SENTENCE_TRANSFORMERS_POOLING_FLAGS.items()
@@ -173,13 +183,6 @@ def sentence_transformers_pooling(checkpoint: str | os.PathLike) -> dict[str, An
             "exactly one of cls, mean, max, mean_sqrt_len"
         )
     return {"mode": modes[0], "normalize": "Normalize" in module_types}
-
-
-def _read_json(path: str) -> Any:
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")

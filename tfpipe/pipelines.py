@@ -28,8 +28,8 @@ from tfpipe.heads import (
     sentence_transformers_pooling,
 )
 from tfpipe.model_config import checked_model_config
-from tfpipe.models import TransformerLayer
-from tfpipe.tokenization.layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+from tfpipe.transformer import TransformerLayer
 
 DEFAULT_HYPOTHESIS_TEMPLATE = "This example is {}."
 # Sentence encoders separate labels better with a plainer hypothesis: on all-MiniLM-L6-v2,

@@ -1,6 +1,6 @@
 """The HF tokenizer pipeline compiled to core TensorFlow ops, one module per component."""
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 
 __all__ = ["TokenizerLayer", "UnsupportedComponentError"]

@@ -9,7 +9,7 @@ against the op definitions of the oldest supported runtime, stored in
 `ops_tensorflow_<version>.json`.
 
 This module imports only TensorFlow, so it can run by file path in that older runtime to
-write the table: `python tfpipe/runtime_compat.py > tfpipe/ops_tensorflow_2.12.json`.
+write the table: `python tfpipe/export/runtime_compat.py > tfpipe/export/ops_tensorflow_2.12.json`.
 """
 
 from __future__ import annotations

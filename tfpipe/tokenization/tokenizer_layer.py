@@ -8,17 +8,15 @@ saved in a SavedModel and served by stock TF Serving.
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.json_files import parse_json_object, read_json_object
-from tfpipe.tokenization.models import model_type
+from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference
+from tfpipe.tokenization.compiled import compiled_tokenizer
 from tfpipe.tokenization.padding import Padding
-from tfpipe.tokenization.pipeline import TokenizationPipeline, check_supported
 from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
 from tfpipe.tokenization.truncation import (
     CUT_BYTES_PER_TOKEN,
@@ -27,91 +25,9 @@ from tfpipe.tokenization.truncation import (
     cut_before_whitespace,
     keep_lengths,
     truncate_rows,
-    whitespace_cut_is_exact,
 )
 
-# transformers' VERY_LARGE_INTEGER marks "no model_max_length"; anything this big is no limit.
-NO_LIMIT = int(1e20)
 PADDING = ("longest", "max_length")
-# Bounds the memory a hostile tokenizer.json can make parsing take (a 10M-entry vocabulary
-# is over 140 MB); the largest real ones (Gemma 3, 262k entries) are about 33 MB.
-MAX_TOKENIZER_JSON_BYTES = 64 * 2**20
-
-
-def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
-    """The tokenizer.json object, or a ValueError naming `source` (see parse_json_object)."""
-    return parse_json_object(text, source, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES)
-
-
-def read_as_tokenizers_does(tokenizer_json: str) -> dict:
-    """The tokenizer.json object with its Unigram scores as `tokenizers` holds them.
-
-    Its JSON float parser is not correctly rounded (serde_json without float_roundtrip): a
-    score written with 17 significant digits may load one unit in the last place away from
-    what Python reads (8,334 of t5-small's 32,100 scores), and sums of scores decide between
-    segmentations that tie. So a Unigram document is compiled as `tokenizers` writes it back,
-    which Python reads exactly; documents `tokenizers` wrote (from_pretrained's, get_config's)
-    come back unchanged. Other models hold no float that changes ids.
-    """
-    document = parse_tokenizer_json(tokenizer_json, "tokenizer_json")
-    check_supported(document)
-    model = document.get("model")
-    if not isinstance(model, dict) or model_type(model) != "Unigram":
-        return document
-    from tokenizers import Tokenizer
-
-    try:
-        written = Tokenizer.from_str(tokenizer_json).to_str()
-    except Exception as error:
-        # tokenizers fails with a bare Exception naming no input.
-        raise ValueError(
-            f"tokenizer_json cannot be read by tokenizers: {type(error).__name__}: {error}"
-        ) from None
-    return parse_tokenizer_json(written, "tokenizer_json")
-
-
-def load_reference(path: str | Path) -> tuple[str, dict]:
-    """(tokenizer.json text, transformers-level settings) as transformers loads `path`.
-
-    Loading through transformers gives exactly what `AutoTokenizer` users get: the
-    post-processor transformers may rebuild from tokenizer_config.json, model_max_length,
-    padding/truncation sides, the pad token and which outputs the model takes.
-    """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    path = Path(path)
-    document_path = path / "tokenizer.json" if path.is_dir() else path
-    if document_path.is_file():
-        check_supported(read_json_object(document_path, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES))
-    if not path.exists():
-        raise FileNotFoundError(f"no tokenizer checkpoint or tokenizer.json at {path}")
-    try:
-        if path.is_file():
-            reference = PreTrainedTokenizerFast(tokenizer_file=str(path))
-        else:
-            reference = AutoTokenizer.from_pretrained(
-                str(path), local_files_only=True, use_fast=True, trust_remote_code=False
-            )
-    except (OSError, ValueError):
-        raise
-    except Exception as error:
-        # A malformed tokenizer.json (a wrong type, a negative id, nesting past its recursion
-        # limit) fails in tokenizers with a bare Exception, or in transformers with a
-        # TypeError or KeyError, naming no file.
-        raise ValueError(
-            f"{document_path} cannot be read by tokenizers: {type(error).__name__}: {error}"
-        ) from None
-    if not getattr(reference, "is_fast", False):
-        raise ValueError(f"{path} has no fast (tokenizer.json) tokenizer")
-    settings = {
-        "model_max_length": int(min(reference.model_max_length, NO_LIMIT)),
-        "padding_side": reference.padding_side,
-        "truncation_side": reference.truncation_side,
-        "pad_token_id": reference.pad_token_id,
-        "pad_token_type_id": int(reference.pad_token_type_id),
-        "model_input_names": list(reference.model_input_names),
-    }
-    return reference.backend_tokenizer.to_str(), settings
 
 
 def _padding_mode(padding) -> str | None:
@@ -170,7 +86,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
     """Strings in, the HF tokenizer's ids and masks out (core TF ops only).
 
     Build with `from_pretrained`; the constructor takes the tokenizer.json text and settings
-    so `get_config`/`from_config` can rebuild the layer without the original files.
+    so `get_config`/`from_config` can rebuild the layer without the original files. Layers
+    of one tokenizer.json share its pipeline and encoders (`compiled.py`).
     """
 
     def __init__(
@@ -202,16 +119,14 @@ class TokenizerLayer(tf_keras.layers.Layer):
         self.return_attention_mask = "attention_mask" in names
         self.pad_token_id = self.settings["pad_token_id"]
         self._padding = self._padding_settings()
-        document = read_as_tokenizers_does(tokenizer_json)
-        self.pipeline = TokenizationPipeline(document)
-        self._cut_bytes = self._early_stop_bytes(document)
-        self._encode = _encoder(self.pipeline.encode)
-        limit = self._word_token_limit()
-        self._encode_limited = (
-            self._encode
-            if limit is None
-            else _encoder(functools.partial(self.pipeline.encode, word_token_limit=limit))
-        )
+        compiled = compiled_tokenizer(tokenizer_json)
+        # A plain attribute: the layer holds the memo entry alive; tf.Module tracking (and so
+        # SavedModel export) goes through the pipeline and encoders below.
+        self._compiled = compiled
+        self.pipeline = compiled.pipeline
+        self._cut_bytes = self._early_stop_bytes(compiled.whitespace_cut_is_exact)
+        self._encode = compiled.encoder()
+        self._encode_limited = compiled.encoder(self._word_token_limit())
 
     def _padding_settings(self) -> Padding | None:
         if not self.padding:
@@ -256,7 +171,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
             )
         return max_length
 
-    def _early_stop_bytes(self, document: dict) -> int | None:
+    def _early_stop_bytes(self, whitespace_cut_is_exact: bool) -> int | None:
         """Where long single texts are cut before encoding, when that is exact: right
         truncation of a first sequence to a real budget, a whitespace-cut-safe tokenizer."""
         budget = self._budget(pair=False)
@@ -265,7 +180,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
             or budget <= 0
             or self.truncation not in ("longest_first", "only_first")
             or self.settings["truncation_side"] != "right"
-            or not whitespace_cut_is_exact(document)
+            or not whitespace_cut_is_exact
             # Byte offsets are int32: no text is long enough to be cut there.
             or budget * CUT_BYTES_PER_TOKEN > INT32_MAX - CUT_SEARCH_BYTES
         ):
@@ -405,9 +320,3 @@ class TokenizerLayer(tf_keras.layers.Layer):
     def model_input_names(self) -> list[str]:
         return list(self.settings["model_input_names"])
 
-
-def _encoder(encode) -> tf.types.experimental.GenericFunction:
-    """`encode` as a graph function over a batch of strings."""
-    return tf.function(
-        encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
-    )

@@ -22,7 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 
 def load_graph_audit():
-    """tfpipe/graph_audit.py by file path: it imports only TensorFlow."""
+    """graph_audit.py, beside this script, by file path: it imports only TensorFlow."""
     spec = importlib.util.spec_from_file_location(
         "_tfpipe_graph_audit", os.path.join(SCRIPT_DIR, "graph_audit.py")
     )

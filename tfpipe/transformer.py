@@ -1,13 +1,11 @@
 """The transformer body: a Hugging Face TF (tf-keras) model as a layer fed by the tokenizer dict.
 
-Loading is offline and safe by construction: weights come from ``model.safetensors`` or
-``tf_model.h5``; a pickled ``pytorch_model.bin`` is only read when the caller opts in with
-``allow_pickle=True``; remote code is never trusted and the hub is never contacted.
+Loading is offline and safe by construction: the weights file is picked by
+``tfpipe.checkpoints``, remote code is never trusted and the hub is never contacted.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from typing import Any
@@ -16,6 +14,7 @@ import tensorflow as tf
 import tf_keras
 import transformers
 
+from tfpipe.checkpoints import weight_loading_options
 from tfpipe.model_config import ModelLoadError, checked_model_config
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 
@@ -28,10 +27,6 @@ TASK_MODEL_CLASSES: dict[str, str] = {
 CLASSIFICATION_TASKS = frozenset({"text-classification", "zero-shot-classification"})
 MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
-SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
-TF_H5_FILES = ("tf_model.h5", "tf_model.h5.index.json")
-PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-
 
 def model_class_for_task(task: str) -> type:
     """The transformers TF auto class that provides ``task``'s head."""
@@ -40,39 +35,6 @@ def model_class_for_task(task: str) -> type:
             f"unknown task {task!r}; expected one of {', '.join(sorted(TASK_MODEL_CLASSES))}"
         )
     return getattr(transformers, TASK_MODEL_CLASSES[task])
-
-
-def _existing(folder: str, names: tuple[str, ...]) -> bool:
-    return any(os.path.isfile(os.path.join(folder, name)) for name in names)
-
-
-def weight_loading_options(folder: str, *, allow_pickle: bool) -> dict[str, Any]:
-    """``from_pretrained`` flags that pick a safe weights file, or a clear error.
-
-    safetensors (PyTorch- or TF-format) wins, then TF H5; pickled PyTorch weights only when
-    explicitly allowed, since unpickling runs arbitrary code.
-    """
-    if _existing(folder, SAFETENSORS_FILES):
-        return {"use_safetensors": True}
-    if _existing(folder, TF_H5_FILES):
-        return {"use_safetensors": False}
-    if _existing(folder, PICKLE_FILES):
-        if not allow_pickle:
-            raise ModelLoadError(
-                f"{folder} has only pickled PyTorch weights (pytorch_model.bin); unpickling can "
-                "run arbitrary code, so pass allow_pickle=True if you trust this checkpoint, or "
-                "convert it to model.safetensors"
-            )
-        if importlib.util.find_spec("torch") is None:
-            raise ModelLoadError(
-                f"{folder} has only pytorch_model.bin, which needs torch to read; convert it to "
-                "model.safetensors instead"
-            )
-        return {"from_pt": True, "use_safetensors": False}
-    raise ModelLoadError(
-        f"no model weights in {folder}: expected model.safetensors or tf_model.h5"
-        " (or pytorch_model.bin with allow_pickle=True)"
-    )
 
 
 def load_pretrained_model(

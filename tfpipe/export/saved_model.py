@@ -1,0 +1,170 @@
+"""The SavedModel of a pipeline model: its signatures, warmup requests and metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+import tf_keras
+import transformers
+
+from tfpipe.export.errors import ExportError
+from tfpipe.export.runtime_compat import MINIMUM_TENSORFLOW
+from tfpipe.export.tf_serving import VersionPath
+from tfpipe.heads import CandidateSimilarity, EntailmentProbabilities, LabelLookup
+from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+
+METADATA_FILE = "tfpipe.json"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+STRING_INPUTS = ("text", "text_pair")
+DEFAULT_WARMUP_TEXTS = (
+    "I've been waiting for a HuggingFace course my whole life.",
+    "I hate this so much!",
+    "",
+)
+
+
+def string_input_names(model: tf_keras.Model) -> list[str]:
+    """The model's dict inputs, checked to be ``text`` (and ``text_pair``) string vectors."""
+    if not isinstance(model.input, dict) or not isinstance(model.output, dict):
+        raise ExportError("export needs a functional model with dict inputs and dict outputs")
+    names = list(model.input)
+    if "text" not in names or not set(names) <= set(STRING_INPUTS):
+        raise ExportError(
+            f"export needs inputs 'text' (and optionally 'text_pair'), the model has {names}"
+        )
+    for name, tensor in model.input.items():
+        if tensor.dtype != tf.string or tensor.shape.rank != 1:
+            raise ExportError(f"model input {name!r} must be tf.string of shape [batch]")
+    return [name for name in STRING_INPUTS if name in names]
+
+
+def find_tokenizer(model: tf_keras.Model) -> TokenizerLayer:
+    tokenizers = [layer for layer in model.submodules if isinstance(layer, TokenizerLayer)]
+    if len(tokenizers) != 1:
+        raise ExportError(
+            f"export needs exactly one TokenizerLayer in the model, found {len(tokenizers)}"
+        )
+    return tokenizers[0]
+
+
+def string_specs(input_names: Sequence[str]) -> list[tf.TensorSpec]:
+    return [tf.TensorSpec([None], tf.string, name=name) for name in input_names]
+
+
+class ServingModule(tf.Module):
+    """What the signatures capture: the tokenizer layer and the model's variables.
+
+    The variables are held as a plain list, not through the Keras model: saving a Keras
+    model object makes TensorFlow trace every layer's call for Keras reloading, which takes
+    most of a minute for a transformer and is useless to a model server.
+    """
+
+    def __init__(self, model: tf_keras.Model, tokenizer: TokenizerLayer) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.model_variables = list(model.variables)
+
+
+def save_serving_model(
+    model: tf_keras.Model,
+    tokenizer: TokenizerLayer,
+    input_names: list[str],
+    export_dir: Path,
+) -> None:
+    """A SavedModel with ``serving_default`` (the pipeline) and ``tokenize`` signatures."""
+    module = ServingModule(model, tokenizer)
+    pair = "text_pair" in input_names
+
+    def serve(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        return dict(model(dict(zip(input_names, texts, strict=True)), training=False))
+
+    def tokenize(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        encoded = tokenizer(texts[0], text_pair=texts[1]) if pair else tokenizer(texts[0])
+        return dict(encoded)
+
+    signatures = {
+        "serving_default": tf.function(serve, input_signature=string_specs(input_names)),
+        "tokenize": tf.function(tokenize, input_signature=string_specs(input_names)),
+    }
+    tf.saved_model.save(module, str(export_dir), signatures=signatures)
+
+
+def warmup_inputs(
+    input_names: list[str], texts: Sequence[str], text_pairs: Sequence[str] | None
+) -> dict[str, list[str]]:
+    texts = [str(text) for text in texts]
+    if not texts:
+        raise ExportError("warmup_texts must not be empty: they drive the self-check")
+    inputs = {"text": texts}
+    if "text_pair" in input_names:
+        pairs = [str(text) for text in (text_pairs or texts)]
+        if len(pairs) != len(texts):
+            raise ExportError("warmup_text_pairs must have one entry per warmup text")
+        inputs["text_pair"] = pairs
+    return inputs
+
+
+def write_warmup_requests(export_dir: Path, model_name: str, inputs: dict[str, list[str]]) -> None:
+    """``assets.extra/tf_serving_warmup_requests``: the batch, then its first row alone."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    path = export_dir / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for rows in (slice(None), slice(0, 1)):
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+            )
+            for name, values in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(values[rows], dtype=tf.string))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+
+
+def pipeline_metadata(
+    model: tf_keras.Model,
+    tokenizer: TokenizerLayer,
+    input_names: list[str],
+    target: VersionPath,
+) -> dict[str, Any]:
+    import tfpipe  # at call time: tfpipe/__init__ imports this module
+
+    labels = [layer.labels for layer in model.submodules if isinstance(layer, LabelLookup)]
+    return {
+        "task": pipeline_task(model),
+        "model_name": target.name,
+        "version": target.version,
+        "inputs": input_names,
+        "outputs": sorted(model.output),
+        "labels": list(labels[0]) if labels else None,
+        "max_length": tokenizer.max_length,
+        "tfpipe_version": tfpipe.__version__,
+        "tensorflow_version": tf.__version__,
+        "minimum_tensorflow_version": MINIMUM_TENSORFLOW,
+        "tf_keras_version": tf_keras.__version__,
+        "transformers_version": transformers.__version__,
+    }
+
+
+def pipeline_task(model: tf_keras.Model) -> str | None:
+    """The pipeline task a model was built for, from its name and heads."""
+    task = model.name.replace("_", "-")
+    if task in ("text-classification", "feature-extraction"):
+        return task
+    if task == "zero-shot-classification" or any(
+        isinstance(layer, CandidateSimilarity | EntailmentProbabilities)
+        for layer in model.submodules
+    ):
+        return "zero-shot-classification"
+    return None
+
+
+def write_json(path: Path, content: Any) -> None:
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")

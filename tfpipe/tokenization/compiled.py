@@ -1,0 +1,98 @@
+"""A tokenizer.json compiled once per process, shared by every layer built from it.
+
+Compiling is the expensive part of a `TokenizerLayer`: reading the document as `tokenizers`
+does, building the pipeline's tables, tries and regex checks, and tracing its encoders.
+None of it depends on padding, truncation, max_length, pad_to_multiple_of or which outputs
+are returned, so, as `tokenizers` builds one `Tokenizer` and sets truncation and padding on
+it, layers that differ only in those share one `CompiledTokenizer`.
+
+The memo holds compiled tokenizers weakly: one lives as long as a layer (or a SavedModel
+being written) uses it, so building many different tokenizers does not accumulate memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+import weakref
+
+import tensorflow as tf
+
+from tfpipe.tokenization.checkpoint import read_as_tokenizers_does
+from tfpipe.tokenization.pipeline import TokenizationPipeline
+from tfpipe.tokenization.truncation import whitespace_cut_is_exact
+
+_COMPILED: weakref.WeakValueDictionary[str, CompiledTokenizer] = weakref.WeakValueDictionary()
+# Held while compiling: two threads asking for one document compile it once. Compiling
+# different documents in parallel would gain little, graph building holds the GIL.
+_COMPILING = threading.Lock()
+
+
+class CompiledTokenizer:
+    """The pipeline of one tokenizer.json and its traced encoders.
+
+    `encoder(limit)` is the graph function over a batch of strings; with a word-token
+    limit (models that `limits_word_tokens`) it may stop early inside long words. Each is
+    traced once, on first use, whichever layer uses it first.
+    """
+
+    def __init__(self, tokenizer_json: str | bytes) -> None:
+        document = read_as_tokenizers_does(tokenizer_json)
+        self.pipeline = TokenizationPipeline(document)
+        # Cutting long texts before whitespace is exact for this document (truncation.py).
+        self.whitespace_cut_is_exact = whitespace_cut_is_exact(document)
+        self._encoders: dict[int | None, tf.types.experimental.GenericFunction] = {}
+
+    def encoder(self, word_token_limit: int | None = None) -> tf.types.experimental.GenericFunction:
+        """The encoder stopping words after `word_token_limit` tokens (None: never)."""
+        if word_token_limit is not None and not self.pipeline.limits_word_tokens:
+            word_token_limit = None
+        encoder = self._encoders.get(word_token_limit)
+        if encoder is None:
+            encode = functools.partial(self.pipeline.encode, word_token_limit=word_token_limit)
+            # setdefault: a thread losing the race uses the winner's, never traced twice.
+            encoder = self._encoders.setdefault(word_token_limit, _graph_function(encode))
+        return encoder
+
+
+def compiled_tokenizer(tokenizer_json: str | bytes) -> CompiledTokenizer:
+    """The CompiledTokenizer of `tokenizer_json`, compiled now unless a live one exists.
+
+    Keyed by the SHA-256 of the text: the compiled graph depends on nothing else (the
+    installed `tokenizers`, which reads Unigram scores, is fixed for the process).
+    Inside a graph (TF1 graph mode), a private one is compiled.
+    """
+    key = _digest(tokenizer_json)
+    if not tf.executing_eagerly():
+        # Tables made inside a graph belong to it: nothing built there is shared.
+        return CompiledTokenizer(tokenizer_json)
+    with _COMPILING:
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            compiled = CompiledTokenizer(tokenizer_json)
+            _COMPILED[key] = compiled
+        return compiled
+
+
+def live_compiled_tokenizers() -> int:
+    """How many compiled tokenizers are held by a layer now (for tests and diagnostics)."""
+    return len(_COMPILED)
+
+
+def _digest(tokenizer_json: str | bytes) -> str:
+    if isinstance(tokenizer_json, str):
+        # surrogatepass: a lone surrogate still hashes; parsing then reports it.
+        tokenizer_json = tokenizer_json.encode("utf-8", "surrogatepass")
+    if not isinstance(tokenizer_json, bytes):
+        raise TypeError(
+            f"tokenizer_json must be the tokenizer.json text, not {type(tokenizer_json).__name__}"
+        )
+    return hashlib.sha256(tokenizer_json).hexdigest()
+
+
+def _graph_function(encode) -> tf.types.experimental.GenericFunction:
+    """`encode` as a graph function over a batch of strings."""
+    return tf.function(
+        encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+    )
