@@ -24,8 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.models.bpe import utf8_byte
-from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
     bincount,
@@ -46,6 +44,7 @@ from tfpipe.tokenization.tensor_lists import (
     push,
     split,
 )
+from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
