@@ -25,9 +25,9 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import (
+    expand,
     following,
     previous,
-    repeat_range,
     row_ids,
     rows_from_ids,
     rows_from_starts,
@@ -213,8 +213,7 @@ class BPE(tf.Module):
     def _bytes_for_unknown(self, cps, ids, known, owner) -> tuple[tf.Tensor, tf.Tensor]:
         """Replace each unknown character by the tokens of its UTF-8 bytes."""
         count = tf.where(known, 1, utf8_lengths(cps))
-        source = repeat_range(count)
-        within = tf.range(tf.size(source)) - tf.gather(tf.cumsum(count, exclusive=True), source)
+        source, within = expand(count)
         cp = tf.gather(cps, source)
         length = tf.gather(count, source)
         byte = utf8_byte(cp, length, within)
