@@ -66,7 +66,7 @@ def test_layer_built_from_file_text_reads_scores_as_tokenizers_does(
     _, config = load_reference(path)
     layer = TokenizerLayer(raw, config, padding=False, truncation=False)
     held = json.loads(Tokenizer.from_str(raw).to_str())["model"]["vocab"]
-    assert layer.pipeline.model.scores.numpy().tolist() == [score for _, score in held]
+    assert layer.pipeline.model.lattice.scores.numpy().tolist() == [score for _, score in held]
     runs = [text for text in corpus if "-----" in text or " " * 8 in text]
     check_parity(LayerRunner(layer), hf_tokenizer(path), runs, truncation=False)
 

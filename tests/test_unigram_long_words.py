@@ -17,7 +17,7 @@ from samples import slow_beyond
 from sentencepiece_checkpoints import SPIECE_INJECT, trained
 from texts import generate_texts
 
-from tfpipe.tokenization.models import unigram
+from tfpipe.tokenization.models.unigram import long_words
 
 # Measured on 2 cores: ~1 s for a 1 MB or a 10 MB whitespace-free word (t5-small, 512 tokens).
 LARGE_WORD_SECONDS = 30
@@ -147,7 +147,7 @@ def left_truncating(source: Path, folder: Path) -> Path:
     return folder
 
 
-# Words past unigram.LONG_WORD_CHARS: prose, and runs of one to three characters, where ties
+# Words past long_words.LONG_WORD_CHARS: prose, and runs of one to three characters, where ties
 # between segmentations are everywhere and f64 rounding decides them.
 LONG_REPEATS = [
     "a" * 5000,
@@ -170,7 +170,7 @@ def test_long_words_segmented_whole_keep_hf_ids(name, shared_dir, corpus, hf_tok
     segmentation: the checked block passes give HF's ids."""
     from tfpipe import TokenizerLayer
 
-    assert all(len(word) > unigram.LONG_WORD_CHARS for word in LONG_REPEATS)
+    assert all(len(word) > long_words.LONG_WORD_CHARS for word in LONG_REPEATS)
     path = shared_dir / "tokenizers" / name
     words = whitespace_free(corpus[::31], (2100, 5200, 300, 9000)) + LONG_REPEATS
     hf = hf_tokenizer(path)
@@ -195,7 +195,7 @@ def test_long_words_failing_the_check_get_the_stepwise_pass(shared_dir, hf_token
     """With no check run, every long word takes the fallback: the same ids."""
     from tfpipe import TokenizerLayer
 
-    monkeypatch.setattr(unigram, "LONG_WORD_REPAIRS", -1)
+    monkeypatch.setattr(long_words, "LONG_WORD_REPAIRS", -1)
     path = shared_dir / "tokenizers" / "albert-base-v2"
     layer = TokenizerLayer.from_pretrained(str(path), padding=False, truncation=False)
     check_parity(LayerRunner(layer), hf_tokenizer(path), LONG_REPEATS[:3], truncation=False)

@@ -135,6 +135,13 @@ def following(values: tf.Tensor, fill) -> tf.Tensor:
     return tf.concat([values, tf.constant([fill], values.dtype)], axis=0)[1:]
 
 
+def expand(counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(source, index within source) for each item expanded `counts` times."""
+    source = repeat_range(counts)
+    within = tf.range(tf.size(source)) - tf.gather(tf.cumsum(counts, exclusive=True), source)
+    return source, within
+
+
 def expand_values(
     lengths: tf.Tensor, row_splits: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -143,9 +150,7 @@ def expand_values(
     Returns (source index of every output, its index within its source's outputs, new row
     splits) so callers can gather whatever each source produces.
     """
-    source = repeat_range(lengths)
-    starts = tf.cumsum(lengths, exclusive=True)
-    within = tf.range(tf.size(source)) - tf.gather(starts, source)
+    source, within = expand(lengths)
     cumulative = tf.concat([[0], tf.cumsum(lengths)], axis=0)
     new_splits = tf.gather(cumulative, tf.cast(row_splits, tf.int32))
     return source, within, tf.cast(new_splits, row_splits.dtype)

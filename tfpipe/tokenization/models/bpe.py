@@ -24,17 +24,17 @@ import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.ragged_ops import (
+    expand,
     following,
     previous,
-    repeat_range,
     row_ids,
     rows_from_ids,
     rows_from_starts,
     select,
 )
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
+from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
@@ -213,8 +213,7 @@ class BPE(tf.Module):
     def _bytes_for_unknown(self, cps, ids, known, owner) -> tuple[tf.Tensor, tf.Tensor]:
         """Replace each unknown character by the tokens of its UTF-8 bytes."""
         count = tf.where(known, 1, utf8_lengths(cps))
-        source = repeat_range(count)
-        within = tf.range(tf.size(source)) - tf.gather(tf.cumsum(count, exclusive=True), source)
+        source, within = expand(count)
         cp = tf.gather(cps, source)
         length = tf.gather(count, source)
         byte = utf8_byte(cp, length, within)
@@ -272,12 +271,3 @@ class BPE(tf.Module):
         order = tf.argsort(owner, stable=True)
         return tf.gather(symbols, order), tf.gather(owner, order)
 
-
-def utf8_byte(cps: tf.Tensor, length: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """Byte `index` of the UTF-8 encoding (of `length` bytes) of each code point."""
-    lead_mark = tf.gather([0, 0, 0xC0, 0xE0, 0xF0], length)
-    shift = 6 * (length - 1 - index)
-    payload = tf.bitwise.right_shift(cps, shift)
-    lead = tf.where(length == 1, cps, tf.bitwise.bitwise_or(lead_mark, payload))
-    continuation = tf.bitwise.bitwise_or(0x80, tf.bitwise.bitwise_and(payload, 0x3F))
-    return tf.where(index == 0, lead, continuation)

@@ -18,14 +18,10 @@ import tensorflow as tf
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import one_per_row, repeat_range, rows_from_ids, select
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
+from tfpipe.tokenization.utf8 import utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
-
-
-def utf8_lengths(cps: tf.Tensor) -> tf.Tensor:
-    """Bytes each code point takes in UTF-8."""
-    return 1 + tf.add_n([tf.cast(cps >= bound, tf.int32) for bound in (0x80, 0x800, 0x10000)])
 
 
 class WordPiece(tf.Module):

@@ -1,0 +1,208 @@
+"""The Unigram `model` section: its vocabulary, and the passes chosen per batch of words."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.models.unigram.early_stop import cut_length, settled_pieces
+from tfpipe.tokenization.models.unigram.lattice import PieceLattice
+from tfpipe.tokenization.models.unigram.long_words import LONG_WORD_CHARS, checked_pieces
+from tfpipe.tokenization.models.unigram.viterbi import backtrack, viterbi
+from tfpipe.tokenization.ragged_ops import (
+    INT32_MAX,
+    expand,
+    mask_values,
+    positions_in_rows,
+    previous,
+    replace_rows,
+    rows_from_ids,
+    select,
+)
+from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
+from tfpipe.tokenization.vocabulary import string_table
+
+SECTION = "model"
+
+
+class Unigram(tf.Module):
+    """The compiled `model` section of type Unigram."""
+
+    def __init__(self, component: dict) -> None:
+        super().__init__(name="unigram")
+        pieces = [(token, float(score)) for token, score in component["vocab"]]
+        if not pieces:
+            raise UnsupportedComponentError(SECTION, "Unigram", "empty vocabulary")
+        if any(not token for token, _ in pieces):
+            raise UnsupportedComponentError(SECTION, "Unigram", "empty vocabulary piece")
+        unk_id = component.get("unk_id")
+        if unk_id is None:
+            raise UnsupportedComponentError(SECTION, "Unigram", "no unk_id")
+        self.unk_id = int(unk_id)
+        if not 0 <= self.unk_id < len(pieces):
+            raise UnsupportedComponentError(SECTION, "Unigram", f"unk_id {unk_id} out of range")
+        # Later duplicates win, as in the reference's token → id map.
+        ids = {token: index for index, (token, _) in enumerate(pieces)}
+        self.vocab = string_table(ids)
+        scores = np.array([score for _, score in pieces], np.float64)
+        self.lattice = PieceLattice(ids, scores, self.unk_id)
+        self.byte_fallback = bool(component.get("byte_fallback", False))
+        self.byte_ids = np.array([ids.get(f"<0x{b:02X}>", -1) for b in range(256)], np.int32)
+        if self.byte_fallback and (self.byte_ids < 0).any():
+            raise UnsupportedComponentError(
+                SECTION, "Unigram", "byte_fallback needs all 256 <0xXX> tokens"
+            )
+
+    def __call__(self, words: tf.RaggedTensor, token_limit: int | None = None) -> tf.RaggedTensor:
+        """[words, (code points)] → [words, (token ids)].
+
+        With `token_limit`, a word may come back cut: as the exact first tokens of its
+        segmentation, at least `token_limit` of them (for right truncation, which keeps no
+        more; see `early_stop`).
+        """
+        strings = tf.strings.unicode_encode(words, "UTF-8")
+        unique, inverse = tf.unique(strings, out_idx=tf.int32)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(strings)), inverse, tf.size(unique))
+        unique_words = tf.gather(words, first)
+        if token_limit is None:
+            ids = self._tokenize(unique, unique_words)
+        else:
+            ids = self._tokenize_within(unique, unique_words, token_limit)
+        return tf.gather(ids, inverse)
+
+    def _tokenize_within(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int
+    ) -> tf.RaggedTensor:
+        """Segment words, the long ones from their first `kept` characters only."""
+        kept = cut_length(self.lattice.longest_piece, token_limit)
+        if kept > INT32_MAX:
+            # No word is that long.
+            return self._tokenize(strings, words)
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        return tf.cond(
+            tf.reduce_any(lengths > kept),
+            lambda: self._tokenize_cut(strings, words, kept, token_limit),
+            lambda: self._tokenize(strings, words),
+        )
+
+    def _tokenize_cut(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int
+    ) -> tf.RaggedTensor:
+        cut_words = mask_values(words, positions_in_rows(words) < kept)
+        cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
+        ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+        unsettled = ~settled
+
+        def tokenize_unsettled_whole() -> tf.RaggedTensor:
+            whole = self._tokenize(select(strings, unsettled), select(words, unsettled))
+            return replace_rows(ids, unsettled, whole)
+
+        return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
+
+    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
+        """Segment every word, the ones longer than `LONG_WORD_CHARS` apart."""
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        return tf.cond(
+            tf.reduce_any(lengths > LONG_WORD_CHARS),
+            lambda: self._tokenize_long_apart(strings, words),
+            lambda: self._segment(strings, words),
+        )
+
+    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
+        """Short words in one Viterbi pass (its loop runs as long as the longest word),
+        long ones from checked block passes (`_segment_long_words`)."""
+        long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
+        short_rows = self._segment(select(strings, ~long), select(words, ~long))
+        long_rows = self._segment_long_words(select(strings, long), select(words, long))
+        short_rank = tf.cumsum(tf.cast(~long, tf.int32)) - 1
+        long_rank = tf.cumsum(tf.cast(long, tf.int32)) - 1 + tf.cast(short_rows.nrows(), tf.int32)
+        return tf.gather(
+            tf.concat([short_rows, long_rows], axis=0), tf.where(long, long_rank, short_rank)
+        )
+
+    def _segment(
+        self,
+        strings: tf.Tensor,
+        words: tf.RaggedTensor,
+        settle: tuple[int, int] | None = None,
+    ):
+        """Segment every word in one Viterbi pass; with `settle` = (kept, token_limit),
+        words of `kept` characters or more keep their settled pieces only, and whether
+        those reach the limit is returned too."""
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+        sorted_words = tf.gather(words, order)
+        sorted_lengths = tf.gather(lengths, order)
+        piece_length, piece_id, step_offsets = viterbi(self.lattice, sorted_words)
+        word, start, stop, ids = backtrack(sorted_lengths, piece_length, piece_id, step_offsets)
+        if settle is not None:
+            settled, keep = settled_pieces(
+                self.lattice, sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
+            )
+            word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
+        rows = self._rows((word, start, stop, ids), sorted_words, tf.gather(strings, order), order)
+        if settle is None:
+            return rows
+        return rows, tf.gather(settled, tf.math.invert_permutation(order))
+
+    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
+        """Segment long words from checked block passes (`long_words`); words failing the
+        check get the stepwise pass."""
+        pieces, checked = checked_pieces(self.lattice, words)
+        rows = self._rows(pieces, words, strings, tf.range(tf.size(checked)))
+
+        def segment_unchecked_stepwise() -> tf.RaggedTensor:
+            unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
+            return replace_rows(rows, ~checked, unchecked)
+
+        return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
+
+    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor, owners):
+        """Pieces (word, start, stop, id) of `words` → [words, (token ids)], word i's ids in
+        row `owners[i]`: unknown runs fused (and turned into bytes with byte_fallback)."""
+        word, start, stop, ids = self._fuse_unknown(*pieces)
+        ids_word = tf.gather(owners, word)
+        if self.byte_fallback:
+            ids, ids_word = self._bytes_for_unknown(
+                words, strings, word, start, stop, ids, ids_word
+            )
+        by_word = tf.argsort(ids_word, stable=True)
+        return rows_from_ids(tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(owners))
+
+    def _fuse_unknown(self, word, start, stop, ids):
+        """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
+        unknown = ids == self.unk_id
+        continues = unknown & previous(unknown, False) & (previous(word, -1) == word)
+        keep = ~continues
+        run = tf.cumsum(tf.cast(keep, tf.int32)) - 1
+        run_stop = tf.math.unsorted_segment_max(stop, run, tf.reduce_sum(tf.cast(keep, tf.int32)))
+        return (
+            select(word, keep),
+            select(start, keep),
+            run_stop,
+            select(ids, keep),
+        )
+
+    def _bytes_for_unknown(self, words, strings, word, start, stop, ids, ids_word):
+        """Unknown pieces that are not vocabulary entries → the tokens of their UTF-8 bytes."""
+        char_starts = tf.cast(tf.gather(words.row_starts(), word), tf.int32)
+        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
+        base = tf.gather(byte_offsets, char_starts)
+        begin = tf.gather(byte_offsets, char_starts + start) - base
+        finish = tf.gather(byte_offsets, char_starts + stop) - base
+        text = tf.strings.substr(tf.gather(strings, word), begin, finish - begin)
+        expand_piece = (ids == self.unk_id) & (self.vocab.lookup(text) < 0)
+        piece, within = expand(tf.where(expand_piece, stop - start, 1))
+        cps = tf.gather(words.values, tf.gather(char_starts + start, piece) + within)
+        expand_char = tf.gather(expand_piece, piece)
+        length = tf.where(expand_char, utf8_lengths(cps), 1)
+        char, byte_index = expand(length)
+        byte = utf8_byte(tf.gather(cps, char), tf.gather(length, char), byte_index)
+        owner = tf.gather(piece, char)
+        out = tf.where(
+            tf.gather(expand_char, char),
+            tf.gather(self.byte_ids, tf.clip_by_value(byte, 0, 255)),
+            tf.gather(ids, owner),
+        )
+        return out, tf.gather(ids_word, owner)

@@ -1,0 +1,136 @@
+"""The stepwise Viterbi pass over a batch of words, exactly as `tokenizers` makes it.
+
+The reference (Unigram::encode_optimized) takes as the best path ending at each position the
+best over every piece ending there of (best path at the piece's start + piece score), in f64,
+a candidate replacing the current best only when strictly greater — so on ties the piece
+starting earliest (the longest) wins.
+
+Words are sorted longest first so that the words still running at position e are a prefix of
+that order; the loop over end positions then only does arithmetic: it keeps the best scores of
+the last `longest piece` positions as a [window, words] matrix and records each position's
+best score. Each position's chosen piece is then found for all positions at once, and pointer
+doubling marks the best paths.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from tfpipe.tokenization.models.unigram.lattice import PieceLattice
+from tfpipe.tokenization.pointer_doubling import reached
+from tfpipe.tokenization.ragged_ops import bincount, repeat_range, select
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, item, push, split
+
+VITERBI_UNROLL = 4
+
+
+def viterbi(lattice: PieceLattice, words: tf.RaggedTensor):
+    """Best piece ending at every position of every word (words sorted longest first).
+
+    Returns the chosen piece length and id per (end position, word), flat in order of end
+    position then word, and where each end position's entries start in that order.
+    """
+    longest, running, step_offsets = pass_layout(tf.cast(words.row_lengths(), tf.int32))
+    word, end, size, ids, scores = lattice(words)
+    best = best_scores(lattice.longest_piece, longest, running, word, end, size, scores)
+    piece_length, piece_id = choose(
+        lattice.vocab_size,
+        best, step_offsets, word, end, size, ids, scores, tf.reduce_sum(running[1:]),
+    )
+    return piece_length, piece_id, step_offsets
+
+
+def pass_layout(lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(longest, running, step_offsets) of words sorted longest first: `running[e]` words
+    are at least e characters long (e = 0 … longest), and the entries of end position e + 1
+    start at `step_offsets[e]` in the flat (end position, word) order of the Viterbi pass."""
+    longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+    running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
+    return longest, running, tf.cumsum(running[1:], exclusive=True)
+
+
+def choose(vocab_size: int, best, step_offsets, word, end, size, ids, scores, entries):
+    """(length, id) of the piece chosen to end at each (end position, word), flat in
+    that order: the longest among those reaching its best score (ties go to the
+    earliest start, first seen by the reference). Sums are recomputed exactly as the
+    pass made them, so equality is exact."""
+    start = end - size
+    before = tf.where(
+        start > 0,
+        tf.gather(best, tf.gather(step_offsets, tf.maximum(start - 1, 0)) + word),
+        tf.constant(0.0, tf.float64),
+    )
+    at = tf.gather(step_offsets, end - 1) + word
+    is_best = tf.equal(before + scores, tf.gather(best, at))
+    keys = size * vocab_size + ids
+    chosen = tf.math.unsorted_segment_max(tf.where(is_best, keys, -1), at, entries)
+    return chosen // vocab_size, chosen % vocab_size
+
+
+def best_scores(window: int, longest, running, word, end, size, scores) -> tf.Tensor:
+    """The best path score to every (end position, word), flat in that order.
+
+    The loop over end positions keeps the best scores of the last `window` (longest piece)
+    positions as a [window, words] matrix; each step takes its pieces from lists split
+    beforehand and does arithmetic only. Steps are unrolled `VITERBI_UNROLL` at a time:
+    a long word makes many steps over few words, where the loop's own ops are the cost.
+    """
+    by_end = tf.argsort(end, stable=True)
+    word, size, scores = (tf.gather(t, by_end) for t in (word, size, scores))
+    per_end = bincount(end - 1, longest + VITERBI_UNROLL)
+    sources = split(tf.stack([size - 1, word], axis=1), per_end, [-1, 2])
+    piece_scores = split(scores, per_end)
+    counts = tf.concat([running[1:], tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
+
+    def step(index, best, best_out):
+        # best[j, w]: best score of word w's first (index - j) characters.
+        source = item(sources, index, tf.int32, [-1, 2])
+        candidate = tf.gather_nd(best, source) + item(piece_scores, index, tf.float64)
+        count = counts[index]
+        top = tf.math.unsorted_segment_max(candidate, source[:, 1], count)
+        older = tf.slice(best, [0, 0], [window - 1, count])
+        return tf.concat([tf.reshape(top, [1, -1]), older], 0), push(best_out, top)
+
+    def steps(index, best, best_out):
+        for offset in range(VITERBI_UNROLL):
+            best, best_out = step(index + offset, best, best_out)
+        return index + VITERBI_UNROLL, best, best_out
+
+    _, _, best_out = tf.while_loop(
+        lambda index, *_: index < longest,
+        steps,
+        (tf.constant(0), tf.zeros([window, running[0]], tf.float64), empty_list(tf.float64)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([window, None]), HANDLE_SHAPE),
+    )
+    return concat(best_out, tf.float64)
+
+
+def backtrack(lengths, piece_length, piece_id, step_offsets):
+    """The chosen pieces of every word: the positions its best path goes through.
+
+    Every position of a word (0 … length) is a node pointing to where the piece chosen
+    to end there starts; the path is what the word's end reaches along these pointers
+    (`reached`: no loop runs once per piece). Returns (word, start, stop, id) per
+    piece, in text order.
+    """
+    nodes = lengths + 1
+    node_word = repeat_range(nodes)
+    node_count = tf.size(node_word)
+    position = tf.range(node_count) - tf.gather(tf.cumsum(nodes, exclusive=True), node_word)
+    inner = position > 0
+    chosen_at = tf.where(
+        inner,
+        tf.gather(step_offsets, tf.maximum(position - 1, 0)) + node_word,
+        tf.size(piece_length),
+    )
+    size = tf.gather(tf.concat([piece_length, [0]], 0), chosen_at)
+    ids = tf.gather(tf.concat([piece_id, [0]], 0), chosen_at)
+    at_end = tf.cast(tf.equal(position, tf.gather(lengths, node_word)), tf.int32)
+    on_path = reached(at_end, tf.range(node_count) - size) & inner
+    stop = select(position, on_path)
+    return (
+        select(node_word, on_path),
+        stop - select(size, on_path),
+        stop,
+        select(ids, on_path),
+    )
