@@ -38,9 +38,9 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_map,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.models.wordpiece import utf8_lengths
 from tfpipe.tokenization.normalizers.stages import reference_normalizer
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.utf8 import utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "normalizer"
