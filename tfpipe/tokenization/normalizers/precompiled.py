@@ -48,37 +48,58 @@ MAX_WHOLE_BYTES = 5
 MAX_WHOLE_CHARS = 5
 ACUTE = "\u0301"
 CR, LF = 0x0D, 0x0A
+# darts-clone unit fields: a label (with the leaf bit 31 clear), has-leaf, a leaf's value.
+LABEL_MASK = (1 << 31) | 0xFF
+HAS_LEAF = 1 << 8
+VALUE_MASK = (1 << 31) - 1
 
 
 def charsmap_rules(blob: str) -> dict[str, str]:
     """Every (key → replacement) of a precompiled_charsmap.
 
     Layout: u32 trie size, the darts-clone double array (u32 units), then the NUL-terminated
-    replacement strings the leaf values point into.
+    replacement strings the leaf values point into. A unit labelled with byte b is the child b
+    of the node whose base is its index XOR b, so grouping every labelled unit by that base
+    once lets the trie be walked a level at a time with array operations (a few hundred
+    thousand keys in under a second, where probing 255 bytes per node took 15 s).
     """
     data = base64.b64decode(blob)
     (trie_size,) = struct.unpack("<I", data[:4])
-    units = np.frombuffer(data[4 : 4 + trie_size], "<u4").astype(np.int64).tolist()
+    units = np.frombuffer(data[4 : 4 + trie_size], "<u4").astype(np.int64)
     strings = data[4 + trie_size :]
-
-    def offset(unit: int) -> int:
-        return (unit >> 10) << ((unit & (1 << 9)) >> 6)
-
+    string_ends = np.flatnonzero(np.frombuffer(strings, np.uint8) == 0)
+    labels = units & LABEL_MASK
+    labelled = np.flatnonzero((labels >= 1) & (labels <= 255))
+    parent_bases = labelled ^ labels[labelled]
+    order = np.argsort(parent_bases, kind="stable")
+    parent_bases, labelled = parent_bases[order], labelled[order]
     rules: dict[str, str] = {}
-    pending = [(offset(units[0]), b"")]
-    while pending:
-        position, key = pending.pop()
-        for byte in range(1, 256):
-            child = position ^ byte
-            if child >= len(units) or units[child] & ((1 << 31) | 0xFF) != byte:
-                continue
-            node = child ^ offset(units[child])
-            if (units[child] >> 8) & 1:
-                start = units[node] & ((1 << 31) - 1)
-                replacement = strings[start : strings.index(b"\0", start)]
-                rules[(key + bytes([byte])).decode("utf-8")] = replacement.decode("utf-8")
-            pending.append((node, key + bytes([byte])))
+    bases, keys = _unit_bases(units[:1]), [b""]
+    while len(bases):
+        first = np.searchsorted(parent_bases, bases, "left")
+        counts = np.searchsorted(parent_bases, bases, "right") - first
+        children = labelled[_ranges(first, counts)]
+        parents = np.repeat(np.arange(len(bases)), counts)
+        child_labels = labels[children].tolist()
+        keys = [keys[p] + bytes((b,)) for p, b in zip(parents.tolist(), child_labels, strict=True)]
+        bases = children ^ _unit_bases(units[children])
+        leaves = np.flatnonzero(units[children] & HAS_LEAF)
+        starts = units[bases[leaves]] & VALUE_MASK
+        stops = string_ends[np.searchsorted(string_ends, starts)]
+        for leaf, start, stop in zip(leaves.tolist(), starts.tolist(), stops.tolist(), strict=True):
+            rules[keys[leaf].decode("utf-8")] = strings[start:stop].decode("utf-8")
     return rules
+
+
+def _unit_bases(units: np.ndarray) -> np.ndarray:
+    """The base offset a darts-clone unit stores (its children sit at base XOR label)."""
+    return (units >> 10) << ((units & (1 << 9)) >> 6)
+
+
+def _ranges(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The concatenated index ranges [first[i], first[i] + counts[i])."""
+    group_starts = np.cumsum(counts) - counts
+    return np.repeat(first - group_starts, counts) + np.arange(counts.sum())
 
 
 def _utf8_size(text: str) -> int:
