@@ -7,9 +7,9 @@ shared tiny checkpoints and exports (tests/model_fixtures.py) are built once for
 Two processes run at once, longest first: on 2 cores one process's single-threaded stretches
 (imports, HF tokenizers, tracing) leave a core idle, and the largest two fit in memory.
 
-Prints each process's wall time and peak RSS as it ends, then each file's time (from the
-``file seconds:`` lines tests/conftest.py prints), the total wall time, and last the line CI
-reads: ``N passed, N failed, N skipped``.
+Prints each process's wall time, peak RSS and slowest tests as it ends, then each file's
+time (from the ``file seconds:`` lines tests/conftest.py prints), the total wall time, and
+last the line CI reads: ``N passed, N failed, N skipped``.
 
 Usage: python tests/run_isolated.py [--jobs N] [PYTEST_ARGS...]
 """
@@ -90,7 +90,7 @@ def run(files: list[Path], args: list[str]) -> Run:
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as output:
         child = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", *args, *map(str, files)],
+            [sys.executable, "-m", "pytest", "-q", "--durations=8", *args, *map(str, files)],
             stdout=output, stderr=subprocess.STDOUT, text=True,
         )
         _, status, usage = os.wait4(child.pid, 0)
