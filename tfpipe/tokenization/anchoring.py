@@ -35,7 +35,7 @@ import tensorflow as tf
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.normalizers.precompiled import Precompiled
 from tfpipe.tokenization.normalizers.prepend import Prepend
-from tfpipe.tokenization.normalizers.replace import ReplaceRegex, ReplaceString
+from tfpipe.tokenization.normalizers.replace import Replace
 from tfpipe.tokenization.normalizers.stages import CanonicalReorder, LocalMap
 from tfpipe.tokenization.normalizers.strip import Strip
 from tfpipe.tokenization.normalizers.unicode import Compose
@@ -46,7 +46,6 @@ from tfpipe.tokenization.ragged_ops import (
     row_starts_mask,
     select,
 )
-from tfpipe.tokenization.regex.re2 import re2_literal
 
 SECTION = "pre_tokenizer"
 MARK = b"\xff"
@@ -94,9 +93,7 @@ def anchored_after(stage, cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.Tenso
         # Right stripping removes nothing before the prefix; the caller caps by the row length.
         left_only = dataclasses.replace(stage, right=False)
         return _lengths(left_only.apply(prefix(cps, anchored)))
-    if isinstance(stage, ReplaceString):
-        return _after_replace(re2_literal(stage.pattern), len(stage.content), cps, anchored)
-    if isinstance(stage, ReplaceRegex):
+    if isinstance(stage, Replace):
         return _after_replace(stage.pattern, len(stage.content), cps, anchored)
     if isinstance(stage, Precompiled):
         return _after_precompiled(stage, cps, anchored)

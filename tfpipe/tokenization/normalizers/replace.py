@@ -1,8 +1,8 @@
 """`Replace`: every non-overlapping occurrence of a pattern, left to right, by `content`.
 
 Its two pattern kinds compile differently: a one-character `String` to a `LocalMap` (see
-stages), a longer one to `ReplaceString`, a `Regex` to `ReplaceRegex` when RE2 agrees with the
-reference's Oniguruma on probe texts.
+stages), a longer one and a `Regex` to one RE2 rewrite, the `Regex` only when RE2 agrees with
+the reference's Oniguruma on probe texts.
 """
 
 from __future__ import annotations
@@ -19,22 +19,9 @@ SECTION = "normalizer"
 
 
 @dataclass
-class ReplaceString:
-    """`Replace` with a multi-character literal: every non-overlapping occurrence, left to right."""
-
-    pattern: str
-    content: str
-
-    def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        text = tf.strings.unicode_encode(cps, "UTF-8")
-        rewrite = self.content.replace("\\", "\\\\")
-        replaced = tf.strings.regex_replace(text, re2_literal(self.pattern), rewrite)
-        return tf.strings.unicode_decode(replaced, "UTF-8")
-
-
-@dataclass
-class ReplaceRegex:
-    """`Replace` with a Regex pattern RE2 expresses the same way (checked at build time)."""
+class Replace:
+    """`Replace` as one RE2 rewrite: a `String` pattern escaped to a literal, a `Regex` pattern
+    as it is, accepted only where RE2 reads it as the reference's Oniguruma does."""
 
     pattern: str
     content: str
@@ -57,7 +44,7 @@ def compile_replace(component: dict) -> list[Stage]:
         )
     if len(pattern["String"]) == 1:
         return local_map(component)
-    return [ReplaceString(pattern["String"], component.get("content", ""))]
+    return [Replace(re2_literal(pattern["String"]), component.get("content", ""))]
 
 
 REGEX_PROBES = (
@@ -66,9 +53,9 @@ REGEX_PROBES = (
 )
 
 
-def _replace_regex(component: dict) -> ReplaceRegex:
+def _replace_regex(component: dict) -> Replace:
     """A Regex Replace, accepted only when RE2 agrees with the reference on probe texts."""
-    stage = ReplaceRegex(component["pattern"]["Regex"], component.get("content", ""))
+    stage = Replace(component["pattern"]["Regex"], component.get("content", ""))
     reference = reference_normalizer(component).normalize_str
     try:
         cps = tf.strings.unicode_decode(tf.constant(REGEX_PROBES), "UTF-8")
