@@ -1,29 +1,10 @@
 """Which normalized code points still sit at offset 0 of the original text.
 
-`Metaspace` with `prepend_scheme: first` prepends the replacement only to a piece whose
-original offset is 0 (tokenizers: `normalized.offsets_original().0 == 0`, the first code point's
-alignment, with each sequence of a pair starting at 0). The pipeline does not track offsets;
-it carries the one number that decides this: per row of code points, the *anchored prefix* — how
-many leading code points are aligned to original offset 0. Alignments never decrease along a
-row, so those code points always form a prefix. A text starts with an anchored prefix of 1 (its
-first code point); text after an added token starts at 0.
-
-Each normalizer stage changes the prefix as tokenizers' `NormalizedString` aligns its edits:
-- a code point mapped to several keeps its alignment for all of them, one mapped to nothing
-  drops it (`LocalMap`, also `Replace` of one character); canonical reordering and composition
-  keep alignments by position; `Prepend` inserts with the first code point's alignment; `Strip`
-  drops what it removes. For these the prefix is the stage applied to the prefix alone.
-- `Replace` aligns a match's replacement with the match's *last* code point: "``a" → '"' at
-  offset 1, not anchored. Matches come from the same RE2 pattern, wrapped in marker bytes.
-- `Precompiled` (tokenizers' precompiled.rs) never records code points removed before its first
-  output, so every later alignment shifts back by that many: leading removed code points do not
-  un-anchor. An output beyond the first of a code point that a removed code point follows takes
-  the removed one's alignment.
-
-Not expressible, and refused at build time: a `Precompiled` charsmap whose multi-character keys
-map to three or more characters (tokenizers aligns those outputs one per key character, which
-per-character lengths cannot tell; SentencePiece's own charsmaps have none). A `Replace` regex
-that matches the empty string is only compiled with empty content, which inserts nothing.
+`Metaspace` with `prepend_scheme: first` prepends its replacement only to a piece at original
+offset 0; the pipeline carries, per row, the *anchored prefix* (how many leading code points
+align to offset 0) through each normalizer stage as tokenizers' `NormalizedString` aligns its
+edits. The rules per stage, and what is refused:
+docs/how-it-works.md#anchoring-metaspace-prepend_scheme-first.
 """
 
 from __future__ import annotations

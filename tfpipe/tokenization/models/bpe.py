@@ -1,20 +1,8 @@
 """The BPE model: merges applied by rank, exactly as `tokenizers` applies them.
 
-A word starts as one symbol per character (with `continuing_subword_prefix` on all but the
-first and `end_of_word_suffix` on the last); characters outside the vocabulary become their
-`<0xXX>` byte tokens (`byte_fallback`) or the unknown token (consecutive ones fused with
-`fuse_unk`), or are dropped when there is no unknown token. Then the lowest-ranked mergeable
-pair is merged, leftmost first, until none is left; `ignore_merges` takes whole-word vocabulary
-entries as they are.
-
-In the graph, words are first cut into chunks wherever no vocabulary token contains the two
-characters on either side (no merge can ever join them, so the chunks' tokens are the word's
-tokens): a SentencePiece text without a pre-tokenizer becomes word-sized chunks instead of one
-long word. Each distinct chunk of the batch is processed once, and every loop step merges, in
-every chunk at once, all non-overlapping occurrences of that chunk's lowest-ranked pair — the
-same result as the reference's priority queue, because a pair created by a merge always ranks
-after the merge that created it. Chunks leave the loop as soon as nothing in them merges.
-Character-to-symbol ids are code point tables.
+Words are cut into chunks no merge can join, and each distinct chunk of the batch merges, at
+every loop step, all occurrences of its lowest-ranked pair at once. Why that equals the
+reference's priority queue: docs/how-it-works.md#bpe-modelsbpepy.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
 """The WordPiece model: greedy longest-match-first, exactly as `tokenizers` does it.
 
-For each word: a word longer than `max_input_chars_per_word` characters is the unknown token;
-otherwise repeatedly take the longest vocabulary entry that prefixes the rest of the word
-(continuations looked up with `continuing_subword_prefix`); if some position has no match, the
-whole word is the unknown token.
-
-In the graph, each distinct word of the batch is tokenized once. Whole words are looked up
-first (most words are vocabulary entries); the rest run the greedy loop vectorised over all
-unfinished words, each step testing every candidate length up to the longest vocabulary entry
-at once, with substrings cut by byte offsets computed from the code points.
+Each distinct word of the batch is tokenized once: whole-word lookups first, then the greedy
+loop vectorised over the unfinished words (docs/how-it-works.md#wordpiece-modelswordpiecepy).
 """
 
 from __future__ import annotations

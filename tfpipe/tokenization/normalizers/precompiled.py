@@ -1,24 +1,10 @@
 """The `Precompiled` normalizer (SentencePiece's precompiled_charsmap), compiled exactly.
 
-The reference (tokenizers' normalizers/precompiled.rs over the spm_precompiled crate) walks the
-text by extended grapheme cluster. A grapheme shorter than 6 UTF-8 bytes that has a key of the
-charsmap trie as a prefix is replaced, whole, by the replacement of its *shortest* such
-prefix (so "Ａ" + U+0301 becomes "A": the accent goes with the grapheme). Every other
-grapheme is transformed character by character, each character that is a key replaced.
-
-At build time the trie (a darts-clone double array inside the base64 blob) is decoded into its
-keys; per-character replacements are probed from the reference itself, as are the grapheme
-facts that matter here — which characters join the grapheme before them (Extend, ZWJ,
-SpacingMark), after which nothing joins (controls) and which join what follows (Prepend), all
-visible in the reference's output through the 6-byte rule. In the graph, graphemes come from
-those flags plus CR LF; the rare short multi-character graphemes look their prefixes up in a
-table of the multi-character keys; then every character expands to its output, as in a
-`LocalMap`.
-
-Not modelled, because they only decide between graphemes of 6 bytes or more (mapped character
-by character either way) or need a key that ends in an emoji: the emoji ZWJ rule (GB11), the
-regional-indicator pairs (GB12/13), the Indic conjunct rule (GB9c) and Hangul syllable
-sequences (GB6-8), whose characters are 3 bytes or more.
+The reference replaces a short grapheme whole by the replacement of its shortest key prefix,
+and maps every other grapheme character by character. At build time the charsmap trie is
+decoded into its keys and the grapheme facts that matter are probed from the reference; in
+the graph, graphemes come from those flags. The rules and what is not modelled (and why it
+cannot matter): docs/how-it-works.md#precompiled-sentencepiece-charsmaps.
 """
 
 from __future__ import annotations

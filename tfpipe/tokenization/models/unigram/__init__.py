@@ -1,9 +1,5 @@
-"""The Unigram model: the best-scoring segmentation, exactly as `tokenizers` finds it.
-
-The reference scores every segmentation of a word into vocabulary pieces (a character no
-piece starts is an unknown piece) and keeps the best; consecutive unknown pieces then fuse
-into one, which is the unknown id, or its UTF-8 bytes' `<0xXX>` tokens with `byte_fallback`.
-In the graph each distinct word of a batch is segmented once:
+"""The Unigram model: the best-scoring segmentation, exactly as `tokenizers` finds it
+(docs/how-it-works.md#unigram-modelsunigram). Each distinct word of a batch is segmented once:
 
 - `lattice`: every piece found in the words, from a trie of the pieces;
 - `viterbi`: the stepwise Viterbi pass over all words at once, and its backtracking;

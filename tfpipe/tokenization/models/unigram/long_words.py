@@ -1,19 +1,9 @@
 """Words past `LONG_WORD_CHARS`: segmented exactly as the reference, from a checked guess.
 
-The reference's Viterbi pass adds scores up in f64 along each best path from the word's
-start, and since sums round, a choice between near-equal paths depends on everything before
-it: no part of a word can be skipped, and a pass over it steps through every position (the
-stepwise pass's loop runs as long as the longest word). Instead:
-
-- Guess (`_block_guess`): one pass over blocks of `BLOCK_CHARS` positions, each starting
-  `4 × longest piece` characters early: paths from any start mostly meet by then, so the
-  blocks' choices are mostly the whole word's.
-- Add up (`path_sums`): the chosen pieces form a tree over each word's positions
-  (`piece_tree`); its paths' sums are added up in path order, as the reference adds them.
-- Check: every position must choose, from those sums, the very piece guessed (the best
-  candidate, ties to the earliest start). Checked, the sums and choices are the reference's,
-  by induction over the positions. A guess off somewhere is replaced by what the sums choose,
-  `LONG_WORD_REPAIRS` times; a word still failing is left to the stepwise pass.
+A guess from block passes (`_block_guess`), its path sums added in the reference's order
+(`path_sums` over `piece_tree`), every position's choice checked against them; a guess off
+somewhere is repaired `LONG_WORD_REPAIRS` times, then left to the stepwise pass. Why a
+checked guess is exact: docs/how-it-works.md#long-unigram-words-checked-block-passes.
 """
 
 from __future__ import annotations

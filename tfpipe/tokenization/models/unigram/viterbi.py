@@ -1,15 +1,9 @@
-"""The stepwise Viterbi pass over a batch of words, exactly as `tokenizers` makes it.
+"""The stepwise Viterbi pass over a batch of words, exactly as `tokenizers` makes it
+(f64 sums, strictly greater replaces, so ties go to the earliest start).
 
-The reference (Unigram::encode_optimized) takes as the best path ending at each position the
-best over every piece ending there of (best path at the piece's start + piece score), in f64,
-a candidate replacing the current best only when strictly greater — so on ties the piece
-starting earliest (the longest) wins.
-
-Words are sorted longest first so that the words still running at position e are a prefix of
-that order; the loop over end positions then only does arithmetic: it keeps the best scores of
-the last `longest piece` positions as a [window, words] matrix and records each position's
-best score. Each position's chosen piece is then found for all positions at once, and pointer
-doubling marks the best paths.
+Words sorted longest first, a loop over end positions doing only arithmetic on a [window,
+words] matrix of best scores, choices found for all positions at once, best paths marked by
+pointer doubling: docs/how-it-works.md#unigram-modelsunigram.
 """
 
 from __future__ import annotations
