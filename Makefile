@@ -36,14 +36,15 @@ $(OLDEST_STAMP):
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 \
 	TFPIPE_OLDEST_PYTHON=$(OLDEST_VENV)/bin/python
 
-# Every behaviour on representative samples (goal: 10 minutes on 2 cores; CI runs this).
+# Every behaviour on representative samples (at most 10 minutes on 2 cores; CI runs this).
 # Prints each file's time, the total, and last "N passed, N failed, N skipped".
 test: lint $(OLDEST_STAMP)
 	$(TEST_ENV) $(PY) tests/run_isolated.py $(PYTEST_ARGS)
 
 # Everything: the tests marked slow (whole corpus x every checkpoint, full option matrices,
-# 10 MB inputs, long soaks) and full samples (TFPIPE_TEST_SAMPLE=full). About an hour on
-# 2 cores. Run it before resolving anything that touches tokenization, and before a release.
+# every trained variant and export, 10 MB inputs, long soaks) and full samples
+# (TFPIPE_TEST_SAMPLE=full), graph optimizer on. About 15 minutes on 2 cores. Run it before
+# resolving anything that touches tokenization, and before a release.
 test-full: lint $(OLDEST_STAMP)
 	$(TEST_ENV) TFPIPE_TEST_SAMPLE=full $(PY) tests/run_isolated.py $(PYTEST_ARGS)
 

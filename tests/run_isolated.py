@@ -1,11 +1,12 @@
 """Run the test files in a few pytest processes, two at a time, and print one combined summary.
 
 Every parity file builds dozens of compiled tokenizers; in one process their graphs and tables
-add up to more memory than the 24 GB CI machine has, so each gets a process of its own. Files
-that build few (models, exports, serving) share one process: TensorFlow is imported and the
-shared tiny checkpoints and exports (tests/model_fixtures.py) are built once for all of them.
-Two processes run at once, longest first: on 2 cores one process's single-threaded stretches
-(imports, HF tokenizers, tracing) leave a core idle, and the largest two fit in memory.
+add up to more memory than the 24 GB CI machine has, so each gets a process of its own. The
+other files share processes in groups (GROUPS): TensorFlow is imported once per group, and
+files using the same tiny checkpoints and exports (tests/model_fixtures.py,
+tests/pipeline_checkpoints.py) build them once, in the group that uses them. Two processes
+run at once, longest first: on 2 cores one process's single-threaded stretches (imports, HF
+tokenizers, tracing) leave a core idle, and the largest two fit in memory.
 
 Prints each process's wall time, peak RSS and slowest tests as it ends, then each file's
 time (from the ``file seconds:`` lines tests/conftest.py prints), the total wall time, and
@@ -28,31 +29,19 @@ from pathlib import Path
 
 TESTS = Path(__file__).parent
 COUNTS = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "errors")
-# Files sharing one process: they build few layers, and share the exports the old-runtime
-# test loads (model_fixtures.py, pipeline_checkpoints.py).
-SHARED_PROCESS = (
-    "test_bpe_pipelines.py",
-    "test_sentencepiece_pipelines.py",
-    "test_cli.py",
-    "test_concurrent_load.py",
-    "test_export.py",
-    "test_heads.py",
-    "test_models.py",
-    "test_old_runtime.py",
-    "test_pipelines.py",
-    "test_serving.py",
-    "test_untrusted_files.py",
-    "test_bad_input.py",
-    "test_bench_smoke.py",
-)
-# Longest first (by this script's report), so that the last processes to start are short.
-LONGEST_FIRST = (
-    "test_bpe_parity.py",
-    "test_wordpiece_parity.py",
-    "test_sentencepiece_parity.py",
-    "test_components.py",
-    "test_unigram_long_words.py",
-    "test_tokenizer_layer.py",
+# The processes and their files, longest first (by this script's report), so that the last
+# to start are short; a test file named nowhere runs alone after these.
+GROUPS = (
+    # The exports the TF 2.12 runtime loads, built by the pipeline tests that check them.
+    ("test_old_runtime.py", "test_sentencepiece_pipelines.py", "test_bpe_pipelines.py"),
+    # MiniLM's pipelines and its classifier export, at every level.
+    ("test_bad_input.py", "test_bench_smoke.py", "test_cli.py", "test_concurrent_load.py",
+     "test_export.py", "test_heads.py", "test_models.py", "test_pipelines.py",
+     "test_serving.py", "test_untrusted_files.py"),
+    ("test_sentencepiece_parity.py",),
+    ("test_components.py", "test_tokenizer_layer.py", "test_unigram_long_words.py"),
+    ("test_bpe_parity.py",),
+    ("test_wordpiece_parity.py",),
 )
 
 
@@ -72,16 +61,10 @@ class Run:
 
 
 def plan() -> list[list[Path]]:
-    """Process groups, longest first: the shared-process files, then one process per file."""
-    files = sorted(TESTS.glob("test_*.py"))
-    shared = [path for path in files if path.name in SHARED_PROCESS]
-    alone = [path for path in files if path.name not in SHARED_PROCESS]
-    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
-    alone.sort(key=lambda path: order.get(path.name, len(order)))
-    groups = [[path] for path in alone]
-    if shared:
-        groups.insert(min(2, len(groups)), shared)
-    return groups
+    """Process groups: GROUPS (files that exist), then each file named in none, alone."""
+    files = {path.name: path for path in sorted(TESTS.glob("test_*.py"))}
+    groups = [[files.pop(name) for name in group if name in files] for group in GROUPS]
+    return [group for group in groups if group] + [[path] for path in files.values()]
 
 
 def run(files: list[Path], args: list[str]) -> Run:

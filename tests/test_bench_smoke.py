@@ -1,7 +1,8 @@
-"""`make bench` must not rot between the runs that refresh docs/benchmarks.md: a tiny tokenizer run.
+"""`make bench` must not rot between the runs that refresh docs/benchmarks.md: a tiny tokenizer
+run, in make test-full (it measures nothing `make test` needs).
 
 bench/serving.py is left to `make bench BENCH_ARGS=--quick` (about two minutes: it exports
-twice), too slow for every `make test`.
+twice).
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOKENIZER_BENCH = Path(__file__).resolve().parents[1] / "bench" / "tokenizer.py"
 
 
+@pytest.mark.slow
 def test_tokenizer_benchmark_quick_run_prints_a_parity_checked_row():
     completed = subprocess.run(
         [sys.executable, str(TOKENIZER_BENCH), "--quick", "--tokenizers", "minilm",

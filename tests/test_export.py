@@ -20,7 +20,7 @@ from model_fixtures import (
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tfpipe.export import ExportError, export
+from tfpipe.export import ExportError, export, runtime_compat
 from tfpipe.export.graph_audit import foreign_ops, graph_op_types
 from tfpipe.export.saved_model import WARMUP_FILE, find_tokenizer
 from tfpipe.export.tf_serving import (
@@ -40,6 +40,7 @@ def test_export_writes_a_numbered_version_with_metadata():
     assert metadata["inputs"] == ["text"]
     assert metadata["outputs"] == ["label", "probabilities", "score"]
     assert metadata["tensorflow_version"] == tf.__version__
+    assert metadata["minimum_tensorflow_version"] == runtime_compat.MINIMUM_TENSORFLOW
     assert not [path for path in exported.path.parent.iterdir() if path.name.startswith(".")]
 
 

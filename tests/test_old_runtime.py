@@ -3,8 +3,9 @@
 Model-server fleets lag behind the exporting TensorFlow. `make test` installs
 tensorflow-cpu==2.12.0 (the oldest release for Python 3.11) into `.venv-tf-oldest` and points
 TFPIPE_OLDEST_PYTHON at it; that runtime loads each exported model (one per tokenizer
-family) both ways TF Serving-era code does — `tf.saved_model.load` signatures and the TF1
-`serve` loader — and must return the same token ids and the same probabilities as TF 2.21.
+family; two in the default run) both ways TF Serving-era code does — `tf.saved_model.load`
+signatures and the TF1 `serve` loader — and must return the same token ids and the same
+probabilities as TF 2.21.
 Each runtime loads all the exports in one process: TensorFlow starts once per runtime.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from model_fixtures import SENTENCES, cached_export, exported_classifier, save_tiny_checkpoint
 from pipeline_checkpoints import albert_classifier, exported_text_classifier, roberta_classifier
+from samples import slow_beyond
 from texts import generate_texts
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
 from trained_tokenizers import CL100K, byte_level_trainer, trained_checkpoint
@@ -40,6 +42,9 @@ TEXTS = [
     "It's a long text. " * 60,
 ]
 FAMILIES = ("wordpiece", "byte-level-bpe", "unigram", "split-bpe")
+# The default run's families: the most op types (Unigram's loops, Split's regex, NFC,
+# byte-level BPE's merges); WordPiece and plain byte-level BPE add none (make test-full).
+DEFAULT_FAMILIES = ("unigram", "split-bpe")
 # Runs in both runtimes: each export's signatures through tf.saved_model.load and the TF1
 # loader, all exports in one process; prints {path: result}.
 LOADER = textwrap.dedent("""
@@ -132,9 +137,12 @@ def shared_or_none(request) -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def outputs_by_runtime(shared_or_none) -> dict[str, dict[str, dict]]:
-    """``{"new"|"old": {family: outputs}}``: every family's export run in each runtime."""
-    families = [f for f in FAMILIES if shared_or_none or f != "unigram"]
+def outputs_by_runtime(request, shared_or_none) -> dict[str, dict[str, dict]]:
+    """``{"new"|"old": {family: outputs}}``: each selected family's export run in each
+    runtime."""
+    selected = {item.callspec.params["family"] for item in request.session.items
+                if item.path == request.path and hasattr(item, "callspec")}
+    families = [f for f in FAMILIES if f in selected and (shared_or_none or f != "unigram")]
     paths = {family: exported(family, shared_or_none) for family in families}
     by_path = {name: run_loader(python, list(paths.values()))
                for name, python in (("new", sys.executable), ("old", OLDEST_PYTHON))}
@@ -143,7 +151,7 @@ def outputs_by_runtime(shared_or_none) -> dict[str, dict[str, dict]]:
 
 
 @needs_oldest
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", slow_beyond(FAMILIES, DEFAULT_FAMILIES))
 def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_none,
                                                               outputs_by_runtime):
     if family not in outputs_by_runtime["new"]:
@@ -156,11 +164,6 @@ def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_
         assert old[loader]["tokenize"] == new[loader]["tokenize"], loader
         for key, value in new[loader]["serving_default"].items():
             np.testing.assert_allclose(old[loader]["serving_default"][key], value, atol=1e-6)
-
-
-def test_export_metadata_states_the_minimum_tensorflow():
-    metadata = json.loads((exported_classifier().path / "tfpipe.json").read_text())
-    assert metadata["minimum_tensorflow_version"] == runtime_compat.MINIMUM_TENSORFLOW
 
 
 def test_growable_tensor_array_is_refused_as_raising_the_minimum_runtime():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from model_fixtures import SENTENCES, assert_matches_hf_flow, run
 from pipeline_checkpoints import albert_classifier, assert_export_serves_like_hf_flow
 
@@ -21,16 +22,20 @@ TEXTS = [
 PAIRS = [*reversed(TEXTS[:-1]), "short"]
 
 
-def check_classifier_and_export(path: Path) -> None:
-    """In memory, then exported (export reloads it in a fresh process with the TF1 `serve`
-    loader) and served: probabilities within 1e-5 of the HF flow, only core TF ops."""
+def check_classifier(path: Path) -> None:
     model = pipeline("text-classification", path)
     assert_matches_hf_flow(run(model, TEXTS), path, TEXTS)
-    assert_export_serves_like_hf_flow(path, TEXTS)
 
 
-def test_albert_classifier_matches_hf_flow_and_exports():
-    check_classifier_and_export(albert_classifier())
+def test_albert_classifier_matches_hf_flow():
+    check_classifier(albert_classifier())
+
+
+@pytest.mark.slow
+def test_albert_classifier_export_serves_like_hf_flow():
+    """The albert-base-v2 tokenizer's export below covers the same components (make test-full
+    only)."""
+    assert_export_serves_like_hf_flow(albert_classifier(), TEXTS)
 
 
 def test_albert_text_pair_classification_matches_hf_flow():
@@ -40,5 +45,9 @@ def test_albert_text_pair_classification_matches_hf_flow():
 
 
 def test_albert_base_v2_tokenizer_classifier_matches_hf_flow_and_exports(shared_dir):
-    """The real albert-base-v2 tokenizer (Precompiled charsmap) in a tiny checkpoint."""
-    check_classifier_and_export(albert_classifier(shared_dir / "tokenizers" / "albert-base-v2"))
+    """The real albert-base-v2 tokenizer (Precompiled charsmap) in a tiny checkpoint: in
+    memory, then exported (export reloads it in a fresh process with the TF1 `serve` loader)
+    and served: probabilities within 1e-5 of the HF flow, only core TF ops."""
+    path = albert_classifier(shared_dir / "tokenizers" / "albert-base-v2")
+    check_classifier(path)
+    assert_export_serves_like_hf_flow(path, TEXTS)
