@@ -43,3 +43,9 @@ def slow_beyond(values: Sequence, default: Sequence) -> list:
         else pytest.param(*value if isinstance(value, tuple) else (value,), marks=pytest.mark.slow)
         for value in values
     ]
+
+
+def slow_among(values: Sequence, slow: Sequence) -> list:
+    """Parametrize ``values``, the ``slow`` ones (what the default run covers elsewhere)
+    marked ``slow``."""
+    return slow_beyond(values, [value for value in values if value not in slow])

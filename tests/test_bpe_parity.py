@@ -16,7 +16,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parity import assert_same_encoding, check_parity, check_parity_where_hf_accepts, shifted
-from samples import FULL, examples, sample, slow_beyond
+from samples import FULL, examples, sample, slow_among, slow_beyond
 from texts import EMOJI, WHITESPACE, generate_texts, hand_written_count
 from tokenizers import (
     AddedToken,
@@ -421,9 +421,7 @@ COVERED_VARIANTS = ("ByteLevel-roberta", "ByteLevel-gpt2", "ByteLevel-TemplatePr
                     "Split-o200k")
 
 
-@pytest.mark.parametrize(
-    "name", slow_beyond(list(VARIANTS), [v for v in VARIANTS if v not in COVERED_VARIANTS])
-)
+@pytest.mark.parametrize("name", slow_among(list(VARIANTS), COVERED_VARIANTS))
 def test_trained_bpe_variant_matches(name, trained, tokenizer_layer, hf_tokenizer):
     folder = trained(name)
     try:
