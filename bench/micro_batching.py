@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     texts, source = load_texts(None)
     rng = random.Random(0)
     batches = [tf.constant(rng.sample(texts, args.batch_size)) for _ in range(args.batches)]
-    options = dict(num_labels=2, max_length=128)
+    options = dict(num_labels=2, max_length=128, allow_untrained_head=True)
     whole = tfpipe.pipeline("text-classification", minilm_path(), **options)
     variants = {None: whole}
     for size in args.sizes:

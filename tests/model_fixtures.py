@@ -59,9 +59,8 @@ def copy_tokenizer_files(destination: Path) -> None:
         shutil.copy(minilm_path() / name, destination / name)
 
 
-def tiny_bert_config(**overrides):
-    from transformers import BertConfig
-
+def tiny_config(model_class, **overrides):
+    """A tiny config of ``model_class``'s family (BertConfig for BERT classes)."""
     settings = {
         "vocab_size": 30522,
         "hidden_size": 32,
@@ -70,20 +69,22 @@ def tiny_bert_config(**overrides):
         "intermediate_size": 37,
         "max_position_embeddings": 512,
     }
-    return BertConfig(**{**settings, **overrides})
+    return model_class.config_class(**{**settings, **overrides})
 
 
 def save_tiny_checkpoint(
     name: str, model_class_name: str, *, safetensors: bool = False, **config_overrides
 ) -> Path:
-    """A randomly initialised tiny BERT saved with ``save_pretrained`` plus tokenizer files."""
+    """A randomly initialised tiny model (BERT, or the family of ``model_class_name``) saved
+    with ``save_pretrained`` plus MiniLM's tokenizer files."""
 
     def build(destination: Path) -> None:
         import tf_keras
         import transformers
 
         tf_keras.utils.set_random_seed(0)
-        model = getattr(transformers, model_class_name)(tiny_bert_config(**config_overrides))
+        model_class = getattr(transformers, model_class_name)
+        model = model_class(tiny_config(model_class, **config_overrides))
         model(model.dummy_inputs)
         model.save_pretrained(str(destination), safe_serialization=safetensors)
         copy_tokenizer_files(destination)

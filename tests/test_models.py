@@ -60,7 +60,9 @@ def test_pytorch_format_safetensors_load_without_torch():
 
 
 def test_encoder_checkpoint_gets_a_new_classification_head():
-    layer = TransformerLayer.from_pretrained(minilm_path(), "text-classification", num_labels=3)
+    layer = TransformerLayer.from_pretrained(
+        minilm_path(), "text-classification", num_labels=3, allow_untrained_head=True
+    )
     logits = layer(encoded(minilm_path()))
     assert logits.shape == (len(SENTENCES), 3)
     assert layer.labels == ["LABEL_0", "LABEL_1", "LABEL_2"]

@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--multi-label", action="store_true", help="zero-shot with NLI models")
     export.add_argument("--text-pair", action="store_true", help="classify (text, text_pair)")
     export.add_argument("--top-k", type=int, help="add top_labels/top_scores outputs")
+    export.add_argument(
+        "--labels", nargs="+", metavar="NAME", help="class names of a new classification head"
+    )
+    export.add_argument(
+        "--allow-untrained-head",
+        action="store_true",
+        help="build a model with weights the checkpoint lacks (an untrained head)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument(
         "--allow-pickle", action="store_true", help="allow pytorch_model.bin (runs pickle)"
@@ -80,8 +88,22 @@ def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
         "top_k": args.top_k,
         "multi_label": args.multi_label or None,
         "text_pair": args.text_pair or None,
+        "allow_untrained_head": args.allow_untrained_head or None,
     }
-    return {name: value for name, value in options.items() if value is not None}
+    given = {name: value for name, value in options.items() if value is not None}
+    return {**given, **label_options(args.labels)}
+
+
+def label_options(labels: list[str] | None) -> dict[str, Any]:
+    """``--labels`` as the config overrides naming a head's classes, in logit order."""
+    if not labels:
+        return {}
+    if len(set(labels)) != len(labels):
+        raise CommandError(f"--labels has duplicates: {' '.join(labels)}")
+    return {
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: index for index, label in enumerate(labels)},
+    }
 
 
 def run_export(args: argparse.Namespace) -> None:

@@ -50,6 +50,7 @@ def pipeline(
     max_length: int | None = None,
     tokenizer: str | os.PathLike | TokenizerLayer | None = None,
     allow_pickle: bool = False,
+    allow_untrained_head: bool = False,
     micro_batch_size: int | None = None,
     **options: Any,
 ) -> tf_keras.Model:
@@ -60,7 +61,8 @@ def pipeline(
 
     - ``text-classification``: ``probabilities``, ``label``, ``score`` (options:
       ``text_pair=True``, ``top_k=K`` adding ``top_labels``/``top_scores``, and config
-      overrides such as ``num_labels``/``id2label`` to put a new head on an encoder);
+      overrides such as ``num_labels``/``id2label`` with ``allow_untrained_head=True`` to
+      put a new head on an encoder);
     - ``feature-extraction``: ``embedding`` (options: ``pooling`` in mean/cls/max/
       mean_sqrt_len and ``normalize``; default: as the checkpoint's sentence-transformers
       config says, else mean pooling without normalisation);
@@ -70,8 +72,10 @@ def pipeline(
       ``similarity_scale``, default 20, for sentence encoders).
 
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
-    sentence-transformers ``max_seq_length`` for embeddings). ``tokenizer`` is another folder
-    or tokenizer.json to tokenize with, or a built TokenizerLayer to reuse as is.
+    sentence-transformers ``max_seq_length`` for embeddings); a cap over the model's position
+    embeddings is a PipelineError. ``tokenizer`` is another folder or tokenizer.json to
+    tokenize with, or a built TokenizerLayer to reuse as is. ``allow_untrained_head=True``
+    builds a model with weights the checkpoint lacks (a new head), which is otherwise refused.
     ``micro_batch_size`` runs the model on length-sorted chunks of that many rows, each
     padded only to its own longest text (see TransformerLayer).
     """
@@ -90,7 +94,9 @@ def pipeline(
         raise PipelineError(
             "max_length cannot apply to a built TokenizerLayer; set it on the layer"
         )
-    context = BuildContext(checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size)
+    context = BuildContext(
+        checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size, allow_untrained_head
+    )
     return builder(context, **options)
 
 
@@ -112,12 +118,14 @@ class BuildContext:
         max_length: int | None,
         allow_pickle: bool,
         micro_batch_size: int | None = None,
+        allow_untrained_head: bool = False,
     ) -> None:
         self.checkpoint = checkpoint
         self.micro_batch_size = micro_batch_size
         self.tokenizer_source = checkpoint if tokenizer is None else tokenizer
         self.max_length = max_length
         self.allow_pickle = allow_pickle
+        self.allow_untrained_head = allow_untrained_head
         if os.path.isfile(os.path.join(checkpoint, "config.json")):
             # Before anything is built: transformers also reads it, for the tokenizer too.
             self.model_config()
@@ -136,15 +144,48 @@ class BuildContext:
             name="tokenizer",
         )
 
-    def transformer(self, task: str, **config_overrides: Any) -> TransformerLayer:
-        return TransformerLayer.from_pretrained(
+    def transformer(
+        self, task: str, tokenizer: TokenizerLayer, **config_overrides: Any
+    ) -> TransformerLayer:
+        """The model, checked to hold every sequence ``tokenizer`` can produce."""
+        transformer = TransformerLayer.from_pretrained(
             self.checkpoint,
             task,
             allow_pickle=self.allow_pickle,
+            allow_untrained_head=self.allow_untrained_head,
             name="transformer",
             micro_batch_size=self.micro_batch_size,
             **config_overrides,
         )
+        self.check_max_length(tokenizer, transformer.max_sequence_length)
+        return transformer
+
+    def check_max_length(self, tokenizer: TokenizerLayer, limit: int | None) -> None:
+        """Refuse sequences longer than the model's positions: the export would pass its
+        self-check and fail in serving on the first long request (as transformers fails)."""
+        if limit is None or (tokenizer.max_length is not None and tokenizer.max_length <= limit):
+            return
+        if isinstance(self.tokenizer_source, TokenizerLayer):
+            fix = f"build the TokenizerLayer with max_length={limit} or less"
+        else:
+            fix = f"pass max_length={limit} or less (tfpipe export --max-length)"
+        raise PipelineError(
+            f"tokens per text: {self.max_length_origin(tokenizer)}, but the model of "
+            f"{self.checkpoint} embeds only {limit} positions, so longer texts would fail at "
+            f"run time: {fix}"
+        )
+
+    def max_length_origin(self, tokenizer: TokenizerLayer) -> str:
+        """The tokenizer's max_length and where it comes from, for errors."""
+        if isinstance(self.tokenizer_source, TokenizerLayer):
+            return f"the TokenizerLayer's max_length {tokenizer.max_length or 'None (unlimited)'}"
+        if tokenizer.max_length is None:
+            return "unlimited (the tokenizer sets no model_max_length)"
+        if self.max_length is not None:
+            return f"max_length={self.max_length}"
+        if tokenizer.requested_max_length is None:
+            return f"the tokenizer's model_max_length {tokenizer.max_length}"
+        return f"sentence_bert_config.json's max_seq_length {tokenizer.max_length}"
 
     def model_config(self) -> dict[str, Any]:
         return checked_model_config(self.checkpoint)
@@ -170,7 +211,7 @@ def build_text_classification(
 ) -> tf_keras.Model:
     """Softmax (or sigmoid) class probabilities with the best label and its score."""
     tokenizer = context.tokenizer()
-    transformer = context.transformer("text-classification", **overrides)
+    transformer = context.transformer("text-classification", tokenizer, **overrides)
     inputs = {"text": text_input()}
     if text_pair:
         inputs["text_pair"] = text_input("text_pair")
@@ -207,7 +248,7 @@ def build_feature_extraction(
     """One pooled (optionally L2-normalised) embedding per text."""
     pooler = resolve_pooling(context, pooling, normalize)
     tokenizer = context.tokenizer(context.sentence_transformers_max_length())
-    transformer = context.transformer("feature-extraction")
+    transformer = context.transformer("feature-extraction", tokenizer)
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
     embedding = pooler(transformer(encoded), encoded["attention_mask"])
@@ -274,7 +315,7 @@ def _nli_zero_shot(
 ) -> tf_keras.Model:
     # transformers truncates only the premise: the hypothesis must survive intact.
     tokenizer = context.tokenizer(truncation="only_first")
-    transformer = context.transformer("zero-shot-classification")
+    transformer = context.transformer("zero-shot-classification", tokenizer)
     # As transformers: the first class is contradiction, unless entailment is, then the last.
     contradiction_id = transformer.config.num_labels - 1 if nli_entailment_id == 0 else 0
     inputs = {"text": text_input()}
@@ -298,7 +339,7 @@ def _embedding_zero_shot(
 ) -> tf_keras.Model:
     pooler = resolve_pooling(context, pooling, normalize)
     tokenizer = context.tokenizer(context.sentence_transformers_max_length())
-    transformer = context.transformer("feature-extraction")
+    transformer = context.transformer("feature-extraction", tokenizer)
 
     def embed(texts: tf.Tensor) -> tf.Tensor:
         encoded = tokenizer(texts)

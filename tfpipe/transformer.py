@@ -1,13 +1,16 @@
 """The transformer body: a Hugging Face TF (tf-keras) model as a layer fed by the tokenizer dict.
 
 Loading is offline and safe by construction: the weights file is picked by
-``tfpipe.checkpoints``, remote code is never trusted and the hub is never contacted.
+``tfpipe.checkpoints``, remote code is never trusted and the hub is never contacted. It is
+also complete: a model with weights the checkpoint lacks (a new head on a bare encoder,
+randomly initialised on every load) is refused unless the caller opts in.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import tensorflow as tf
@@ -26,6 +29,11 @@ TASK_MODEL_CLASSES: dict[str, str] = {
 }
 CLASSIFICATION_TASKS = frozenset({"text-classification", "zero-shot-classification"})
 MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# Weights a task's output never reads: feature-extraction returns the last hidden state, so a
+# pooler the checkpoint lacks (RoBERTa classifiers have none) changes nothing.
+UNREAD_WEIGHTS = {"feature-extraction": re.compile(r"pooler")}
+# How many missing weights an error names before it only counts the rest.
+NAMED_MISSING_WEIGHTS = 4
 
 
 def model_class_for_task(task: str) -> type:
@@ -38,9 +46,15 @@ def model_class_for_task(task: str) -> type:
 
 
 def load_pretrained_model(
-    path: str | os.PathLike, task: str, *, allow_pickle: bool = False, **config_overrides: Any
+    path: str | os.PathLike,
+    task: str,
+    *,
+    allow_pickle: bool = False,
+    allow_untrained_head: bool = False,
+    **config_overrides: Any,
 ) -> tf_keras.Model:
-    """Load a checkpoint folder's TF model for ``task`` from local files only."""
+    """Load a checkpoint folder's TF model for ``task`` from local files only; refuse one with
+    weights the checkpoint lacks unless ``allow_untrained_head``."""
     folder = os.fspath(path)
     model_class = model_class_for_task(task)
     if not os.path.isdir(folder):
@@ -49,9 +63,60 @@ def load_pretrained_model(
         raise ModelLoadError(f"no config.json in {folder}: not a transformers checkpoint")
     options = weight_loading_options(folder, allow_pickle=allow_pickle)
     checked_model_config(folder)
-    return model_class.from_pretrained(
-        folder, local_files_only=True, trust_remote_code=False, **options, **config_overrides
+    model, loading_info = model_class.from_pretrained(
+        folder,
+        local_files_only=True,
+        trust_remote_code=False,
+        output_loading_info=True,
+        **options,
+        **config_overrides,
     )
+    missing = untrained_weights(model, loading_info["missing_keys"], task)
+    if missing and not allow_untrained_head:
+        raise ModelLoadError(untrained_weights_message(folder, task, missing))
+    return model
+
+
+def untrained_weights(model: tf_keras.Model, missing_keys: list[str], task: str) -> list[str]:
+    """The weights transformers reports missing from the checkpoint (and so initialised at
+    random), less names of weightless layers (H5 loading lists a Dropout's auto-numbered
+    name) and weights the task's output never reads."""
+    weightless = {layer.name for layer in model.layers if not layer.weights}
+    unread = UNREAD_WEIGHTS.get(task)
+    return sorted(
+        name
+        for name in missing_keys
+        if name not in weightless and not (unread and unread.search(name))
+    )
+
+
+def untrained_weights_message(folder: str, task: str, missing: list[str]) -> str:
+    named = ", ".join(missing[:NAMED_MISSING_WEIGHTS])
+    if len(missing) > NAMED_MISSING_WEIGHTS:
+        named += f" and {len(missing) - NAMED_MISSING_WEIGHTS} more"
+    return (
+        f"{folder} has no weights for {named}, so its {task} model would answer at random, "
+        "differently on every build (a new head on a bare encoder?): fine-tune it first "
+        "(transformers, then save_pretrained; or tfpipe.pipeline(..., "
+        "allow_untrained_head=True), model.fit, tfpipe.export), or pass "
+        "allow_untrained_head=True (tfpipe export --allow-untrained-head) if you mean it"
+    )
+
+
+def position_limit(hf_model: tf_keras.Model) -> int | None:
+    """The most tokens a sequence can have: the position embedding table's rows, less the
+    padding_idx + 1 rows RoBERTa-style embeddings never use (their positions start after the
+    padding index). None when positions are relative or rotary: there is no table to overrun."""
+    config = hf_model.config
+    rows = getattr(config, "max_position_embeddings", None)
+    if (
+        rows is None
+        or not getattr(config, "position_biased_input", True)
+        or getattr(config, "position_embedding_type", "absolute") == "rotary"
+    ):
+        return None
+    padding_idx = getattr(hf_model.get_input_embeddings(), "padding_idx", None)
+    return int(rows) - (0 if padding_idx is None else int(padding_idx) + 1)
 
 
 def model_from_config(task: str, model_config: dict[str, Any]) -> tf_keras.Model:
@@ -109,6 +174,7 @@ class TransformerLayer(tf_keras.layers.Layer):
         task: str = "feature-extraction",
         *,
         allow_pickle: bool = False,
+        allow_untrained_head: bool = False,
         name: str | None = None,
         micro_batch_size: int | None = None,
         **config_overrides: Any,
@@ -116,9 +182,17 @@ class TransformerLayer(tf_keras.layers.Layer):
         """Load ``path`` (a checkpoint folder) for ``task``.
 
         ``config_overrides`` (e.g. ``num_labels=3``, ``id2label=...``) go to the model config,
-        which is how a new classification head is put on an encoder-only checkpoint.
+        which is how a new classification head is put on an encoder-only checkpoint. A model
+        with weights the checkpoint lacks, such as that head, is a ModelLoadError naming them
+        unless ``allow_untrained_head=True``: untrained, it would answer at random.
         """
-        hf_model = load_pretrained_model(path, task, allow_pickle=allow_pickle, **config_overrides)
+        hf_model = load_pretrained_model(
+            path,
+            task,
+            allow_pickle=allow_pickle,
+            allow_untrained_head=allow_untrained_head,
+            **config_overrides,
+        )
         model_config = json.loads(hf_model.config.to_json_string(use_diff=False))
         return cls(
             task, model_config, hf_model=hf_model, name=name, micro_batch_size=micro_batch_size
@@ -145,6 +219,12 @@ class TransformerLayer(tf_keras.layers.Layer):
     @property
     def hidden_size(self) -> int:
         return int(self.config.hidden_size)
+
+    @property
+    def max_sequence_length(self) -> int | None:
+        """The most tokens per sequence the model's position embeddings hold (None: no limit);
+        a longer sequence fails at run time, as in transformers."""
+        return position_limit(self.hf_model)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         missing = {"input_ids", "attention_mask"} - set(inputs)
