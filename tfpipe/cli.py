@@ -38,11 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, parser_class=OneLineArgumentParser
     )
 
+    from tfpipe.pipelines import TASK_ALIASES
+
     export = commands.add_parser("export", help="build a pipeline and export it as a SavedModel")
-    export.add_argument("--task", required=True, choices=TASKS)
+    export.add_argument("--task", required=True, choices=[*TASKS, *TASK_ALIASES])
     export.add_argument("--model", required=True, help="local checkpoint folder")
     export.add_argument("--output", required=True, help="saved_models/NAME/VERSION")
     export.add_argument("--max-length", type=int, help="tokens per text (default: checkpoint's)")
+    export.add_argument(
+        "--pad-token", help="the tokenizer's pad token if it has none, e.g. '<|endoftext|>'"
+    )
     export.add_argument("--candidate-labels", nargs="+", help="zero-shot labels")
     export.add_argument("--hypothesis-template", help='zero-shot template, e.g. "This is {}."')
     export.add_argument("--multi-label", action="store_true", help="zero-shot with NLI models")
@@ -118,6 +123,7 @@ def run_export(args: argparse.Namespace) -> None:
         args.model,
         max_length=args.max_length,
         allow_pickle=args.allow_pickle,
+        pad_token=args.pad_token,
         **pipeline_options(args),
     )
     exported = export(

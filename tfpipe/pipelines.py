@@ -28,8 +28,9 @@ from tfpipe.heads import (
     sentence_transformers_pooling,
 )
 from tfpipe.model_config import checked_model_config
+from tfpipe.tokenization.checkpoint import load_reference, pad_token_id
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
-from tfpipe.transformer import TransformerLayer
+from tfpipe.transformer import CLASSIFICATION_TASKS, TransformerLayer
 
 DEFAULT_HYPOTHESIS_TEMPLATE = "This example is {}."
 # Sentence encoders separate labels better with a plainer hypothesis: on all-MiniLM-L6-v2,
@@ -52,6 +53,7 @@ def pipeline(
     allow_pickle: bool = False,
     allow_untrained_head: bool = False,
     micro_batch_size: int | None = None,
+    pad_token: str | None = None,
     **options: Any,
 ) -> tf_keras.Model:
     """Build a tf-keras Model for ``task`` from a local checkpoint folder ``model``.
@@ -77,11 +79,15 @@ def pipeline(
     tokenize with, or a built TokenizerLayer to reuse as is. ``allow_untrained_head=True``
     builds a model with weights the checkpoint lacks (a new head), which is otherwise refused.
     ``micro_batch_size`` runs the model on length-sorted chunks of that many rows, each
-    padded only to its own longest text (see TransformerLayer).
+    padded only to its own longest text (see TransformerLayer). ``pad_token`` sets the
+    tokenizer's pad token, as ``tokenizer.pad_token = tokenizer.eos_token`` does for GPT-2 or
+    Llama checkpoints that have none. transformers' task aliases (``sentiment-analysis``) work.
     """
+    task = TASK_ALIASES.get(task, task)
     if task not in PIPELINE_BUILDERS:
         raise PipelineError(
-            f"unknown task {task!r}; expected one of {', '.join(sorted(PIPELINE_BUILDERS))}"
+            f"unknown task {task!r}; expected one of "
+            f"{', '.join(sorted([*PIPELINE_BUILDERS, *TASK_ALIASES]))}"
         )
     checkpoint = os.fspath(model)
     if not os.path.isdir(checkpoint):
@@ -94,8 +100,11 @@ def pipeline(
         raise PipelineError(
             "max_length cannot apply to a built TokenizerLayer; set it on the layer"
         )
+    if isinstance(tokenizer, TokenizerLayer) and pad_token is not None:
+        raise PipelineError("pad_token cannot apply to a built TokenizerLayer; set it on the layer")
     context = BuildContext(
-        checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size, allow_untrained_head
+        checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size,
+        allow_untrained_head=allow_untrained_head, pad_token=pad_token,
     )
     return builder(context, **options)
 
@@ -119,8 +128,10 @@ class BuildContext:
         allow_pickle: bool,
         micro_batch_size: int | None = None,
         allow_untrained_head: bool = False,
+        pad_token: str | None = None,
     ) -> None:
         self.checkpoint = checkpoint
+        self.pad_token = pad_token
         self.micro_batch_size = micro_batch_size
         self.tokenizer_source = checkpoint if tokenizer is None else tokenizer
         self.max_length = max_length
@@ -141,6 +152,7 @@ class BuildContext:
             max_length=self.max_length or default_max_length,
             padding="longest",
             truncation=truncation,
+            pad_token=self.pad_token,
             name="tokenizer",
         )
 
@@ -155,6 +167,7 @@ class BuildContext:
             allow_untrained_head=self.allow_untrained_head,
             name="transformer",
             micro_batch_size=self.micro_batch_size,
+            **self.pad_token_id_override(task),
             **config_overrides,
         )
         self.check_max_length(tokenizer, transformer.max_sequence_length)
@@ -186,6 +199,37 @@ class BuildContext:
         if tokenizer.requested_max_length is None:
             return f"the tokenizer's model_max_length {tokenizer.max_length}"
         return f"sentence_bert_config.json's max_seq_length {tokenizer.max_length}"
+
+    def pad_token_id_override(self, task: str) -> dict[str, int]:
+        """``pad_token_id`` for the model config when a pad token was chosen and it has none.
+
+        transformers' decoder classifiers (GPT-2, Mistral, ...) pool each text's last token
+        that is not ``config.pad_token_id`` (the last column when it is None): HF users set
+        ``model.config.pad_token_id = tokenizer.pad_token_id``. Another id would pool padding.
+        """
+        pad_id = self.chosen_pad_token_id()
+        if pad_id is None or task not in CLASSIFICATION_TASKS:
+            return {}
+        configured = self.model_config().get("pad_token_id")
+        if configured is None:
+            return {"pad_token_id": pad_id}
+        if configured != pad_id:
+            raise PipelineError(
+                f"the pad token chosen is id {pad_id} but {self.checkpoint}'s config.json has "
+                f"pad_token_id {configured}, by which decoder classifiers find each text's last "
+                f"token: pass pad_token= the token of id {configured}, or set pad_token_id to "
+                f"{pad_id} in config.json"
+            )
+        return {}
+
+    def chosen_pad_token_id(self) -> int | None:
+        """The id of the pad token chosen with ``pad_token=`` (here or on a given layer)."""
+        source = self.tokenizer_source
+        if isinstance(source, TokenizerLayer):
+            return None if source.pad_token is None else source.pad_token_id
+        if self.pad_token is None:
+            return None
+        return pad_token_id(load_reference(os.fspath(source))[0], self.pad_token)
 
     def model_config(self) -> dict[str, Any]:
         return checked_model_config(self.checkpoint)
@@ -361,3 +405,5 @@ PIPELINE_BUILDERS: dict[str, Callable[..., tf_keras.Model]] = {
     "feature-extraction": build_feature_extraction,
     "zero-shot-classification": build_zero_shot_classification,
 }
+# transformers' TASK_ALIASES (transformers.pipelines, 4.54.1) naming a task above.
+TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification"}

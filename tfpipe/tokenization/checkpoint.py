@@ -23,6 +23,12 @@ MAX_TOKENIZER_JSON_BYTES = 64 * 2**20
 REFERENCES_KEPT = 4
 _REFERENCES: OrderedDict[tuple, tuple[str, dict]] = OrderedDict()
 _REFERENCES_LOCK = threading.Lock()
+# Files from which transformers may build a tokenizer, but tfpipe may not without tokenizer.json.
+SLOW_TOKENIZER_FILES = frozenset(
+    {"tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+     "tokenizer.model", "sentencepiece.bpe.model"}
+)  # fmt: skip
+FILES_LISTED = 12
 
 
 def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
@@ -45,16 +51,38 @@ def read_as_tokenizers_does(tokenizer_json: str) -> dict:
     model = document.get("model")
     if not isinstance(model, dict) or model_type(model) != "Unigram":
         return document
+    return parse_tokenizer_json(_backend(tokenizer_json).to_str(), "tokenizer_json")
+
+
+def pad_token_id(tokenizer_json: str, pad_token: str) -> int:
+    """The id HF pads with once `tokenizer.pad_token = pad_token`: `tokenizers`' token_to_id.
+
+    A token of neither the vocabulary nor the added tokens is refused: HF would silently pad
+    with the unknown token's id (or fail when padding, if there is none).
+    """
+    if not isinstance(pad_token, str) or not pad_token:
+        raise ValueError(f"pad_token must be a token string, e.g. the eos token, not {pad_token!r}")
+    parse_tokenizer_json(tokenizer_json, "tokenizer_json")  # its size checked before tokenizers
+    index = _backend(tokenizer_json).token_to_id(pad_token)
+    if index is None:
+        raise ValueError(
+            f"pad_token {pad_token!r} is not a token of the tokenizer's vocabulary or added "
+            "tokens: pass one that is, e.g. its eos token"
+        )
+    return index
+
+
+def _backend(tokenizer_json: str):
+    """`tokenizers`' Tokenizer of the document, or a ValueError: tokenizers fails with a bare
+    Exception naming no input."""
     from tokenizers import Tokenizer
 
     try:
-        written = Tokenizer.from_str(tokenizer_json).to_str()
+        return Tokenizer.from_str(tokenizer_json)
     except Exception as error:
-        # tokenizers fails with a bare Exception naming no input.
         raise ValueError(
             f"tokenizer_json cannot be read by tokenizers: {type(error).__name__}: {error}"
         ) from None
-    return parse_tokenizer_json(written, "tokenizer_json")
 
 
 def load_reference(path: str | Path) -> tuple[str, dict]:
@@ -116,9 +144,13 @@ def _read_reference(path: Path) -> tuple[str, dict]:
             reference = AutoTokenizer.from_pretrained(
                 str(path), local_files_only=True, use_fast=True, trust_remote_code=False
             )
-    except (OSError, ValueError):
-        raise
     except Exception as error:
+        if not document_path.is_file():
+            # transformers builds a fast tokenizer from vocab.txt and the like when it can;
+            # when it cannot, it fails with errors such as "stat: path should be string".
+            raise FileNotFoundError(missing_tokenizer_json(path)) from error
+        if isinstance(error, OSError | ValueError):
+            raise
         # A malformed tokenizer.json (a wrong type, a negative id, nesting past its recursion
         # limit) fails in tokenizers with a bare Exception, or in transformers with a
         # TypeError or KeyError, naming no file.
@@ -126,13 +158,34 @@ def _read_reference(path: Path) -> tuple[str, dict]:
             f"{document_path} cannot be read by tokenizers: {type(error).__name__}: {error}"
         ) from None
     if not getattr(reference, "is_fast", False):
+        if not document_path.is_file():
+            raise FileNotFoundError(missing_tokenizer_json(path))
         raise ValueError(f"{path} has no fast (tokenizer.json) tokenizer")
+    # Reading a special token that is not set (gpt2's pad token) would log an error.
+    reference.verbose = False
     settings = {
         "model_max_length": int(min(reference.model_max_length, NO_LIMIT)),
         "padding_side": reference.padding_side,
         "truncation_side": reference.truncation_side,
         "pad_token_id": reference.pad_token_id,
         "pad_token_type_id": int(reference.pad_token_type_id),
+        "eos_token": reference.eos_token,
         "model_input_names": list(reference.model_input_names),
     }
     return reference.backend_tokenizer.to_str(), settings
+
+
+def missing_tokenizer_json(folder: Path) -> str:
+    """Which files `folder` has instead of a tokenizer.json, and how to get one."""
+    found = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    listed = ", ".join(found[:FILES_LISTED]) + (", ..." if len(found) > FILES_LISTED else "")
+    message = f"no tokenizer.json in {folder} (found: {listed or 'no files'})"
+    if not set(found) & SLOW_TOKENIZER_FILES:
+        return (
+            f"{message}: copy the model's tokenizer files (tokenizer.json, tokenizer_config.json) "
+            "into it, or give pipeline() tokenizer= a folder holding them"
+        )
+    return (
+        f"{message}: tfpipe needs the fast tokenizer's tokenizer.json; write it with "
+        "transformers: AutoTokenizer.from_pretrained(folder).save_pretrained(folder)"
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference
+from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference, pad_token_id
 from tfpipe.tokenization.compiled import compiled_tokenizer
 from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
@@ -99,6 +99,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         truncation: str | bool = True,
         pad_to_multiple_of: int | None = None,
         return_token_type_ids: bool | None = None,
+        pad_token: str | None = None,
         **kwargs,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -117,7 +118,13 @@ class TokenizerLayer(tf_keras.layers.Layer):
             "token_type_ids" in names if return_token_type_ids is None else return_token_type_ids
         )
         self.return_attention_mask = "attention_mask" in names
-        self.pad_token_id = self.settings["pad_token_id"]
+        # HF users set `tokenizer.pad_token = tokenizer.eos_token` when a checkpoint has none.
+        self.pad_token = pad_token
+        self.pad_token_id = (
+            self.settings["pad_token_id"]
+            if pad_token is None
+            else pad_token_id(tokenizer_json, pad_token)
+        )
         self._padding = self._padding_settings()
         compiled = compiled_tokenizer(tokenizer_json)
         # A plain attribute: the layer holds the memo entry alive; tf.Module tracking (and so
@@ -132,7 +139,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if not self.padding:
             return None
         if self.pad_token_id is None:
-            raise ValueError("Asking to pad but the tokenizer does not have a padding token")
+            raise ValueError(self._no_pad_token_message())
         return Padding(
             strategy=self.padding,
             pad_id=self.pad_token_id,
@@ -140,6 +147,15 @@ class TokenizerLayer(tf_keras.layers.Layer):
             left=self.settings["padding_side"] == "left",
             max_length=self.max_length,
             multiple=self.pad_to_multiple_of,
+        )
+
+    def _no_pad_token_message(self) -> str:
+        """HF's error, plus the option that fixes it and the token HF users usually pick."""
+        eos = self.settings.get("eos_token")
+        example = f"e.g. pad_token={eos!r} (its eos token)" if eos else "a token of its vocabulary"
+        return (
+            "Asking to pad but the tokenizer does not have a padding token: "
+            f"set pad_token= (tfpipe export --pad-token), {example}"
         )
 
     @classmethod
@@ -308,12 +324,13 @@ class TokenizerLayer(tf_keras.layers.Layer):
             truncation=self.truncation or False,
             pad_to_multiple_of=self.pad_to_multiple_of,
             return_token_type_ids=self.return_token_type_ids,
+            pad_token=self.pad_token,
         )
         return config
 
     @property
     def settings(self) -> dict:
-        """transformers-level settings: model_max_length, sides, pad token, input names."""
+        """transformers-level settings: model_max_length, sides, pad and eos tokens, input names."""
         return json.loads(self._settings_json)
 
     @property
