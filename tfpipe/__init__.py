@@ -1,5 +1,7 @@
 """tfpipe: Hugging Face tokenizers and models as text-in TensorFlow graphs for TF Serving."""
 
+# First: the tfpipe command imports TensorFlow with its start-up logging held back.
+import tfpipe._command_start  # noqa: F401
 from tfpipe import serving
 from tfpipe.export import ExportError, export
 from tfpipe.heads import (

@@ -1,22 +1,42 @@
 """The ``tfpipe`` command: export a checkpoint, predict with an export, inspect an export.
 
-Errors are one ``tfpipe: error: ...`` line on stderr and a non-zero exit code; set
-``TFPIPE_DEBUG=1`` for the traceback.
+Errors are one ``tfpipe: error: ...`` line on stderr and a non-zero exit code, naming CLI
+flags rather than the Python arguments behind them; set ``TFPIPE_DEBUG=1`` for the traceback
+and TensorFlow's own logging.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from typing import Any, BinaryIO, NoReturn
 
 TASKS = ("text-classification", "feature-extraction", "zero-shot-classification")
+DEFAULT_BATCH_SIZE = 64
+# A longer --file line is refused (naming its line) rather than read whole: a file without
+# line breaks would otherwise be one text as large as the file. 10 MB texts are supported.
+MAX_LINE_BYTES = 16 * 2**20
+
+
+def quiet_python_logging() -> None:
+    """TensorFlow's Python-side warnings (absl, the ``tensorflow`` logger) off, so an error is
+    one line; TFPIPE_DEBUG=1 keeps them. The C++ side is quieted before TensorFlow is
+    imported, in tfpipe/_command_start.py."""
+    if os.environ.get("TFPIPE_DEBUG"):
+        return
+    import logging
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class CommandError(Exception):
@@ -24,16 +44,45 @@ class CommandError(Exception):
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line like every other tfpipe error."""
+    """argparse, but a usage error is a single line like every other tfpipe error, and each
+    parser knows its options' flags (``flags``: destination -> ``--flag``) for error messages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.flags: dict[str, str] = {}  # filled by add_argument, which __init__ calls
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.option_strings:
+            self.flags[action.dest] = max(action.option_strings, key=len)
+        return action
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"tfpipe: error: {message} (see {self.prog} --help)\n")
+
+
+def installed_version() -> str:
+    try:
+        return metadata.version("tfpipe")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="tfpipe", description="Hugging Face text pipelines as TF Serving SavedModels."
     )
+    parser.add_argument("--version", action="version", version=f"tfpipe {installed_version()}")
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=OneLineArgumentParser
     )
@@ -77,11 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("texts", nargs="*", metavar="TEXT")
     predict.add_argument("--file", help="read texts from a file, one per line ('-': stdin)")
     predict.add_argument("--text-pair", nargs="+", help="second texts, one per text")
+    predict.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"texts per model call, output written after each (default: {DEFAULT_BATCH_SIZE})",
+    )
     predict.set_defaults(handler=run_predict)
 
     inspect = commands.add_parser("inspect", help="signatures, op audit and metadata of an export")
     inspect.add_argument("saved_model", help="saved_models/NAME/VERSION")
     inspect.set_defaults(handler=run_inspect)
+    for command in commands.choices.values():
+        command.set_defaults(cli_flags=command.flags)
     return parser
 
 
@@ -140,19 +197,6 @@ def run_export(args: argparse.Namespace) -> None:
     )
 
 
-def read_texts(args: argparse.Namespace) -> list[str]:
-    texts = list(args.texts)
-    if args.file:
-        if args.file == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-        texts.extend(line for line in lines if line.strip())
-    if not texts:
-        raise CommandError("no texts: pass TEXT arguments or --file")
-    return texts
-
-
 def saved_model_dir(path: str) -> Path:
     folder = Path(path)
     if not (folder / "saved_model.pb").is_file():
@@ -161,28 +205,113 @@ def saved_model_dir(path: str) -> Path:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    import tensorflow as tf
-
+    """Stream texts through the export batch by batch: memory is bounded by a batch, and each
+    batch's lines are written (and flushed) before the next batch is read."""
     folder = saved_model_dir(args.saved_model)
-    texts = read_texts(args)
-    signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
-    inputs = {"text": tf.constant(texts)}
-    expected_inputs = set(signature.structured_input_signature[1])
-    if "text_pair" in expected_inputs:
-        if not args.text_pair or len(args.text_pair) != len(texts):
-            raise CommandError("this model classifies pairs: give one --text-pair per text")
-        inputs["text_pair"] = tf.constant(args.text_pair)
-    elif args.text_pair:
-        raise CommandError("this model takes no text_pair")
-    outputs = {name: value.numpy() for name, value in signature(**inputs).items()}
+    if not args.texts and args.file is None:
+        raise CommandError("no texts: pass TEXT arguments or --file")
+    file = open_texts_file(args.file) if args.file is not None else None
+    try:
+        import tensorflow as tf
+
+        signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        texts = input_texts(args.texts, file, args.file)
+        takes_pairs = "text_pair" in signature.structured_input_signature[1]
+        for batch in input_batches(texts, args.text_pair, takes_pairs, args.batch_size):
+            outputs = signature(**{name: tf.constant(values) for name, values in batch.items()})
+            write_lines(json_lines(batch["text"], outputs))
+    finally:
+        if file is not None and file is not sys.stdin.buffer:
+            file.close()
+
+
+def open_texts_file(path: str) -> BinaryIO:
+    """``--file`` opened in binary: its bytes go to the graph as they are (invalid UTF-8
+    becomes U+FFFD there), so a bad byte never stops the run."""
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # run_predict closes it
+    except OSError as error:
+        raise CommandError(f"cannot read --file {path}: {error.strerror}") from None
+
+
+def input_texts(
+    arguments: Sequence[str], file: BinaryIO | None, name: str | None
+) -> Iterator[bytes]:
+    """TEXT arguments (as the bytes the shell passed), then the file's lines, lazily."""
+    yield from (os.fsencode(text) for text in arguments)
+    if file is not None:
+        yield from file_lines(file, "stdin" if name == "-" else name)
+
+
+def file_lines(file: BinaryIO, name: str) -> Iterator[bytes]:
+    """Every line, empty ones included, without its terminator (``\\n`` or ``\\r\\n``)."""
+    for number in itertools.count(1):
+        try:
+            line = file.readline(MAX_LINE_BYTES + 2)
+        except OSError as error:
+            raise CommandError(f"cannot read {name} line {number}: {error.strerror}") from None
+        if not line:
+            return
+        if line.endswith(b"\n"):
+            line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        if len(line) > MAX_LINE_BYTES:
+            raise CommandError(
+                f"{name} line {number} is longer than {MAX_LINE_BYTES // 2**20} MiB; "
+                "split it into shorter lines"
+            )
+        yield line
+
+
+def input_batches(
+    texts: Iterator[bytes], pairs: list[str] | None, takes_pairs: bool, size: int
+) -> Iterator[dict[str, list[bytes]]]:
+    """``{"text": [...]}`` batches (with ``text_pair`` for a pair model) of ``size`` rows."""
+    if not takes_pairs:
+        if pairs:
+            raise CommandError("this model takes single texts: drop --text-pair")
+        yield from ({"text": batch} for batch in batched(texts, size))
+        return
+    needed = "this model classifies pairs: give one --text-pair per text"
+    if not pairs:
+        raise CommandError(needed)
+    second_texts = [os.fsencode(text) for text in pairs]
+    first_texts = list(itertools.islice(texts, len(second_texts) + 1))  # bounded by argv
+    if len(first_texts) != len(second_texts):
+        more = len(first_texts) > len(pairs)
+        counted = f"more than {len(pairs)}" if more else len(first_texts)
+        raise CommandError(f"{needed} (texts: {counted}, --text-pair values: {len(pairs)})")
+    for start in range(0, len(first_texts), size):
+        rows = slice(start, start + size)
+        yield {"text": first_texts[rows], "text_pair": second_texts[rows]}
+
+
+def batched(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def json_lines(texts: list[bytes], outputs: dict[str, Any]) -> Iterator[str]:
+    """One JSON object per text: ``text`` (invalid UTF-8 shown as U+FFFD), then the outputs
+    by name, so the key order is the same on every run."""
+    values = {name: outputs[name].numpy() for name in sorted(outputs)}
     for row, text in enumerate(texts):
-        record = {"text": text, **{name: json_value(value[row]) for name, value in outputs.items()}}
-        print(json.dumps(record, ensure_ascii=False))
+        record = {"text": text.decode("utf-8", errors="replace")}
+        record.update((name, json_value(value[row])) for name, value in values.items())
+        yield json.dumps(record, ensure_ascii=False)
+
+
+def write_lines(lines: Iterable[str]) -> None:
+    """Written as UTF-8 whatever the locale, and flushed: a reader sees each batch at once."""
+    sys.stdout.buffer.write("".join(f"{line}\n" for line in lines).encode("utf-8"))
+    sys.stdout.buffer.flush()
 
 
 def json_value(value: Any) -> Any:
     if isinstance(value, bytes):
-        return value.decode("utf-8")
+        return value.decode("utf-8", errors="replace")
     if hasattr(value, "tolist"):
         return json_value(value.tolist())
     if isinstance(value, list):
@@ -227,14 +356,34 @@ def tensor_summary(tensor_info) -> str:
     return f"{dtypes.as_dtype(tensor_info.dtype).name}[{','.join(dims)}]"
 
 
+def with_cli_flags(message: str, flags: dict[str, str]) -> str:
+    """A library error's Python argument names as the command's flags: ``overwrite=True``
+    becomes ``--overwrite``, ``candidate_labels`` ``--candidate-labels``. Bare names are
+    rewritten only when they have an underscore (a plain word may be English) and never
+    inside a quoted name or a path."""
+    outside = r"(?<![\w'\"/\\.-]){}(?![\w'\"/\\-]|\.\w)"
+    for name, flag in flags.items():
+        message = re.sub(outside.format(re.escape(name) + "=True"), flag, message)
+        if "_" in name:
+            message = re.sub(outside.format(re.escape(name)), flag, message)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_python_logging()
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
+    except BrokenPipeError:
+        # The reader of stdout left (``| head``): stop quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so exit's flush of stdout cannot fail again
+        os.close(devnull)
+        return 1
     except Exception as error:  # every failure is reported as one line
         if os.environ.get("TFPIPE_DEBUG"):
             raise
         message = " ".join(str(error).split()) or type(error).__name__
-        print(f"tfpipe: error: {message}", file=sys.stderr)
+        print(f"tfpipe: error: {with_cli_flags(message, args.cli_flags)}", file=sys.stderr)
         return 1
     return 0
