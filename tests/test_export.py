@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import configparser
 import functools
+import importlib.metadata
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +22,8 @@ from model_fixtures import (
     exported_classifier,
     work_dir,
 )
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
@@ -193,3 +200,53 @@ def test_export_needs_string_text_inputs():
     model = tf_keras.Model({"text": number}, {"out": tf_keras.layers.Dense(1)(number)})
     with pytest.raises(ExportError, match="must be tf.string"):
         export(model, work_dir() / "saved_models" / "numbers" / "1")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def install_requires() -> list[Requirement]:
+    """setup.cfg's install_requires: what ``pip install tfpipe`` installs."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg", encoding="utf-8")
+    lines = config["options"]["install_requires"].splitlines()
+    return [Requirement(line) for line in map(str.strip, lines) if line and line[0] != "#"]
+
+
+def installed_with(requirements: list[Requirement]) -> set[str]:
+    """The distributions these requirements install, theirs included (as installed here)."""
+    names: set[str] = set()
+    pending = list(requirements)
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        marker = requirement.marker
+        if name in names or (marker is not None and not marker.evaluate({"extra": ""})):
+            continue
+        names.add(name)
+        pending += [Requirement(line) for line in importlib.metadata.requires(name) or []]
+    return names
+
+
+def imported_modules(package: Path) -> set[str]:
+    """Top-level modules the package's code imports, outside the standard library."""
+    modules = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules - set(sys.stdlib_module_names) - {"tfpipe", "__future__"}
+
+
+def test_pip_install_tfpipe_alone_provides_every_module_it_imports():
+    """Export writes warmup PredictionLogs with tensorflow_serving's protos: no extra needed."""
+    installed = installed_with(install_requires())
+    providers = importlib.metadata.packages_distributions()
+    missing = {
+        module: providers.get(module)
+        for module in imported_modules(REPO / "tfpipe")
+        if not {canonicalize_name(name) for name in providers.get(module, [])} & installed
+    }
+    assert not missing, f"imported by tfpipe, not installed by its install_requires: {missing}"

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
 from model_fixtures import SENTENCES, exported_classifier, work_dir
-from tensorflow_serving.apis import predict_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2
 
 from tfpipe.export.tf_serving import BATCHING_PARAMETERS_FILE, write_models_config
 from tfpipe.serving import (
+    ServingError,
     grpc_predict,
     grpc_predict_request,
     parse_predict_response,
@@ -24,6 +33,7 @@ from tfpipe.serving import (
     rest_predict,
     rest_predict_url,
     rest_request_body,
+    signature_output_names,
 )
 
 
@@ -43,8 +53,9 @@ def as_json(array: np.ndarray):
     return array.tolist()
 
 
-def serve_rest(body: dict) -> dict:
-    """TF Serving's documented JSON mapping: rows or columns in, the same form out."""
+def serve_rest(body: dict, signature=None) -> dict:
+    """TF Serving's documented JSON mapping: rows or columns in, the same form out; a single
+    output loses its name ("the name is omitted")."""
     if "instances" in body:
         rows = body["instances"]
         inputs = {name: [row[name] for row in rows] for name in rows[0]}
@@ -52,8 +63,11 @@ def serve_rest(body: dict) -> dict:
         inputs = body["inputs"]
     tensors = {name: tf.constant(values) for name, values in inputs.items()}
     assert body["signature_name"] == "serving_default"
-    outputs = {name: value.numpy() for name, value in serving_default()(**tensors).items()}
-    columns = {name: as_json(value) for name, value in outputs.items()}
+    outputs = (signature or serving_default())(**tensors)
+    columns = {name: as_json(value.numpy()) for name, value in outputs.items()}
+    if len(columns) == 1:
+        (column,) = columns.values()
+        return {"predictions" if "instances" in body else "outputs": column}
     if "instances" in body:
         count = len(body["instances"])
         return {"predictions": [{name: columns[name][i] for name in columns} for i in range(count)]}
@@ -101,6 +115,137 @@ def test_rest_url_names_model_and_version():
     assert rest_predict_url("s", host="h", port=1, version=3) == (
         "http://h:1/v1/models/s/versions/3:predict"
     )
+
+
+Route = Callable[[dict | None], tuple[int, dict | str]]
+
+
+@contextlib.contextmanager
+def fake_model_server(routes: dict[str, Route]):
+    """A REST server on 127.0.0.1 answering each path of ``routes`` (handler: the request's
+    JSON or None -> status and JSON, or raw text); other paths get TF Serving's 404 body.
+    Yields the base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = json.loads(self.rfile.read(length)) if length else None
+            route = routes.get(self.path, lambda _: (404, {"error": f"Not found: {self.path}"}))
+            status, body = route(request)
+            data = (body if isinstance(body, str) else json.dumps(body)).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def metadata_response(saved_model_dir: Path, name: str) -> dict:
+    """GET /v1/models/NAME/metadata as TF Serving answers it: the SavedModel's SignatureDefMap
+    in JSON with proto field names."""
+    saved_model = saved_model_pb2.SavedModel.FromString(
+        (saved_model_dir / "saved_model.pb").read_bytes()
+    )
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature in saved_model.meta_graphs[0].signature_def.items():
+        signatures.signature_def[key].CopyFrom(signature)
+    signature_map = json_format.MessageToDict(signatures, preserving_proto_field_name=True)
+    return {
+        "model_spec": {"name": name, "signature_name": "", "version": "1"},
+        "metadata": {"signature_def": signature_map},
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (404, "Servable not found for request: Latest(sentiment)"),
+        (400, "JSON object: does not have named input: text"),
+    ],
+)
+def test_rest_predict_raises_the_servers_error_text(status, error):
+    predict = "/v1/models/sentiment:predict"
+    with (
+        fake_model_server({predict: lambda _: (status, {"error": error})}) as base,
+        pytest.raises(ServingError) as raised,
+    ):
+        rest_predict(base + predict, ["a text"])
+    assert str(raised.value) == f"TF Serving error (HTTP {status} from {base + predict}): {error}"
+
+
+def test_rest_predict_shows_a_non_json_error_body():
+    predict = "/v1/models/sentiment:predict"
+    with (
+        fake_model_server({predict: lambda _: (502, "upstream model server is down")}) as base,
+        pytest.raises(ServingError, match="HTTP 502 .*: upstream model server is down$"),
+    ):
+        rest_predict(base + predict, ["a text"])
+
+
+@functools.cache
+def single_output_model() -> Path:
+    """A SavedModel whose serving_default has one output, ``embedding``, as a
+    feature-extraction export has."""
+
+    def embed(text: tf.Tensor) -> dict[str, tf.Tensor]:
+        length = tf.cast(tf.strings.length(text), tf.float32)
+        return {"embedding": tf.stack([length, tf.sqrt(length)], axis=1)}
+
+    path = work_dir() / "single-output" / "1"
+    signature = tf.function(embed, input_signature=[tf.TensorSpec([None], tf.string, "text")])
+    tf.saved_model.save(tf.Module(), str(path), signatures={"serving_default": signature})
+    return path
+
+
+@pytest.mark.parametrize("form", ["instances", "inputs"])
+def test_rest_predict_names_a_single_output_from_the_model_metadata(form):
+    served = tf.saved_model.load(str(single_output_model())).signatures["serving_default"]
+    routes = {
+        "/v1/models/embedder:predict": lambda body: (200, serve_rest(body, served)),
+        "/v1/models/embedder/metadata": lambda _: (
+            200,
+            metadata_response(single_output_model(), "embedder"),
+        ),
+    }
+    with fake_model_server(routes) as base:
+        outputs = rest_predict(base + "/v1/models/embedder:predict", SENTENCES, form=form)
+    expected = served(text=tf.constant(SENTENCES))["embedding"].numpy()
+    assert list(outputs) == ["embedding"]
+    np.testing.assert_allclose(outputs["embedding"], expected)
+
+
+def test_rest_predict_uses_given_output_names_without_asking_the_server():
+    served = tf.saved_model.load(str(single_output_model())).signatures["serving_default"]
+    routes = {"/v1/models/embedder:predict": lambda body: (200, serve_rest(body, served))}
+    with fake_model_server(routes) as base:  # no metadata route: asking would be a 404
+        outputs = rest_predict(
+            base + "/v1/models/embedder:predict", SENTENCES, output_names=["vector"]
+        )
+    assert list(outputs) == ["vector"]
+
+
+def test_model_metadata_lists_the_exported_signatures_outputs():
+    metadata = metadata_response(exported_classifier().path, "classifier")
+    assert signature_output_names(json.dumps(metadata)) == ["label", "probabilities", "score"]
+    assert signature_output_names(metadata, "tokenize") == [
+        "attention_mask",
+        "input_ids",
+        "token_type_ids",
+    ]
 
 
 def test_grpc_request_round_trips_through_the_exported_signature():

@@ -13,6 +13,7 @@ from tfpipe.heads import (
     SentencePooling,
     TopK,
 )
+from tfpipe.keras_files import read_archived_weights_in_memory
 from tfpipe.pipelines import PipelineError, pipeline
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.transformer import ModelLoadError, TransformerLayer
@@ -35,3 +36,5 @@ __all__ = [
     "serving",
 ]
 __version__ = "0.1.0"
+
+read_archived_weights_in_memory()  # saved pipelines reload in seconds (tfpipe/keras_files.py)

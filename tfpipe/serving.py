@@ -1,12 +1,14 @@
 """Talking to TF Serving about an exported tfpipe model: REST bodies, gRPC requests, parsing.
 
 Inputs are the export's ``text`` (and ``text_pair``) string vectors; outputs come back as a
-dict of numpy arrays (strings decoded), whichever transport and JSON form was used.
+dict of numpy arrays (strings decoded) keyed by the signature's output names, whichever
+transport and JSON form was used.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +17,12 @@ import numpy as np
 
 DEFAULT_SIGNATURE = "serving_default"
 REST_FORMS = ("instances", "inputs")
+PREDICT_SUFFIX = ":predict"
+ERROR_BODY_CHARS = 500
+
+
+class ServingError(RuntimeError):
+    """The model server answered with an error; the message is the server's own text."""
 
 
 def text_inputs(texts: Sequence[str], text_pairs: Sequence[str] | None) -> dict[str, list[str]]:
@@ -37,6 +45,17 @@ def rest_predict_url(
     """``http://HOST:PORT/v1/models/NAME[/versions/N]:predict``."""
     version_part = "" if version is None else f"/versions/{int(version)}"
     return f"http://{host}:{port}/v1/models/{model_name}{version_part}:predict"
+
+
+def rest_metadata_url(predict_url: str) -> str:
+    """The model metadata endpoint (``.../v1/models/NAME[/versions/N]/metadata``) of a
+    predict URL."""
+    if not predict_url.endswith(PREDICT_SUFFIX):
+        raise ValueError(
+            f"{predict_url} does not end in {PREDICT_SUFFIX}: pass output_names to name a "
+            "single-output response"
+        )
+    return predict_url[: -len(PREDICT_SUFFIX)] + "/metadata"
 
 
 def rest_request_body(
@@ -64,25 +83,29 @@ def parse_rest_response(
     """A REST predict response (either form) as ``{output name: array}``.
 
     TF Serving drops the output names when a signature has a single output; pass
-    ``output_names`` to name it (default ``"output"``).
+    ``output_names`` to name it (default ``"output"``; ``rest_predict`` asks the server).
     """
     body = json.loads(response) if isinstance(response, str | bytes) else response
     if "error" in body:
-        raise RuntimeError(f"TF Serving error: {body['error']}")
+        raise ServingError(f"TF Serving error: {body['error']}")
+    if "predictions" not in body and "outputs" not in body:
+        raise ValueError("not a TF Serving predict response: no 'predictions' or 'outputs'")
+    values = body["predictions"] if "predictions" in body else body["outputs"]
+    if is_unnamed(body):
+        columns = {_single_output_name(output_names): values}
+    elif "predictions" in body:
+        columns = {name: [row[name] for row in values] for name in values[0]}
+    else:
+        columns = values
+    return {name: np.asarray(column) for name, column in columns.items()}
+
+
+def is_unnamed(body: dict[str, Any]) -> bool:
+    """Whether a predict response left its (single) output unnamed, as TF Serving does."""
     if "predictions" in body:
         rows = body["predictions"]
-        if rows and isinstance(rows[0], dict):
-            columns = {name: [row[name] for row in rows] for name in rows[0]}
-        else:
-            columns = {_single_output_name(output_names): rows}
-    elif "outputs" in body:
-        outputs = body["outputs"]
-        columns = (
-            outputs if isinstance(outputs, dict) else {_single_output_name(output_names): outputs}
-        )
-    else:
-        raise ValueError("not a TF Serving predict response: no 'predictions' or 'outputs'")
-    return {name: np.asarray(values) for name, values in columns.items()}
+        return not (rows and isinstance(rows[0], dict))
+    return "outputs" in body and not isinstance(body["outputs"], dict)
 
 
 def _single_output_name(output_names: Sequence[str] | None) -> str:
@@ -91,6 +114,24 @@ def _single_output_name(output_names: Sequence[str] | None) -> str:
     if len(output_names) != 1:
         raise ValueError(f"an unnamed response has one output, not {list(output_names)}")
     return output_names[0]
+
+
+def signature_output_names(
+    metadata: str | bytes | dict[str, Any], signature_name: str = DEFAULT_SIGNATURE
+) -> list[str]:
+    """A signature's output names from a REST model metadata response
+    (``GET /v1/models/NAME/metadata``: ``metadata.signature_def.signature_def``)."""
+    body = json.loads(metadata) if isinstance(metadata, str | bytes) else metadata
+    if "error" in body:
+        raise ServingError(f"TF Serving error: {body['error']}")
+    signature_map = body.get("metadata", {}).get("signature_def", {})
+    # TF Serving writes proto field names; camelCase JSON (OpenVINO's server) signatureDef.
+    signatures = signature_map.get("signature_def", signature_map.get("signatureDef", {}))
+    if signature_name not in signatures:
+        raise ValueError(
+            f"the model metadata has no signature {signature_name!r}, only {sorted(signatures)}"
+        )
+    return sorted(signatures[signature_name].get("outputs", {}))
 
 
 def grpc_predict_request(
@@ -116,7 +157,8 @@ def grpc_predict_request(
 
 
 def parse_predict_response(response) -> dict[str, np.ndarray]:
-    """A gRPC ``PredictResponse`` as ``{output name: array}``, strings decoded."""
+    """A gRPC ``PredictResponse`` as ``{output name: array}``, strings decoded (gRPC names
+    every output, a single one too)."""
     import tensorflow as tf
 
     return {name: _decoded(tf.make_ndarray(tensor)) for name, tensor in response.outputs.items()}
@@ -135,12 +177,45 @@ def rest_predict(
     *,
     form: str = "instances",
     timeout: float = 30.0,
+    output_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """POST a predict request to a running model server's REST API."""
+    """POST a predict request to a running model server's REST API.
+
+    A single-output signature's response is unnamed; its name is ``output_names`` if given,
+    else asked of the model's metadata endpoint (one more request, only for such models).
+    Raises ServingError with the server's message when it answers with an error.
+    """
     body = json.dumps(rest_request_body(texts, text_pairs, form=form)).encode("utf-8")
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return parse_rest_response(response.read())
+    response = _http_json(url, body, timeout)
+    if output_names is None and "error" not in response and is_unnamed(response):
+        metadata = _http_json(rest_metadata_url(url), None, timeout)
+        output_names = signature_output_names(metadata)
+    return parse_rest_response(response, output_names)
+
+
+def _http_json(url: str, body: bytes | None, timeout: float) -> dict[str, Any]:
+    """GET (or POST ``body``) ``url`` and decode its JSON; an HTTP error status becomes a
+    ServingError carrying the server's ``{"error": ...}`` text."""
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        message = _error_text(error)
+        raise ServingError(f"TF Serving error (HTTP {error.code} from {url}): {message}") from None
+
+
+def _error_text(error: urllib.error.HTTPError) -> str:
+    """The ``error`` field of TF Serving's JSON error body, else the body's start."""
+    text = error.read().decode("utf-8", errors="replace").strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body:
+        return str(body["error"])
+    return text[:ERROR_BODY_CHARS] or str(error.reason)
 
 
 def grpc_predict(

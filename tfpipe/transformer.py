@@ -36,12 +36,20 @@ UNREAD_WEIGHTS = {"feature-extraction": re.compile(r"pooler")}
 NAMED_MISSING_WEIGHTS = 4
 
 
-def model_class_for_task(task: str) -> type:
-    """The transformers TF auto class that provides ``task``'s head."""
+# Encoder-decoder model types whose encoder alone embeds text (sentence-T5 uses T5's): their
+# TFAutoModel also runs the decoder, which needs decoder inputs a text pipeline does not have.
+ENCODER_MODEL_CLASSES: dict[str, str] = {"t5": "TFT5EncoderModel", "mt5": "TFMT5EncoderModel"}
+
+
+def model_class_for_task(task: str, model_type: str | None = None) -> type:
+    """The transformers TF class that provides ``task``'s head for ``model_type`` (config.json's):
+    an auto class, or for feature-extraction on T5 and mT5 their encoder alone."""
     if task not in TASK_MODEL_CLASSES:
         raise ModelLoadError(
             f"unknown task {task!r}; expected one of {', '.join(sorted(TASK_MODEL_CLASSES))}"
         )
+    if task == "feature-extraction" and model_type in ENCODER_MODEL_CLASSES:
+        return getattr(transformers, ENCODER_MODEL_CLASSES[model_type])
     return getattr(transformers, TASK_MODEL_CLASSES[task])
 
 
@@ -56,13 +64,13 @@ def load_pretrained_model(
     """Load a checkpoint folder's TF model for ``task`` from local files only; refuse one with
     weights the checkpoint lacks unless ``allow_untrained_head``."""
     folder = os.fspath(path)
-    model_class = model_class_for_task(task)
+    model_class_for_task(task)
     if not os.path.isdir(folder):
         raise ModelLoadError(f"model path {folder} is not a checkpoint folder")
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise ModelLoadError(f"no config.json in {folder}: not a transformers checkpoint")
     options = weight_loading_options(folder, allow_pickle=allow_pickle)
-    checked_model_config(folder)
+    model_class = model_class_for_task(task, checked_model_config(folder).get("model_type"))
     model, loading_info = model_class.from_pretrained(
         folder,
         local_files_only=True,
@@ -122,7 +130,7 @@ def position_limit(hf_model: tf_keras.Model) -> int | None:
 def model_from_config(task: str, model_config: dict[str, Any]) -> tf_keras.Model:
     """A freshly initialised, built TF model with ``model_config``'s architecture."""
     config = transformers.AutoConfig.for_model(**model_config)
-    model = model_class_for_task(task).from_config(config)
+    model = model_class_for_task(task, config.model_type).from_config(config)
     model.build_in_name_scope()
     return model
 
