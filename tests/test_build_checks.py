@@ -141,7 +141,8 @@ def test_export_command_refuses_a_max_length_over_the_positions_in_one_line(caps
                  "--max-length", "1000"])  # fmt: skip
     error = capsys.readouterr().err
     assert code == 1
-    assert error.count("\n") == 1 and "max_length=1000" in error and "512 positions" in error
+    # The CLI names its flags where the pipeline's message names max_length=.
+    assert error.count("\n") == 1 and "--max-length=1000" in error and "512 positions" in error
     assert not (tmp_path / "models").exists()
 
 

@@ -122,7 +122,7 @@ def test_cli_export_passes_pad_token_to_the_pipeline(capsys, tmp_path):
     code = main(["export", "--task", "text-classification", "--model", str(path),
                  "--output", str(tmp_path / "m" / "1"), "--pad-token", "<pad>"])
     assert code == 1
-    assert "pad_token '<pad>' is not a token" in capsys.readouterr().err
+    assert "--pad-token '<pad>' is not a token" in capsys.readouterr().err
 
 
 # --- task aliases ------------------------------------------------------------------------------
