@@ -181,7 +181,7 @@ class BuildContext:
         if isinstance(self.tokenizer_source, TokenizerLayer):
             fix = f"build the TokenizerLayer with max_length={limit} or less"
         else:
-            fix = f"pass max_length={limit} or less (tfpipe export --max-length)"
+            fix = f"pass max_length={limit} or less"
         raise PipelineError(
             f"tokens per text: {self.max_length_origin(tokenizer)}, but the model of "
             f"{self.checkpoint} embeds only {limit} positions, so longer texts would fail at "

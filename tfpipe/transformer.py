@@ -105,9 +105,8 @@ def untrained_weights_message(folder: str, task: str, missing: list[str]) -> str
     return (
         f"{folder} has no weights for {named}, so its {task} model would answer at random, "
         "differently on every build (a new head on a bare encoder?): fine-tune it first "
-        "(transformers, then save_pretrained; or tfpipe.pipeline(..., "
-        "allow_untrained_head=True), model.fit, tfpipe.export), or pass "
-        "allow_untrained_head=True (tfpipe export --allow-untrained-head) if you mean it"
+        "(e.g. in transformers, then save_pretrained), or pass allow_untrained_head=True "
+        "if you mean it (docs/pipelines.md, Untrained heads)"
     )
 
 

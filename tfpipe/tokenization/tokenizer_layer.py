@@ -155,7 +155,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         example = f"e.g. pad_token={eos!r} (its eos token)" if eos else "a token of its vocabulary"
         return (
             "Asking to pad but the tokenizer does not have a padding token: "
-            f"set pad_token= (tfpipe export --pad-token), {example}"
+            f"set pad_token, {example}"
         )
 
     @classmethod
