@@ -28,7 +28,6 @@ from tfpipe.heads import (
     sentence_transformers_pooling,
 )
 from tfpipe.model_config import checked_model_config
-from tfpipe.tokenization.checkpoint import load_reference, pad_token_id
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.transformer import CLASSIFICATION_TASKS, TransformerLayer
 
@@ -167,7 +166,7 @@ class BuildContext:
             allow_untrained_head=self.allow_untrained_head,
             name="transformer",
             micro_batch_size=self.micro_batch_size,
-            **self.pad_token_id_override(task),
+            **self.pad_token_id_override(task, tokenizer),
             **config_overrides,
         )
         self.check_max_length(tokenizer, transformer.max_sequence_length)
@@ -200,16 +199,17 @@ class BuildContext:
             return f"the tokenizer's model_max_length {tokenizer.max_length}"
         return f"sentence_bert_config.json's max_seq_length {tokenizer.max_length}"
 
-    def pad_token_id_override(self, task: str) -> dict[str, int]:
-        """``pad_token_id`` for the model config when a pad token was chosen and it has none.
+    def pad_token_id_override(self, task: str, tokenizer: TokenizerLayer) -> dict[str, int]:
+        """``pad_token_id`` for the model config when a pad token was chosen
+        (``pad_token=``, here or on a given layer) and it has none.
 
         transformers' decoder classifiers (GPT-2, Mistral, ...) pool each text's last token
         that is not ``config.pad_token_id`` (the last column when it is None): HF users set
         ``model.config.pad_token_id = tokenizer.pad_token_id``. Another id would pool padding.
         """
-        pad_id = self.chosen_pad_token_id()
-        if pad_id is None or task not in CLASSIFICATION_TASKS:
+        if tokenizer.pad_token is None or task not in CLASSIFICATION_TASKS:
             return {}
+        pad_id = tokenizer.pad_token_id
         configured = self.model_config().get("pad_token_id")
         if configured is None:
             return {"pad_token_id": pad_id}
@@ -221,15 +221,6 @@ class BuildContext:
                 f"{pad_id} in config.json"
             )
         return {}
-
-    def chosen_pad_token_id(self) -> int | None:
-        """The id of the pad token chosen with ``pad_token=`` (here or on a given layer)."""
-        source = self.tokenizer_source
-        if isinstance(source, TokenizerLayer):
-            return None if source.pad_token is None else source.pad_token_id
-        if self.pad_token is None:
-            return None
-        return pad_token_id(load_reference(os.fspath(source))[0], self.pad_token)
 
     def model_config(self) -> dict[str, Any]:
         return checked_model_config(self.checkpoint)
