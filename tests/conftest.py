@@ -16,6 +16,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from model_fixtures import load_hf_tokenizer  # noqa: E402
 from parity import LayerRunner  # noqa: E402
 from samples import FULL, sample  # noqa: E402
 from texts import SHARED_DIR, course_texts, generate_texts, hand_written_count  # noqa: E402
@@ -97,13 +98,6 @@ def no_network_access():
     yield
     attempts, NETWORK_ATTEMPTS[:] = list(NETWORK_ATTEMPTS), []
     assert not attempts, f"the test tried to use the network: {attempts}"
-
-
-def load_hf_tokenizer(path):
-    """The reference: ``AutoTokenizer`` on the same checkpoint folder, offline."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
 @pytest.fixture(scope="session")

@@ -159,11 +159,17 @@ def exported_pair_classifier():
     )
 
 
-@functools.cache
-def hf_tokenizer(path: Path):
+def load_hf_tokenizer(path):
+    """The reference: ``AutoTokenizer`` on the same checkpoint folder, offline; a new one per
+    call (a test that sets its pad token must not change a shared one)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+@functools.cache
+def hf_tokenizer(path: Path):
+    return load_hf_tokenizer(path)
 
 
 @functools.cache

@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bad_input_worker import CASES
-from model_fixtures import classifier_checkpoint, exported_classifier, exported_pair_classifier
+from model_fixtures import (
+    classifier_checkpoint,
+    exported_classifier,
+    exported_pair_classifier,
+    hf_tokenizer,
+)
 from parity import python_text
 from samples import slow_beyond
 
@@ -249,9 +254,7 @@ def case_texts(case: str) -> tuple[list[str], list[str] | None]:
      "empty_strings_pair", "1mb_string"],
 )
 def test_layer_ids_equal_hf_on_the_replacement_decoded_text(outcomes, case):
-    from transformers import AutoTokenizer
-
-    hf = AutoTokenizer.from_pretrained(str(classifier_checkpoint()), local_files_only=True)
+    hf = hf_tokenizer(classifier_checkpoint())
     texts, pairs = case_texts(case)
     want = hf(texts, pairs, padding="longest", truncation=True)
     got = outcomes("layer")[case]["outputs"]

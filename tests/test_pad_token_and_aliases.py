@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import SENTENCES, run
+from model_fixtures import SENTENCES, load_hf_tokenizer, run
 from parity import LayerRunner, check_parity, shifted
 from pipeline_checkpoints import EOS, gpt2_classifier
 from samples import slow_beyond
@@ -22,13 +22,6 @@ from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 
 EDGE_CASES = ["", EOS, f"a{EOS}b {EOS}", "</s> <s>", "long " * 100, "Emoji 👍🏽 and 🤗"]
 TEXTS = [*SENTENCES, "It's fine, isn't it?", "Short."]
-
-
-def load_hf_tokenizer(path: Path):
-    """A fresh AutoTokenizer: tests set its pad token, which a shared one must not keep."""
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
 def checkpoint_without_pad_token(folder: Path, keep_model_pad_token_id: bool = False) -> Path:
