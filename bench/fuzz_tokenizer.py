@@ -33,6 +33,14 @@ from _common import (
 
 from tfpipe import TokenizerLayer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import trained_tokenizers  # noqa: E402
+
+# Tokenizers trained at run time from the recipes the parity tests use.
+TRAINED = {
+    "trained-llama-3-split": trained_tokenizers.train_llama_3_split,
+}
+
 MAX_LENGTH = 64
 DEFAULT_TOKENIZERS = (
     "bert-base-cased", "roberta-base", "gpt2", "t5-small", "albert-base-v2", "llama-2",
@@ -44,10 +52,6 @@ EMOJI = ("👍", "🏽", "\u200d", "\ufe0f", "👨", "👩", "👧", "🤗", "�
 MARKS = ("\u0301", "\u0308", "\u0323", "\u0345", "\u093f", "\u0e31", "\u302a")
 PLANES = ((0x20, 0x7F), (0x80, 0x2FF), (0x300, 0x36F), (0x370, 0x1FFF), (0x2000, 0x2BFF),
           (0x3000, 0x9FFF), (0xAC00, 0xD7A3), (0xF900, 0xFFFF), (0x10000, 0x10FFFF))
-CL100K = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
-          r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-
-
 class TextGenerator:
     """Random texts dense in what tokenizers get wrong."""
 
@@ -85,33 +89,12 @@ class TextGenerator:
         return " " if 0xD800 <= point < 0xE000 else chr(point)
 
 
-def trained_split_tokenizer(texts: list[str], folder: Path) -> Path:
-    """A Llama-3-style tokenizer (cl100k Split + ByteLevel, ignore_merges) trained here."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.BPE(ignore_merges=True))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(CL100K), "isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|begin_of_text|>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts[:5000], trainer)
-    tok.decoder = decoders.ByteLevel()
-    bos = ("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B:1", special_tokens=[bos])
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save(str(folder / "tokenizer.json"))
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
-              "bos_token": "<|begin_of_text|>", "model_max_length": 8192}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
-    return folder
-
-
 def checkpoint(name: str, texts: list[str], scratch: Path) -> Path:
-    if name == "trained-llama-3-split":
-        return trained_split_tokenizer(texts, scratch / name)
+    """A shared checkpoint's folder, or a `trained-*` recipe of tests/trained_tokenizers.py
+    trained on `texts` and saved under `scratch`."""
+    if name in TRAINED:
+        tok, config = TRAINED[name](texts[:5000])
+        return trained_tokenizers.save_checkpoint(tok, config, scratch / name)
     return SHARED / "tokenizers" / name
 
 

@@ -13,7 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from disk_cache import cached_folder, code_digest
-from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 # Split patterns of real checkpoints: GPT-2's (inside its ByteLevel), then tiktoken-style
 # ones (Llama-3 / cl100k, Qwen2, GPT-4o / o200k, DeepSeek-V3), with the `\s+(?!\S)`
@@ -43,6 +52,20 @@ def byte_level_trainer(vocab_size: int, special_tokens: list, **options) -> trai
     """A BPE trainer whose alphabet holds all 256 ByteLevel characters."""
     return trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens,
                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
+
+
+def train_llama_3_split(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """A Llama-3-style tokenizer: cl100k Split + ByteLevel, ignore_merges, a BOS template."""
+    tok = Tokenizer(models.BPE(ignore_merges=True))
+    tok.pre_tokenizer = split_then_bytes(CL100K)
+    tok.train_from_iterator(texts, byte_level_trainer(4000, ["<|begin_of_text|>", "<pad>"]))
+    tok.decoder = decoders.ByteLevel()
+    bos = ("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A $B:1", special_tokens=[bos])
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
+              "bos_token": "<|begin_of_text|>", "model_max_length": 8192}
+    return tok, config
 
 
 def albert_style_normalizer() -> normalizers.Normalizer:
