@@ -1,9 +1,10 @@
 """Fuzz TokenizerLayer against the HF fast tokenizer: random texts and pairs, exact comparison.
 
 For each tokenizer, batches of generated inputs — random code points from every plane,
-whitespace runs and newlines, contractions, emoji sequences with modifiers and joiners,
-combining marks, the tokenizer's own special and added tokens, and cut-and-spliced course
-text — are encoded by both with padding="longest", truncation and max_length=64, singles
+whitespace runs and newlines, long runs of one character (markdown tables), digit runs
+(with superscript and Arabic-Indic digits), contractions, emoji sequences with modifiers and
+joiners, combining marks, the tokenizer's own special and added tokens, and cut-and-spliced
+course text — are encoded by both with padding="longest", truncation and max_length=64, singles
 and pairs, until the time budget runs out. Every differing text is a bug: it is printed and
 written to `--failures` (JSON lines) so it can become a regression test.
 
@@ -66,7 +67,7 @@ class TextGenerator:
 
     def _part(self) -> str:
         rng = self.rng
-        kind = rng.randrange(7)
+        kind = rng.randrange(9)
         if kind == 0:
             return "".join(self._codepoint() for _ in range(rng.randint(1, 12)))
         if kind == 1:
@@ -81,6 +82,10 @@ class TextGenerator:
             line = rng.choice(self.corpus)
             start = rng.randrange(max(len(line), 1))
             return line[start : start + rng.randint(1, 80)]
+        if kind == 7:
+            return rng.choice(" \t|-") * rng.randint(1, 40)
+        if kind == 8:
+            return "".join(rng.choices("0123456789²³¹٣", k=rng.randint(1, 12)))
         return rng.choice(("1234567", "3.14", "x1y22z333", "e-mail", "URL:", "naïve", "ǅ"))
 
     def _codepoint(self) -> str:
