@@ -29,6 +29,14 @@ SLOW_TOKENIZER_FILES = frozenset(
      "tokenizer.model", "sentencepiece.bpe.model"}
 )  # fmt: skip
 FILES_LISTED = 12
+# The packages transformers' slow-to-fast conversion (convert_slow_tokenizer) needs, and the
+# transformers.utils.import_utils check of each. It converts when a folder has no
+# tokenizer.json, or when tokenizer_config.json sets from_slow or (Llama's and T5's fast
+# tokenizers) add_prefix_space.
+CONVERSION_PACKAGES = {
+    "sentencepiece": "is_sentencepiece_available",
+    "protobuf": "is_protobuf_available",
+}
 
 
 def parse_tokenizer_json(text: str | bytes, source: str) -> dict:
@@ -133,8 +141,13 @@ def _read_reference(path: Path) -> tuple[str, dict]:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     document_path = path / "tokenizer.json" if path.is_dir() else path
-    if document_path.is_file():
-        check_supported(read_json_object(document_path, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES))
+    # Read (size-checked) before transformers reads it, but checked only if loading fails:
+    # transformers ignores it when it converts the slow tokenizer's files instead, and what
+    # it did load is checked when it is compiled.
+    document = (
+        read_json_object(document_path, "tokenizer.json", MAX_TOKENIZER_JSON_BYTES)
+        if document_path.is_file() else None
+    )  # fmt: skip
     if not path.exists():
         raise FileNotFoundError(f"no tokenizer checkpoint or tokenizer.json at {path}")
     try:
@@ -145,6 +158,11 @@ def _read_reference(path: Path) -> tuple[str, dict]:
                 str(path), local_files_only=True, use_fast=True, trust_remote_code=False
             )
     except Exception as error:
+        conversion_error = _conversion_error(path, error) if path.is_dir() else None
+        if conversion_error is not None:
+            raise conversion_error from None
+        if document is not None:
+            check_supported(document)  # names a component tokenizers fails on unnamed
         if not document_path.is_file():
             # transformers builds a fast tokenizer from vocab.txt and the like when it can;
             # when it cannot, it fails with errors such as "stat: path should be string".
@@ -189,3 +207,61 @@ def missing_tokenizer_json(folder: Path) -> str:
         f"{message}: tfpipe needs the fast tokenizer's tokenizer.json; write it with "
         "transformers: AutoTokenizer.from_pretrained(folder).save_pretrained(folder)"
     )
+
+
+def _conversion_error(folder: Path, error: Exception) -> Exception | None:
+    """What `folder` lacks for transformers to convert its slow tokenizer's files, when it
+    converts them: a package (ImportError) or those files (FileNotFoundError); None when it
+    does not convert, or lacks neither (`error` is then about something else).
+
+    transformers' own errors ("Cannot instantiate this tokenizer from a slow version",
+    "Either model_file or model_proto must be specified") name neither the folder nor the fix.
+    """
+    reason = _conversion_reason(folder)
+    if reason is None:
+        return None
+    failed = f"transformers cannot load the tokenizer of {folder} ({type(error).__name__}: {error})"
+    converts = f"{reason}, so transformers builds it from the slow tokenizer's files"
+    missing = _missing_conversion_packages()
+    if missing:
+        return ImportError(
+            f"{failed}: {converts}, which needs {' and '.join(missing)}, as tfpipe "
+            f"declares: pip install {' '.join(missing)}"
+        )
+    if not _slow_files(folder):
+        return FileNotFoundError(
+            f"{failed}: {converts}, and it has none: copy the model's (such as tokenizer.model) "
+            "into it"
+        )
+    return None
+
+
+def _conversion_reason(folder: Path) -> str | None:
+    """Why transformers converts the slow tokenizer's files of `folder`, if it does."""
+    if not (folder / "tokenizer.json").is_file():
+        # Without slow files either, missing_tokenizer_json says what to copy.
+        return "it has no tokenizer.json" if _slow_files(folder) else None
+    config_path = folder / "tokenizer_config.json"
+    try:
+        config = read_json_object(config_path, "tokenizer_config.json", MAX_TOKENIZER_JSON_BYTES)
+    except (OSError, ValueError):
+        return None
+    if config.get("add_prefix_space") is not None:
+        return "its tokenizer_config.json sets add_prefix_space"
+    return "its tokenizer_config.json sets from_slow" if config.get("from_slow") else None
+
+
+def _missing_conversion_packages() -> list[str]:
+    """CONVERSION_PACKAGES transformers found not installed (it checks once, at import)."""
+    from transformers.utils import import_utils
+
+    return [
+        package for package, check in CONVERSION_PACKAGES.items()
+        if not getattr(import_utils, check)()
+    ]  # fmt: skip
+
+
+def _slow_files(folder: Path) -> list[str]:
+    """The slow tokenizer's vocabulary files in `folder`."""
+    names = SLOW_TOKENIZER_FILES - {"tokenizer_config.json"}
+    return sorted(entry.name for entry in os.scandir(folder) if entry.name in names)

@@ -25,6 +25,8 @@ POST_PROCESSORS = frozenset(
 )
 FIRST_MARKER, SECOND_MARKER = 4_000_000_001, 4_000_000_002
 FIRST_LENGTH, SECOND_LENGTH = 2, 3
+MARKERS_PER_SEQUENCE = (FIRST_LENGTH, SECOND_LENGTH)
+SECTION = "post_processor"
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,14 @@ def _reference_encoding(component: dict, pair: bool) -> tuple[list[int], list[in
     return encoding.ids, encoding.type_ids
 
 
-def _template(ids: list[int], type_ids: list[int]) -> tuple[TemplateItem, ...]:
+def _template(ids: list[int], type_ids: list[int], kind: str) -> tuple[TemplateItem, ...]:
+    """The template of a marker encoding: each run of one sequence's markers is one item.
+
+    A run of other than that sequence's marker count is the sequence placed twice in a row
+    (TemplateProcessing's "$A $A"), which one item would silently place once.
+    """
     items: list[TemplateItem] = []
+    runs: list[int] = []
     markers = {FIRST_MARKER: 0, SECOND_MARKER: 1}
     for token_id, type_id in zip(ids, type_ids, strict=True):
         sequence = markers.get(token_id)
@@ -61,10 +69,14 @@ def _template(ids: list[int], type_ids: list[int]) -> tuple[TemplateItem, ...]:
             items.append(TemplateItem(type_id=type_id, token_id=token_id))
         elif not items or items[-1].sequence != sequence:
             items.append(TemplateItem(type_id=type_id, sequence=sequence))
+            runs.append(1)
         elif items[-1].type_id != type_id:
-            raise UnsupportedComponentError(
-                "post_processor", "mixed type ids within one sequence"
-            )
+            raise UnsupportedComponentError(SECTION, kind, "mixed type ids within one sequence")
+        else:
+            runs[-1] += 1
+    sequences = [item.sequence for item in items if item.sequence is not None]
+    if any(run != MARKERS_PER_SEQUENCE[seq] for seq, run in zip(sequences, runs, strict=True)):
+        raise UnsupportedComponentError(SECTION, kind, "a sequence placed twice in a row")
     return tuple(items)
 
 
@@ -75,18 +87,17 @@ class PostProcessor:
         if component is None:
             self.single = (TemplateItem(0, sequence=0),)
             self.pair = (TemplateItem(0, sequence=0), TemplateItem(1, sequence=1))
-        else:
-            self.single = _template(*_reference_encoding(component, pair=False))
-            self.pair = _template(*_reference_encoding(component, pair=True))
-        self._check_each_sequence_once()
+            return
+        kind = component.get("type")
+        self.single = _template(*_reference_encoding(component, pair=False), kind)
+        self.pair = _template(*_reference_encoding(component, pair=True), kind)
+        self._check_each_sequence_once(kind)
 
-    def _check_each_sequence_once(self) -> None:
+    def _check_each_sequence_once(self, kind: str) -> None:
         for template, expected in ((self.single, [0]), (self.pair, [0, 1])):
             order = [item.sequence for item in template if item.sequence is not None]
             if sorted(order) != expected:
-                raise UnsupportedComponentError(
-                    "post_processor", "template", f"sequence order {order}"
-                )
+                raise UnsupportedComponentError(SECTION, kind, f"sequence order {order}")
 
     def num_special_tokens(self, pair: bool) -> int:
         template = self.pair if pair else self.single
