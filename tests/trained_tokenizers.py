@@ -14,6 +14,7 @@ from pathlib import Path
 
 from disk_cache import cached_folder, code_digest
 from tokenizers import (
+    AddedToken,
     Regex,
     Tokenizer,
     decoders,
@@ -99,3 +100,53 @@ def trained_checkpoint(
     digest = code_digest(Path(described_in), Path(__file__), TEXTS_MODULE)
     return cached_folder("trained", name, digest,
                          lambda folder: save_checkpoint(*train(), folder))
+
+
+# Issue 19: long added tokens
+
+# The Llama / Mistral SentencePiece-BPE normalizer (no pre-tokenizer after it).
+SPACE_RUN_NORMALIZER = normalizers.Sequence(
+    [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]
+)
+BYTE_FALLBACK_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
+
+
+def sentencepiece_bpe(texts: list[str], normalizer: normalizers.Normalizer) -> Tokenizer:
+    """A small byte-fallback BPE trained with Metaspace, then served Llama-style: `normalizer`
+    and no pre-tokenizer, a `<s>` template."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    specials = ["<unk>", "<s>", "</s>", *BYTE_FALLBACK_TOKENS]
+    trainer = trainers.BpeTrainer(vocab_size=1500, special_tokens=specials, limit_alphabet=200)
+    tok.train_from_iterator(texts, trainer)
+    tok.normalizer, tok.pre_tokenizer = normalizer, None
+    tok.decoder = decoders.Metaspace()
+    bos = ("<s>", tok.token_to_id("<s>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s>:1 $B:1", special_tokens=[bos]
+    )
+    return tok
+
+
+def sentencepiece_config(model_max_length: int = 64) -> dict:
+    return dict(tokenizer_class="PreTrainedTokenizerFast", model_max_length=model_max_length,
+                unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
+
+
+def train_space_run_tokens(texts: list[str], longest: int = 31) -> tuple[Tokenizer, dict]:
+    """The issue's checkpoint: a Llama-style SentencePiece BPE with every run of 1 to
+    `longest` ▁ added as a normalized, non-special token (markdown tables' space runs)."""
+    tok = sentencepiece_bpe(texts, SPACE_RUN_NORMALIZER)
+    tok.add_tokens([AddedToken("▁" * n, normalized=True) for n in range(1, longest + 1)])
+    return tok, sentencepiece_config()
+
+
+def train_with_added_tokens(
+    texts: list[str], tokens: list[AddedToken], normalizer: normalizers.Normalizer
+) -> tuple[Tokenizer, dict]:
+    """The same SentencePiece BPE with `normalizer` and `tokens` added (special ones as
+    special tokens), for added-token matrices."""
+    tok = sentencepiece_bpe(texts, normalizer)
+    tok.add_tokens([token for token in tokens if not token.special])
+    tok.add_special_tokens([token for token in tokens if token.special])
+    return tok, sentencepiece_config()

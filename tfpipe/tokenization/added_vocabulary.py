@@ -2,9 +2,12 @@
 
 Mirrors `tokenizers`' AddedVocabulary: tokens with `normalized=False` are found in the raw
 text, those with `normalized=True` in the normalized text of the pieces in between (matching
-their normalized content). Matching is leftmost-longest and non-overlapping — an RE2
-alternation ordered longest first gives exactly that — then `single_word` discards matches
-touching a word character, `lstrip`/`rstrip` absorb the whitespace around a match.
+their normalized content). Matching is leftmost-longest and non-overlapping, as its
+aho-corasick automaton does — an RE2 alternation ordered longest first gives exactly that, for
+tokens of any length; among tokens of equal normalized content, special ones first — then
+`single_word` discards matches touching a word character, `lstrip`/`rstrip` absorb the
+whitespace around a match, and an `lstrip` whitespace token inside whitespace an `rstrip`
+token before it took is dropped (its split in `tokenizers` is empty).
 
 In the graph, matches are wrapped in 0xFF bytes (never present in valid UTF-8) and the strings
 split on them, so each text becomes alternating pieces: text, token, text, …, text.
@@ -59,10 +62,12 @@ class TokenMatcher(tf.Module):
         self.single_word = np.array([t.single_word for t in self.tokens])
         self.lstrip = np.array([t.lstrip for t in self.tokens])
         self.rstrip = np.array([t.rstrip for t in self.tokens])
+        self.blank = np.array([all(whitespace[ord(c)] for c in t.content) for t in self.tokens])
         self.word_classes = word_classes
         space = re2_class(whitespace)
         self.leading_space = f"^{space}+"
         self.trailing_space = f"{space}+$"
+        self.blank_text = f"{space}*"
 
     def find(self, strings: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(strings with every match wrapped in MARK bytes, whether any string has one)."""
@@ -81,6 +86,9 @@ class TokenMatcher(tf.Module):
         if self.single_word.any():
             pieces, index = self._drop_touching_words(pieces, index)
         starts = self._starts(pieces) if with_starts else None
+        absorbed = None
+        if (self.blank & self.lstrip).any() and self.rstrip.any():
+            absorbed = self._absorbed(pieces, index)
         if self.lstrip.any() or self.rstrip.any():
             if with_starts:
                 after_rstrip, _ = self._beside_stripping(pieces, index)
@@ -90,6 +98,9 @@ class TokenMatcher(tf.Module):
                 )
                 starts += tf.where(after_rstrip, lead, 0)
             pieces = self._strip_around(pieces, index)
+        if absorbed is not None:
+            index = tf.where(absorbed, -1, index)
+            pieces = pieces.with_values(tf.where(absorbed, "", pieces.values))
         ids = tf.where(index >= 0, tf.gather(self.ids, tf.maximum(index, 0)), -1)
         ids = pieces.with_values(ids)
         return (pieces, ids, starts) if with_starts else (pieces, ids)
@@ -150,6 +161,28 @@ class TokenMatcher(tf.Module):
         row_of_segment = tf.cast(select(row_ids(pieces), new_piece), tf.int64)
         merged = rows_from_ids(joined, row_of_segment, pieces.nrows())
         return merged, select(index, new_piece)
+
+    def _absorbed(self, pieces: tf.RaggedTensor, index: tf.Tensor) -> tf.Tensor:
+        """Matches `tokenizers` drops: an lstrip token of whitespace lying in the whitespace an
+        rstrip token before it already took. Its split starts where that rstrip ended, which
+        is its own end, and empty splits are dropped.
+
+        Within a stretch of whitespace text and such tokens after a token N, a match lies in
+        taken whitespace when N, or an earlier such token (one that was kept), has rstrip.
+        """
+        is_token = index >= 0
+        blank = tf.where(
+            is_token,
+            self._flag(self.blank, index),
+            tf.strings.regex_full_match(pieces.values, self.blank_text),
+        )
+        inside = is_token & blank & self._flag(self.lstrip, index)
+        opens = row_starts_mask(pieces) | ~(inside | (~is_token & blank))
+        rstrip = self._flag(self.rstrip, index)
+        opener = tf.gather(tf.where(opens)[:, 0], tf.cumsum(tf.cast(opens, tf.int32)) - 1)
+        taken = tf.cumsum(tf.cast(inside & rstrip, tf.int32), exclusive=True)
+        taken_before = taken > tf.gather(taken, opener)
+        return inside & (tf.gather(rstrip, opener) | taken_before)
 
     def _beside_stripping(self, pieces: tf.RaggedTensor, index: tf.Tensor):
         """(pieces right after an rstrip token, pieces right before an lstrip token)."""

@@ -83,7 +83,10 @@ def _added_tokens(document: dict) -> tuple[list[AddedToken], list[AddedToken]]:
         reference_normalizer(document["normalizer"]) if document.get("normalizer") else None
     )
     raw, normalized = [], []
-    for entry in document.get("added_tokens") or []:
+    # Special tokens first, as `tokenizers` orders its patterns: among tokens whose normalized
+    # contents are equal, the first matches.
+    entries = document.get("added_tokens") or []
+    for entry in sorted(entries, key=lambda entry: not entry.get("special", False)):
         content = entry["content"]
         if not content:
             continue
