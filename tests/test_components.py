@@ -214,7 +214,7 @@ def test_pre_tokenizer_matches_reference(component, component_texts):
 
 
 @pytest.mark.parametrize("pattern", [
-    r"^a", r"a$", r"\bword", r"(?<=a)b", r"(a)\1", r"(?>a+)", r"a++", r"(?!a)b",
+    r"^", r"a\Z", r"\bx\s+(?!\S)", r"(?<=a)b", r"(a)\1", r"(?>a+)", r"a++", r"(?!a)b",
     r"\s+(?!\S)x", r"a(?=b)+", r"a*(?!b)", r"a+?(?!b)", r"a(?!bc)", r"[ab", r"(a", r"a)",
     r"a(?=b)|c(?!d)", r"(?:a{1000}){1000}",
 ])

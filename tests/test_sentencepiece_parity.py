@@ -222,9 +222,9 @@ def test_trained_variant_matches(name, variant_texts, hf_tokenizer):
     "component",
     [
         {"pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "once"}},
-        {"normalizer": {"type": "Replace", "pattern": {"Regex": "a(?=b)"}, "content": "c"}},
+        {"normalizer": {"type": "Replace", "pattern": {"Regex": "(?<=a)b"}, "content": "c"}},
     ],
-    ids=["Metaspace-unknown-prepend_scheme", "Replace-lookahead"],
+    ids=["Metaspace-unknown-prepend_scheme", "Replace-lookbehind"],
 )
 def test_unsupported_sentencepiece_components_fail_at_build(component):
     from tfpipe.tokenization import UnsupportedComponentError

@@ -150,3 +150,52 @@ def train_with_added_tokens(
     tok.add_tokens([token for token in tokens if not token.special])
     tok.add_special_tokens([token for token in tokens if token.special])
     return tok, sentencepiece_config()
+
+
+# Issue 19: Oniguruma patterns
+
+BERT_STYLE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BERT_STYLE_CONFIG = dict(model_max_length=128, tokenizer_class="PreTrainedTokenizerFast",
+                         unk_token="[UNK]", pad_token="[PAD]",
+                         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def _bert_style_wordpiece(
+    texts: list[str], normalizer: normalizers.Normalizer, pre_tokenizer: pre_tokenizers.PreTokenizer
+) -> tuple[Tokenizer, dict]:
+    """A small WordPiece with [CLS]/[SEP] templates, and its tokenizer_config.json."""
+    from tokenizers import models, processors
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    trainer = trainers.WordPieceTrainer(vocab_size=3000, limit_alphabet=600,
+                                        special_tokens=BERT_STYLE_SPECIALS)
+    tok.train_from_iterator(texts, trainer)
+    cls, sep = ("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[cls, sep])
+    return tok, dict(BERT_STYLE_CONFIG)
+
+
+def train_whitespace_replace(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """WordPiece behind a popular checkpoint's normalizer: every Oniguruma `\\s+` run becomes
+    one space (RE2's `\\s` alone would miss most Unicode spaces), then NFKC and lowercasing."""
+    normalizer = normalizers.Sequence(
+        [normalizers.Replace(Regex(r"\s+"), " "), normalizers.NFKC(), normalizers.Lowercase()]
+    )
+    return _bert_style_wordpiece(texts, normalizer, pre_tokenizers.BertPreTokenizer())
+
+
+def train_boundary_split(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """WordPiece whose pre-tokenizer splits on Oniguruma word boundaries, Han characters and
+    hexadecimal runs, after a Replace of `(?i)` URL-ish words using `\\b` and `\\h`."""
+    normalizer = normalizers.Sequence(
+        [normalizers.Replace(Regex(r"(?i)\bwww\.\S+|\b0x\h+\b"), "[MASK]"),
+         normalizers.Replace(Regex(r"\s+"), " ")]
+    )
+    pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(),
+         pre_tokenizers.Split(Regex(r"\p{Han}|\h{2,}|\b"), "isolated")]
+    )
+    return _bert_style_wordpiece(texts, normalizer, pre_tokenizer)

@@ -29,7 +29,6 @@ from tfpipe.tokenization.ragged_ops import (
 )
 
 SECTION = "pre_tokenizer"
-MARK = b"\xff"
 # Stages whose anchored prefix is the stage applied to the prefix alone.
 PREFIX_CLOSED = (LocalMap, CanonicalReorder, Compose, Prepend)
 
@@ -75,19 +74,18 @@ def anchored_after(stage, cps: tf.RaggedTensor, anchored: tf.Tensor) -> tf.Tenso
         left_only = dataclasses.replace(stage, right=False)
         return _lengths(left_only.apply(prefix(cps, anchored)))
     if isinstance(stage, Replace):
-        return _after_replace(stage.pattern, len(stage.content), cps, anchored)
+        return _after_replace(stage.segments(cps), len(stage.content), anchored)
     if isinstance(stage, Precompiled):
         return _after_precompiled(stage, cps, anchored)
     raise UnsupportedComponentError(SECTION, "Metaspace", f"prepend_scheme 'first' after {stage}")
 
 
-def _after_replace(
-    pattern: str, content_length: int, cps: tf.RaggedTensor, anchored: tf.Tensor
-) -> tf.Tensor:
-    """Unmatched code points keep their alignment; a match's replacement takes its last one's."""
-    text = tf.strings.unicode_encode(cps, "UTF-8")
-    parts = tf.strings.split(tf.strings.regex_replace(text, pattern, MARK + b"\\0" + MARK), MARK)
-    lengths = tf.strings.length(parts.values, unit="UTF8_CHAR")
+def _after_replace(parts: tf.RaggedTensor, content_length: int, anchored: tf.Tensor) -> tf.Tensor:
+    """Unmatched code points keep their alignment; a match's replacement takes its last one's.
+
+    `parts`: per row, the lengths of its gap, match, gap, … segments.
+    """
+    lengths = parts.values
     ids = row_ids(parts)
     total = tf.cumsum(lengths, exclusive=True)
     starts = total - tf.gather(total, tf.gather(tf.cast(parts.row_starts(), tf.int32), ids))

@@ -1,69 +1,66 @@
 """`Replace`: every non-overlapping occurrence of a pattern, left to right, by `content`.
 
-Its two pattern kinds compile differently: a one-character `String` to a `LocalMap` (see
-stages), a longer one and a `Regex` to one RE2 rewrite, the `Regex` only when RE2 agrees with
-the reference's Oniguruma on probe texts.
+A one-character `String` pattern compiles to a `LocalMap` (see stages). Longer `String`
+patterns and `Regex` patterns (Oniguruma, like Split's) are matched in the graph by the shared
+regex machinery (see regex): each row's gap and match segments, gaps kept as they are and each
+match, empty ones included, replaced by `content`. `content` is literal, as in `tokenizers`:
+`$1` or `\\0` in it are plain characters.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.normalizers.stages import Stage, local_map, reference_normalizer
-from tfpipe.tokenization.regex.re2 import re2_literal
+from tfpipe.tokenization.normalizers.stages import Stage, local_map
+from tfpipe.tokenization.ragged_ops import expand_values, positions_in_rows
+from tfpipe.tokenization.regex.matcher import Matcher, compile_matcher
 
 SECTION = "normalizer"
 
 
 @dataclass
 class Replace:
-    """`Replace` as one RE2 rewrite: a `String` pattern escaped to a literal, a `Regex` pattern
-    as it is, accepted only where RE2 reads it as the reference's Oniguruma does."""
+    """A multi-character `String` or a `Regex` pattern's matches replaced by `content`."""
 
-    pattern: str
+    matcher: Matcher
     content: str
 
+    def segments(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        """Per row, the lengths of its gap, match, gap, … segments (see regex.matcher)."""
+        return self.matcher.segments(cps.values, cps.row_splits)
+
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        text = tf.strings.unicode_encode(cps, "UTF-8")
-        rewrite = self.content.replace("\\", "\\\\")
-        replaced = tf.strings.regex_replace(text, self.pattern, rewrite)
-        return tf.strings.unicode_decode(replaced, "UTF-8")
+        segments = self.segments(cps)
+        lengths = segments.values
+        is_match = positions_in_rows(segments) % 2 == 1
+        content = np.array([ord(c) for c in self.content] + [0], np.int32)
+        counts = tf.where(is_match, len(self.content), lengths)
+        source, within, splits = expand_values(counts, tf.cast(segments.row_splits, tf.int32))
+        from_content = tf.gather(is_match, source)
+        # Padded by one value so that the index not taken is valid on empty input too.
+        first = tf.cumsum(lengths, exclusive=True)
+        kept_at = tf.where(from_content, tf.size(cps.values), tf.gather(first, source) + within)
+        kept = tf.gather(tf.concat([cps.values, tf.zeros([1], cps.values.dtype)], 0), kept_at)
+        replaced = tf.gather(content, tf.where(from_content, within, len(self.content)))
+        values = tf.where(from_content, tf.cast(replaced, cps.values.dtype), kept)
+        return tf.RaggedTensor.from_row_splits(
+            values, tf.cast(splits, cps.row_splits.dtype), validate=False
+        )
 
 
 def compile_replace(component: dict) -> list[Stage]:
-    """The stage for the component's pattern kind; other patterns are refused."""
+    """A one-character `String` as a local map, other patterns as a `Replace` stage."""
     pattern = component.get("pattern", {})
-    if set(pattern) == {"Regex"} and pattern["Regex"]:
-        return [_replace_regex(component)]
-    if set(pattern) != {"String"} or not pattern["String"]:
-        raise UnsupportedComponentError(
-            SECTION, "Replace", f"only String or RE2-compatible Regex patterns, got {pattern!r}"
-        )
-    if len(pattern["String"]) == 1:
+    if not isinstance(pattern, dict) or len(pattern) != 1:
+        raise UnsupportedComponentError(SECTION, "Replace", f"pattern {pattern!r}")
+    (kind, source), = pattern.items()
+    if kind == "String" and isinstance(source, str) and len(source) == 1:
         return local_map(component)
-    return [Replace(re2_literal(pattern["String"]), component.get("content", ""))]
-
-
-REGEX_PROBES = (
-    "", " ", "  ", "a  b   c", "\t \n  x", "   ", "a\u3000\u3000b", "x y", "AbC 12  ",
-    "\u00e9  \u00e8", "..  ,,", "\r\n\r\n", "  lead", "trail  ", "\u2581\u2581 \u2581",
-)
-
-
-def _replace_regex(component: dict) -> Replace:
-    """A Regex Replace, accepted only when RE2 agrees with the reference on probe texts."""
-    stage = Replace(component["pattern"]["Regex"], component.get("content", ""))
-    reference = reference_normalizer(component).normalize_str
-    try:
-        cps = tf.strings.unicode_decode(tf.constant(REGEX_PROBES), "UTF-8")
-        got = tf.strings.unicode_encode(stage.apply(cps), "UTF-8").numpy().tolist()
-    except (tf.errors.InvalidArgumentError, ValueError) as error:
-        raise UnsupportedComponentError(SECTION, "Replace", f"regex not RE2: {error}") from None
-    if [g.decode("utf-8") for g in got] != [reference(t) for t in REGEX_PROBES]:
-        raise UnsupportedComponentError(
-            SECTION, "Replace", f"regex {stage.pattern!r} behaves differently in RE2"
-        )
-    return stage
+    content = component.get("content", "")
+    if not isinstance(content, str):
+        raise UnsupportedComponentError(SECTION, "Replace", f"content {content!r}")
+    return [Replace(compile_matcher(kind, source, SECTION, "Replace"), content)]

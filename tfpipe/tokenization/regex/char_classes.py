@@ -1,8 +1,9 @@
 """Which code points each atom of a pattern matches, as the reference's Oniguruma sees it.
 
-The second step of running a `Split` pattern in RE2 (see regex/__init__): the installed
-`tokenizers` is asked which code points each atom matches, and code points that no atom tells
-apart are grouped, so no Unicode table or case folding is left to RE2.
+The second step of running a pattern in RE2 (see regex/__init__): the installed `tokenizers` is
+asked which code points each atom matches (and, for `\\b`, which are word characters), and
+code points that no atom tells apart are grouped, so no Unicode table or case folding is left
+to RE2.
 """
 
 from __future__ import annotations
@@ -12,10 +13,15 @@ import functools
 import numpy as np
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, all_codepoints, cached_arrays
-from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.regex.parser import Atom, Sequence, pattern_error, tree_atoms, walk
+from tfpipe.tokenization.regex.parser import (
+    Atom,
+    PatternError,
+    Sequence,
+    pattern_error,
+    tree_atoms,
+    walk,
+)
 
-SECTION = "pre_tokenizer"
 # Atoms are probed on a string of every code point; more than this many is a hostile pattern.
 MAX_ATOMS = 256
 
@@ -26,26 +32,48 @@ def atom_members(atom: Atom) -> np.ndarray:
     Probed on one string of every code point: a single-character atom matches each
     character on its own, so the characters it removes are exactly its members.
     """
-    source = f"(?i:{atom.source})" if atom.ignore_case else atom.source
+    source = f"(?{atom.flags}:{atom.source})" if atom.flags else atom.source
 
     def compute() -> dict[str, np.ndarray]:
-        from tokenizers import Regex, pre_tokenizers
-
         codepoints = all_codepoints()
         text = "".join(map(chr, codepoints.tolist()))
-        try:
-            splitter = pre_tokenizers.Split(Regex(source), "removed")
-        except Exception as error:
-            raise UnsupportedComponentError(SECTION, "Split", f"{source!r}: {error}") from None
-        kept = np.zeros(len(codepoints) + 1, np.int32)
-        for _, (begin, end) in splitter.pre_tokenize_str(text):
-            kept[begin] += 1
-            kept[end] -= 1
         members = np.zeros(NUM_CODEPOINTS, bool)
-        members[codepoints[np.cumsum(kept)[:-1] == 0]] = True
+        members[codepoints[_removed(source, text)]] = True
         return {"members": members}
 
     return cached_arrays({"regex-atom": source}, compute)["members"]
+
+
+def word_members() -> np.ndarray:
+    """The word characters of Oniguruma's `\\b` (bool per code point).
+
+    Probed on every code point after a space (not a word character): `\\x{20}\\b` matches
+    the space exactly when the code point after it is a word character.
+    """
+
+    def compute() -> dict[str, np.ndarray]:
+        codepoints = all_codepoints()
+        text = "".join(" " + c for c in map(chr, codepoints.tolist()))
+        members = np.zeros(NUM_CODEPOINTS, bool)
+        members[codepoints[_removed("\\x{20}\\b", text)[::2]]] = True
+        return {"members": members}
+
+    return cached_arrays({"regex-word-boundary": 1}, compute)["members"]
+
+
+def _removed(source: str, text: str) -> np.ndarray:
+    """Per character of `text`, whether a reference Split removing `source`'s matches drops it."""
+    from tokenizers import Regex, pre_tokenizers
+
+    try:
+        splitter = pre_tokenizers.Split(Regex(source), "removed")
+    except Exception as error:
+        raise PatternError(f"{source!r}: {error}") from None
+    kept = np.zeros(len(text) + 1, np.int32)
+    for _, (begin, end) in splitter.pre_tokenize_str(text):
+        kept[begin] += 1
+        kept[end] -= 1
+    return np.cumsum(kept)[:-1] == 0
 
 
 def members_of(atom: Atom) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The Oniguruma (Ruby syntax) patterns of tokenizer.json, parsed into single-character atoms.
 
-The first step of running a `Split` pattern in RE2 (see regex/__init__): the pattern becomes a
-tree of atoms (`\\p{L}`, `[^\\s\\p{L}]`, `(?i:s)`, `.`, literals) combined by sequence,
-alternation, groups and repetition, with look-aheads kept as nodes of their own.
+The first step of running a pattern in RE2 (see regex/__init__): the pattern becomes a tree of
+atoms (`\\p{L}`, `[[:alpha:]&&[^a]]`, `(?i:s)`, `.`, literals) combined by sequence,
+alternation, groups and repetition, with look-aheads and zero-width assertions (`\\b`, `^`)
+kept as nodes of their own. Flags follow Oniguruma: `a(?i)b|c` is `a(?i:b|c)`.
 """
 
 from __future__ import annotations
@@ -10,32 +11,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS
-from tfpipe.tokenization.errors import UnsupportedComponentError
 
-SECTION = "pre_tokenizer"
 MAX_PATTERN_LENGTH = 10_000
 
 SIMPLE_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v", "a": "\a", "e": "\x1b"}
 CLASS_ESCAPES = set("sSdDwWhH")
+ASSERTION_ESCAPES = set("bBAz")
+# Escapes with no exact core-op equivalent, named in the refusal.
+REFUSED_ESCAPES = {
+    "k": "back-reference \\k<..>", "g": "subexpression call \\g<..>", "K": "keep \\K",
+    "G": "search-start anchor \\G", "Z": "anchor \\Z (end or before a final newline)",
+    "X": "extended grapheme cluster \\X", "R": "line break \\R", "y": "text-segment boundary \\y",
+    "Y": "text-segment boundary \\Y", "0": "octal escape \\0",
+}
+REFUSED_GROUPS = {
+    "?<=": "look-behind (?<=..)", "?<!": "look-behind (?<!..)", "?>": "atomic group (?>..)",
+    "?~": "absent operator (?~..)", "?(": "conditional group (?(..)..)",
+}
 QUANTIFIERS = "*+?{"
 
 
-def pattern_error(pattern: str, reason: str) -> UnsupportedComponentError:
-    return UnsupportedComponentError(SECTION, "Split", f"pattern {pattern!r}: {reason}")
+class PatternError(ValueError):
+    """A pattern outside what runs exactly in RE2; the caller names its component."""
+
+
+def pattern_error(pattern: str, reason: str) -> PatternError:
+    return PatternError(f"pattern {pattern!r}: {reason}")
 
 
 @dataclass(frozen=True)
 class Atom:
-    """One character from a set: Oniguruma source and whether (?i) applies to it."""
+    """One character from a set: Oniguruma source and the flags ("i", "m") that apply to it."""
 
     source: str
-    ignore_case: bool = False
+    flags: str = ""
+
+    @property
+    def ignore_case(self) -> bool:
+        return "i" in self.flags
 
 
 @dataclass(frozen=True)
 class LookAhead:
     atom: Atom
     negative: bool
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """A zero-width test: `\\b`, `\\B`, `^`, `$`, `\\A` or `\\z`."""
+
+    kind: str
 
 
 @dataclass
@@ -57,11 +83,11 @@ class Alternation:
 
 
 class PatternParser:
-    """Parses the Oniguruma (Ruby syntax) subset that tokenizer patterns use.
+    """Parses the Oniguruma (Ruby syntax) subset that runs exactly in RE2.
 
-    Anything outside it — anchors, back-references, look-behind, atomic groups, possessive
-    repetition, look-ahead anywhere but at the end of a top-level branch — is an
-    UnsupportedComponentError, never a silently different split.
+    Anything outside it — back-references, look-behind, atomic groups, possessive repetition,
+    look-ahead anywhere but at the end of a top-level branch — is a PatternError naming the
+    construct, never a silently different match.
     """
 
     def __init__(self, pattern: str) -> None:
@@ -71,68 +97,89 @@ class PatternParser:
         self.pos = 0
 
     def parse(self) -> Alternation:
-        tree = self._alternation(ignore_case=False, depth=0)
+        tree = self._alternation(flags="", depth=0)
         if self.pos != len(self.pattern):
             raise pattern_error(self.pattern, f"unbalanced ')' at {self.pos}")
+        # A leading `(?i)` wraps the whole pattern: its alternatives are the top-level ones.
+        while len(tree.branches) == 1 and [type(i) for i in tree.branches[0].items] == [
+            Alternation
+        ]:
+            tree = tree.branches[0].items[0]
         return tree
 
     def _peek(self, ahead: int = 0) -> str:
         index = self.pos + ahead
         return self.pattern[index] if index < len(self.pattern) else ""
 
-    def _alternation(self, ignore_case: bool, depth: int) -> Alternation:
+    def _alternation(self, flags: str, depth: int) -> Alternation:
         if depth > 50:
             raise pattern_error(self.pattern, "groups nested deeper than 50")
         branches = [Sequence()]
         while self.pos < len(self.pattern) and self._peek() != ")":
-            char = self._peek()
-            if char == "|":
+            if self._peek() == "|":
                 self.pos += 1
                 branches.append(Sequence())
                 continue
-            if char == "(" and self.pattern.startswith(("(?i)", "(?-i)"), self.pos):
-                ignore_case = self.pattern[self.pos + 2] == "i"
-                self.pos += 4 if ignore_case else 5
+            if self.pattern.startswith("(?#", self.pos):
+                self._comment()
                 continue
-            item = self._item(ignore_case, depth)
+            isolated = self._isolated_flags(flags)
+            if isolated is not None:
+                # Oniguruma: `(?i)` covers the rest of the group, later alternatives included.
+                branches[-1].items.append(self._alternation(isolated, depth + 1))
+                break
+            item = self._item(flags, depth)
             branches[-1].items.append(self._quantified(item))
         return Alternation(branches)
 
-    def _item(self, ignore_case: bool, depth: int):
+    def _comment(self) -> None:
+        end = self.pattern.find(")", self.pos)
+        if end < 0:
+            raise pattern_error(self.pattern, f"unclosed comment at {self.pos}")
+        self.pos = end + 1
+
+    def _isolated_flags(self, flags: str) -> str | None:
+        """The flags after an isolated option group `(?i)`/`(?-i)`/`(?im-x)` here, if any."""
+        if not self.pattern.startswith("(?", self.pos):
+            return None
+        end = self.pos + 2
+        while end < len(self.pattern) and self.pattern[end] in "imx-":
+            end += 1
+        if end == self.pos + 2 or self.pattern[end : end + 1] != ")":
+            return None
+        new = self._apply_flags(flags, self.pattern[self.pos + 2 : end])
+        self.pos = end + 1
+        return new
+
+    def _apply_flags(self, flags: str, spec: str) -> str:
+        on, _, off = spec.partition("-")
+        if "x" in on:
+            raise pattern_error(self.pattern, "extended mode (?x)")
+        return "".join(f for f in "im" if (f in flags or f in on) and f not in off)
+
+    def _item(self, flags: str, depth: int):
         char = self._peek()
         if char == "(":
-            return self._group(ignore_case, depth)
+            return self._group(flags, depth)
         if char == "[":
-            return Atom(self._bracket(), ignore_case)
+            return Atom(self._bracket(), flags)
         if char == "\\":
-            return Atom(self._escape(), ignore_case)
+            return self._escape(flags)
         if char in "^$":
-            raise pattern_error(self.pattern, f"anchor {char!r}")
+            self.pos += 1
+            return Assertion(char)
         if char in QUANTIFIERS and not (char == "{" and not self._is_bound()):
             raise pattern_error(self.pattern, f"nothing to repeat at {self.pos}")
         self.pos += 1
-        return Atom(char if char == "." else literal(char), ignore_case)
+        return Atom(char if char == "." else literal(char), flags)
 
-    def _group(self, ignore_case: bool, depth: int):
+    def _group(self, flags: str, depth: int):
         start = self.pos
         self.pos += 1
         look_ahead = None
         if self._peek() == "?":
-            head = self.pattern[self.pos : self.pos + 3]
-            if head.startswith(("?=", "?!")):
-                look_ahead = head[1] == "!"
-                self.pos += 2
-            elif head.startswith("?:"):
-                self.pos += 2
-            elif head in ("?i:",):
-                ignore_case = True
-                self.pos += 3
-            elif self.pattern.startswith("?-i:", self.pos):
-                ignore_case = False
-                self.pos += 4
-            else:
-                raise pattern_error(self.pattern, f"group syntax at {start}")
-        inner = self._alternation(ignore_case, depth + 1)
+            look_ahead, flags = self._group_head(start, flags)
+        inner = self._alternation(flags, depth + 1)
         if self._peek() != ")":
             raise pattern_error(self.pattern, f"unclosed group at {start}")
         self.pos += 1
@@ -140,8 +187,34 @@ class PatternParser:
             return inner
         atom = _single_atom(inner)
         if atom is None:
-            raise pattern_error(self.pattern, "look-ahead of more than one character")
+            raise pattern_error(self.pattern, "look-ahead of anything but one character")
         return LookAhead(atom, look_ahead)
+
+    def _group_head(self, start: int, flags: str) -> tuple[bool | None, str]:
+        """Consume `?...` after '(': (negative look-ahead or None, the group's flags)."""
+        rest = self.pattern[self.pos :]
+        for head, construct in REFUSED_GROUPS.items():
+            if rest.startswith(head):
+                raise pattern_error(self.pattern, construct)
+        if rest.startswith(("?=", "?!")):
+            self.pos += 2
+            return rest[1] == "!", flags
+        if rest.startswith("?:"):
+            self.pos += 2
+            return None, flags
+        if rest.startswith(("?<", "?'")):
+            close = ">" if rest[1] == "<" else "'"
+            end = rest.find(close, 2)
+            if end > 2 and rest[2:end].replace("_", "a").isalnum():
+                self.pos += end + 1
+                return None, flags
+        end = 1
+        while end < len(rest) and rest[end] in "imx-":
+            end += 1
+        if end > 1 and rest[end : end + 1] == ":":
+            self.pos += end + 1
+            return None, self._apply_flags(flags, rest[1:end])
+        raise pattern_error(self.pattern, f"group syntax at {start}")
 
     def _is_bound(self) -> bool:
         end = self.pattern.find("}", self.pos)
@@ -158,8 +231,8 @@ class PatternParser:
         char = self._peek()
         if not char or char not in QUANTIFIERS or (char == "{" and not self._is_bound()):
             return item
-        if isinstance(item, LookAhead):
-            raise pattern_error(self.pattern, "repeated look-ahead")
+        if isinstance(item, (LookAhead, Assertion)):
+            raise pattern_error(self.pattern, "repeated look-ahead or anchor")
         if char == "{":
             end = self.pattern.index("}", self.pos)
             parts = self.pattern[self.pos + 1 : end].split(",")
@@ -182,7 +255,8 @@ class PatternParser:
         return Repeat(item, low, high, lazy)
 
     def _bracket(self) -> str:
-        """The source of a bracket class, nested classes and escapes included."""
+        """The source of a bracket class: nested classes, POSIX brackets, `&&` and escapes
+        included (the reference tells its members, see char_classes)."""
         start = self.pos
         self.pos += 1
         depth = 1
@@ -201,8 +275,8 @@ class PatternParser:
             self.pos += 1
         return self.pattern[start : self.pos]
 
-    def _escape(self) -> str:
-        """The source of one escaped single-character atom."""
+    def _escape(self, flags: str):
+        """One escape: a single-character atom or an assertion."""
         start = self.pos
         letter = self._peek(1)
         if not letter:
@@ -213,18 +287,24 @@ class PatternParser:
             if end < 0:
                 raise pattern_error(self.pattern, f"unclosed \\{letter}{{ at {start}")
             self.pos = end + 1
-            return self.pattern[start : self.pos]
+            return Atom(self.pattern[start : self.pos], flags)
         if letter in CLASS_ESCAPES:
-            return self.pattern[start : self.pos]
+            return Atom(self.pattern[start : self.pos], flags)
+        if letter in ASSERTION_ESCAPES:
+            return Assertion("\\" + letter)
         if letter in SIMPLE_ESCAPES:
-            return literal(SIMPLE_ESCAPES[letter])
+            return Atom(literal(SIMPLE_ESCAPES[letter]), flags)
         if letter == "x":
-            return literal(chr(self._hex_digits(2, braces=True)))
+            return Atom(literal(chr(self._hex_digits(2, braces=True))), flags)
         if letter == "u":
-            return literal(chr(self._hex_digits(4, braces=False)))
+            return Atom(literal(chr(self._hex_digits(4, braces=False))), flags)
+        if letter in "123456789":
+            raise pattern_error(self.pattern, f"back-reference \\{letter}")
+        if letter in REFUSED_ESCAPES:
+            raise pattern_error(self.pattern, REFUSED_ESCAPES[letter])
         if letter.isalnum():
             raise pattern_error(self.pattern, f"escape \\{letter}")
-        return literal(letter)
+        return Atom(literal(letter), flags)
 
     def _hex_digits(self, count: int, braces: bool) -> int:
         if braces and self._peek() == "{":
@@ -248,6 +328,11 @@ def literal(char: str) -> str:
     return f"\\x{{{ord(char):x}}}"
 
 
+def literal_tree(text: str) -> Alternation:
+    """The tree of a `String` pattern: its characters in sequence."""
+    return Alternation([Sequence([Atom(literal(c)) for c in text])])
+
+
 def _single_atom(tree: Alternation) -> Atom | None:
     if len(tree.branches) == 1 and len(tree.branches[0].items) == 1:
         item = tree.branches[0].items[0]
@@ -256,11 +341,26 @@ def _single_atom(tree: Alternation) -> Atom | None:
     return None
 
 
+def can_match_empty(node) -> bool:
+    """Whether `node` can match without consuming a character."""
+    if isinstance(node, Atom):
+        return False
+    if isinstance(node, (LookAhead, Assertion)):
+        return True
+    if isinstance(node, Repeat):
+        return node.low == 0 or can_match_empty(node.item)
+    if isinstance(node, Sequence):
+        return all(can_match_empty(item) for item in node.items)
+    return any(can_match_empty(branch) for branch in node.branches)
+
+
 def tree_atoms(node) -> list[Atom]:
     if isinstance(node, Atom):
         return [node]
     if isinstance(node, LookAhead):
         return [node.atom]
+    if isinstance(node, Assertion):
+        return []
     if isinstance(node, Repeat):
         return tree_atoms(node.item)
     children = node.branches if isinstance(node, Alternation) else node.items

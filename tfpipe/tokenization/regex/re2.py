@@ -1,42 +1,57 @@
 """Patterns written for RE2, the regex engine of TensorFlow's string ops.
 
-`compile_pattern` is the last step of running a `Split` pattern in RE2 (see regex/__init__):
-each atom becomes an RE2 class of group representatives, and a trailing look-ahead
+`compile_pattern` is the last step of running a pattern in RE2 (see regex/__init__): each atom
+becomes an RE2 class of group representatives, and a trailing look-ahead
 `X(?!C)` / `X(?=C)` (GPT-4-style `\\s+(?!\\S)`), which RE2 lacks, is rewritten with a
 sentinel: the graph inserts it after every character whose successor satisfies the look-ahead,
 every atom may swallow one after itself, and the look-ahead becomes "the last character of X
 is followed by the sentinel" (or by the end of the piece, for `(?!C)`). Code points below
 `FIRST_REPRESENTATIVE` are the markers the graph brackets matches with and the sentinel.
+
+Assertions run as RE2's own: `\\A`, `\\z`; `^`, `$` as `(?m:^)`, `(?m:$)` with `\\n`
+standing for itself; `\\b`, `\\B` (ASCII in RE2) with the groups of Oniguruma's word characters
+represented by ASCII letters, digits and `_`, and only they. Two differences are refused rather
+than rewritten: Oniguruma's `^` never matches at the very end, so it must be followed by a
+character; and the sentinel would sit between neighbours these assertions look at.
 """
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS
 from tfpipe.tokenization.regex.char_classes import (
     MAX_ATOMS,
     check_case_folding,
     group_ids,
     members_of,
+    word_members,
 )
 from tfpipe.tokenization.regex.parser import (
     Alternation,
+    Assertion,
     Atom,
     LookAhead,
+    PatternError,
     Repeat,
     Sequence,
+    can_match_empty,
     pattern_error,
     tree_atoms,
     walk,
 )
 
-SECTION = "pre_tokenizer"
 MATCH_START, MATCH_END, SENTINEL = 1, 2, 3
 FIRST_REPRESENTATIVE = 4
+NEWLINE = 0x0A
+RE2_WORD = np.array([ord(c) for c in string.digits + string.ascii_uppercase + "_"
+                     + string.ascii_lowercase])
+RE2_ASSERTIONS = {"\\A": "\\A", "\\z": "\\z", "^": "(?m:^)", "$": "(?m:$)", "\\b": "\\b",
+                  "\\B": "\\B"}
 
 
 def re2_literal(text: str) -> str:
@@ -54,10 +69,34 @@ def re2_class(flags: np.ndarray) -> str:
     return "[" + "".join(ranges) + "]"
 
 
-def _group_representatives(count: int) -> np.ndarray:
-    """Code points standing for the groups: one UTF-8 byte each while they last."""
+def _group_representatives(
+    count: int, word: np.ndarray | None, newline: int | None, pattern: str
+) -> np.ndarray:
+    """Code points standing for the groups: one UTF-8 byte each while they last.
+
+    `word` (per group, with `\\b`): word groups take RE2's word characters, the others none;
+    `newline` (the group of `\\n`, with `^`/`$`): it alone takes `\\n`.
+    """
     one_byte = np.arange(FIRST_REPRESENTATIVE, 0x80)
-    return np.concatenate([one_byte, 0x100 + np.arange(max(count - len(one_byte), 0))])[:count]
+    reserved = np.zeros(len(one_byte), bool)
+    if word is not None:
+        reserved |= np.isin(one_byte, RE2_WORD)
+    if newline is not None:
+        reserved |= one_byte == NEWLINE
+    pool = np.concatenate([one_byte[~reserved], 0x100 + np.arange(count)])
+    result = np.zeros(count, np.int64)
+    rest = np.ones(count, bool)
+    if word is not None:
+        if word.sum() > len(RE2_WORD):
+            raise pattern_error(pattern, f"\\b with more than {len(RE2_WORD)} kinds of word "
+                                         "character")
+        result[word] = RE2_WORD[: word.sum()]
+        rest &= ~word
+    if newline is not None:
+        result[newline] = NEWLINE
+        rest[newline] = False
+    result[rest] = pool[: rest.sum()]
+    return result
 
 
 def _re2_set(representatives: np.ndarray) -> str:
@@ -81,6 +120,8 @@ class _Emitter:
     def node(self, node) -> str:
         if isinstance(node, Atom):
             return self.atom(node)
+        if isinstance(node, Assertion):
+            return RE2_ASSERTIONS[node.kind]
         if isinstance(node, Repeat):
             return f"(?:{self.node(node.item)}){_bounds(node.low, node.high)}{'?' * node.lazy}"
         if isinstance(node, Sequence):
@@ -98,9 +139,7 @@ class _Emitter:
         *head, last = items or [None]
         repeat = last if isinstance(last, Repeat) else Repeat(last, 1, 1, False)
         if not isinstance(repeat.item, Atom) or repeat.low < 1 or repeat.lazy:
-            raise UnsupportedComponentError(
-                SECTION, "Split", "look-ahead must follow one greedy, non-optional atom"
-            )
+            raise PatternError("look-ahead must follow one greedy, non-optional atom")
         prefix = "".join(self.node(item) for item in head)
         rest = Repeat(repeat.item, repeat.low - 1, None if repeat.high is None else repeat.high - 1,
                       False)
@@ -132,7 +171,22 @@ def _look_ahead(tree: Alternation, pattern: str) -> LookAhead | None:
         raise pattern_error(pattern, "look-ahead only at the end of a top-level alternative")
     if len({look.atom for look in looks}) > 1 or len({look.negative for look in looks}) > 1:
         raise pattern_error(pattern, "more than one kind of look-ahead")
+    if looks and can_match_empty(tree):
+        raise pattern_error(pattern, "look-ahead in a pattern that can match empty text")
     return looks[0] if looks else None
+
+
+def _assertion_kinds(tree: Alternation, pattern: str, look: LookAhead | None) -> set[str]:
+    """The pattern's assertion kinds, checked to run exactly as RE2's (see the module doc)."""
+    kinds = {node.kind for node in walk(tree) if isinstance(node, Assertion)}
+    if look is not None and kinds - {"\\A", "\\z"}:
+        raise pattern_error(pattern, "\\b, \\B, ^ or $ together with a look-ahead")
+    for node in walk(tree):
+        if isinstance(node, Sequence):
+            for index, item in enumerate(node.items):
+                if item == Assertion("^") and can_match_empty(Sequence(node.items[index + 1 :])):
+                    raise pattern_error(pattern, "'^' not followed by a character")
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -153,15 +207,23 @@ class Re2Pattern:
 def compile_pattern(tree: Alternation, pattern: str) -> Re2Pattern:
     """Group the code points no atom tells apart and write the tree as RE2 over the groups."""
     look = _look_ahead(tree, pattern)
+    kinds = _assertion_kinds(tree, pattern, look)
     atoms = list(dict.fromkeys(tree_atoms(tree)))
     if len(atoms) > MAX_ATOMS:
         raise pattern_error(pattern, f"more than {MAX_ATOMS} character sets")
     members = [members_of(a) for a in atoms]
     check_case_folding(tree, pattern)
-    groups = group_ids(members)
+    word = word_members() if kinds & {"\\b", "\\B"} else None
+    newline = np.arange(NUM_CODEPOINTS) == NEWLINE if kinds & {"^", "$"} else None
+    groups = group_ids(members + [s for s in (word, newline) if s is not None])
     count = int(groups.max()) + 1
-    representatives = _group_representatives(count)
     first = np.unique(groups, return_index=True)[1]
+    representatives = _group_representatives(
+        count,
+        None if word is None else word[first],
+        None if newline is None else int(groups[NEWLINE]),
+        pattern,
+    )
     in_atom = {a: m[first] for a, m in zip(atoms, members, strict=True)}
     classes = {a: _re2_set(representatives[in_atom[a]]) for a in atoms}
     sentinel_after = None
