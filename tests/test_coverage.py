@@ -64,9 +64,9 @@ def _unigram_past_packing_limit() -> models.Model:
 
 # The components of each refused option row (section, type, option cell of the table).
 REFUSALS = {
-    ("normalizer", "Replace", "`pattern`: `Regex` RE2 cannot run, or runs differently"): lambda: [
-        normalizers.Replace(Regex(r"(a)\1"), "b"),
-        normalizers.Replace(Regex(r"\s+"), "▁"),
+    ("normalizer", "Replace", "`pattern`: `Regex` with back-references, look-behind and the "
+     "other constructs listed there"): lambda: [
+        normalizers.Replace(Regex(source), "b") for source in (r"(a)\1", "(?<=a)b", r"a\Z")
     ],
     ("pre_tokenizer", "ByteLevel",
      "(placement): not the last step of a `Sequence`, or beside `Metaspace`"): lambda: [
@@ -89,9 +89,9 @@ REFUSALS = {
      "`pretokenizers`: more than 15 class-table split steps"): lambda: [
         pre_tokenizers.Sequence([pre_tokenizers.Digits()] * 16),
     ],
-    ("pre_tokenizer", "Split", "`pattern`: `Regex` with anchors, back-references, look-behind "
-     "and the other constructs listed there"): lambda: [
-        pre_tokenizers.Split(Regex(source), "isolated") for source in ("^a", r"(a)\1", "(?<=a)b")
+    ("pre_tokenizer", "Split", "`pattern`: `Regex` with back-references, look-behind and the "
+     "other constructs listed there"): lambda: [
+        pre_tokenizers.Split(Regex(source), "isolated") for source in (r"a\Z", r"(a)\1", "(?<=a)b")
     ],
     ("model", "BPE", "`dropout`"): lambda: [models.BPE({"a": 0}, [], dropout=0.1)],
     ("model", "BPE", "`unk_token`: not in the vocabulary"): lambda: [
