@@ -37,6 +37,10 @@ from trained_tokenizers import (
     byte_level_trainer,
     save_checkpoint,
     split_then_bytes,
+    train_byte_level_then_splits,
+    train_falcon_style,
+    train_punctuation_byte_level_digits,
+    train_punctuation_prefix_space_byte_level,
     trained_checkpoint,
 )
 
@@ -514,6 +518,62 @@ def test_byte_level_bpe_with_dropout_raises_at_build(trained, tmp_path):
     folder = save_checkpoint(Tokenizer.from_str(json.dumps(document)), config, tmp_path / "ckpt")
     with pytest.raises(UnsupportedComponentError, match="dropout"):
         TokenizerLayer.from_pretrained(str(folder))
+
+
+# --- ByteLevel inside a pre-tokenizer Sequence (issue 19) ---------------------------------------
+
+# Recipes in trained_tokenizers.py; falcon-7b's own pre-tokenizer by default, the rest in
+# make test-full.
+SEQUENCE_BYTE_LEVEL = {
+    "falcon": train_falcon_style,
+    "Punctuation-ByteLevel-Digits-Split": train_punctuation_byte_level_digits,
+    "ByteLevel-add_prefix_space-in-the-middle": train_punctuation_prefix_space_byte_level,
+    "ByteLevel-then-WhitespaceSplit-Split": train_byte_level_then_splits,
+}
+# Digits and punctuation after the byte-level alphabet: 'м' is D0 BC, the byte BC is '¼'.
+BYTE_DIGIT_EDGE_CASES = (
+    "12½3456", "½6789", "м and мир 999", "x²y ³ ¹", "٣٤٥ ①②③", "price: 12,345.67", " 999",
+    "(555) 123-4567 ext. 89", "hello, world!! ...ok", "a  12", "trailing 12   ", "Ġ ĠĠ Ċ",
+)
+
+
+@pytest.fixture(scope="module")
+def sequence_trained(training_corpus):
+    """``sequence_trained(name)``: the checkpoint folder of ``SEQUENCE_BYTE_LEVEL[name]``."""
+
+    def get(name: str) -> Path:
+        train = SEQUENCE_BYTE_LEVEL[name]
+        return trained_checkpoint(f"bpe sequence {name}", lambda: train(training_corpus),
+                                  __file__)
+
+    return get
+
+
+@pytest.mark.parametrize("name", slow_beyond(list(SEQUENCE_BYTE_LEVEL), ["falcon"]))
+def test_byte_level_inside_sequence_matches_on_course_corpus(
+    name, sequence_trained, corpus, tokenizer_layer, hf_tokenizer
+):
+    folder = sequence_trained(name)
+    layer, hf = tokenizer_layer(folder), hf_tokenizer(folder)
+    texts = [*BYTE_DIGIT_EDGE_CASES, *BPE_EDGE_CASES, *sample(corpus, 3000)]
+    check_parity(layer, hf, texts, padding="longest", truncation=True)
+    check_parity(layer, hf, texts[:600], shifted(texts[:600], 7), padding="longest",
+                 truncation=True)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  for n in SEQUENCE_BYTE_LEVEL])
+@pytest.mark.parametrize("truncation", ["longest_first", "only_first", "only_second"])
+def test_byte_level_inside_sequence_truncation_matches(
+    name, truncation, sequence_trained, tokenizer_layer, hf_tokenizer
+):
+    folder = sequence_trained(name)
+    layer, hf = tokenizer_layer(folder, max_length=16, truncation=truncation), hf_tokenizer(folder)
+    texts = [*BYTE_DIGIT_EDGE_CASES, *BPE_EDGE_CASES, *generate_texts(600, seed=13)]
+    kwargs = dict(padding="longest", truncation=truncation, max_length=16)
+    check_parity_where_hf_accepts(layer, hf, texts, shifted(texts, 5), refusals=None, **kwargs)
+    if truncation == "longest_first":
+        check_parity(layer, hf, texts, **kwargs)
 
 
 # --- Hypothesis: random Unicode, whitespace runs, contractions, emoji -----------------------------

@@ -59,6 +59,21 @@ NORMALIZERS = [
     ),
 ]
 
+
+def split(pattern: str, behaviour: str = "Isolated", invert: bool = False, kind: str = "Regex"):
+    return {"type": "Split", "pattern": {kind: pattern}, "behavior": behaviour, "invert": invert}
+
+
+def byte_level(add_prefix_space: bool, use_regex: bool) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True,
+            "use_regex": use_regex}
+
+
+def metaspace(prepend_scheme: str, split: bool) -> dict:
+    return {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": prepend_scheme,
+            "split": split}
+
+
 PRE_TOKENIZERS = [
     {"type": "BertPreTokenizer"},
     {"type": "Whitespace"},
@@ -75,11 +90,23 @@ PRE_TOKENIZERS = [
             {"type": "Digits", "individual_digits": True},
         ],
     },
+    # ByteLevel anywhere in a Sequence (full run; test_bpe_parity runs falcon's by default):
+    # falcon-7b's, a prefix space in the middle, two ByteLevels, and ByteLevel with Metaspace
+    # either way (`first` reads offset 0 through the byte-level alphabet).
+    *(pytest.param({"type": "Sequence", "pretokenizers": sequence}, marks=pytest.mark.slow)
+      for sequence in (
+          [{"type": "Punctuation", "behavior": "Contiguous"}, byte_level(False, True),
+           {"type": "Digits", "individual_digits": False},
+           split("[0-9][0-9][0-9]")],
+          [{"type": "Punctuation", "behavior": "Isolated"}, byte_level(True, True),
+           {"type": "Digits", "individual_digits": True}],
+          [byte_level(False, False), byte_level(True, True)],
+          [byte_level(False, False), {"type": "Digits", "individual_digits": True},
+           metaspace("first", True)],
+          [{"type": "WhitespaceSplit"}, metaspace("first", False), byte_level(True, True),
+           metaspace("always", True)],
+      )),
 ]
-
-
-def split(pattern: str, behaviour: str = "Isolated", invert: bool = False, kind: str = "Regex"):
-    return {"type": "Split", "pattern": {kind: pattern}, "behavior": behaviour, "invert": invert}
 
 
 SPLITS = [
@@ -193,7 +220,9 @@ def test_pre_tokenizer_matches_reference(component, component_texts):
 
     @tf.function
     def run(texts):
-        words, piece = ours(tf.strings.unicode_decode(texts, "UTF-8"))
+        # Each text is one piece whose first code point is at offset 0.
+        anchored = tf.ones_like(texts, tf.int32) if ours.needs_anchor else None
+        words, piece = ours(tf.strings.unicode_decode(texts, "UTF-8"), anchored)
         strings = tf.strings.unicode_encode(words, "UTF-8")
         return tf.RaggedTensor.from_value_rowids(
             strings, tf.cast(piece, tf.int64), nrows=tf.size(texts, out_type=tf.int64)

@@ -68,23 +68,6 @@ REFUSALS = {
      "other constructs listed there"): lambda: [
         normalizers.Replace(Regex(source), "b") for source in (r"(a)\1", "(?<=a)b", r"a\Z")
     ],
-    ("pre_tokenizer", "ByteLevel",
-     "(placement): not the last step of a `Sequence`, or beside `Metaspace`"): lambda: [
-        pre_tokenizers.Sequence(
-            [pre_tokenizers.ByteLevel(add_prefix_space=False), pre_tokenizers.WhitespaceSplit()]
-        ),
-        pre_tokenizers.Sequence(
-            [pre_tokenizers.Metaspace(), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-        ),
-    ],
-    ("pre_tokenizer", "ByteLevel", "`add_prefix_space`: after other pre-tokenizers"): lambda: [
-        pre_tokenizers.Sequence(
-            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.ByteLevel(add_prefix_space=True)]
-        ),
-    ],
-    ("pre_tokenizer", "Metaspace", "(placement): more than one in a `Sequence`"): lambda: [
-        pre_tokenizers.Sequence([pre_tokenizers.Metaspace(), pre_tokenizers.Metaspace()]),
-    ],
     ("pre_tokenizer", "Sequence",
      "`pretokenizers`: more than 15 class-table split steps"): lambda: [
         pre_tokenizers.Sequence([pre_tokenizers.Digits()] * 16),

@@ -199,3 +199,67 @@ def train_boundary_split(texts: list[str]) -> tuple[Tokenizer, dict]:
          pre_tokenizers.Split(Regex(r"\p{Han}|\h{2,}|\b"), "isolated")]
     )
     return _bert_style_wordpiece(texts, normalizer, pre_tokenizer)
+
+
+# Issue 19: ByteLevel inside a Sequence
+
+ENDOFTEXT = "<|endoftext|>"
+DIGIT_TRIPLES = pre_tokenizers.Split(Regex("[0-9][0-9][0-9]"), "isolated")
+
+
+def byte_level_bpe(
+    pre_tokenizer: pre_tokenizers.PreTokenizer, texts: list[str]
+) -> tuple[Tokenizer, dict]:
+    """A byte-level BPE trained on ``texts`` through ``pre_tokenizer``, GPT-2's specials and
+    post-processor, as a tokenizer and its tokenizer_config.json."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizer
+    tok.train_from_iterator(texts, byte_level_trainer(3000, [ENDOFTEXT, "<pad>"]))
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=True)
+    config = dict(model_max_length=512, tokenizer_class="PreTrainedTokenizerFast",
+                  bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, unk_token=ENDOFTEXT,
+                  pad_token=ENDOFTEXT)
+    return tok, config
+
+
+def train_falcon_style(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """tiiuae/falcon-7b's pre-tokenizer: Punctuation(contiguous) → ByteLevel (GPT-2 split, no
+    prefix space) → Digits(runs) → Split(digit triples); the digit steps see byte-level
+    characters."""
+    return byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation("contiguous"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        pre_tokenizers.Digits(individual_digits=False),
+        DIGIT_TRIPLES,
+    ]), texts)
+
+
+def train_punctuation_byte_level_digits(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """Punctuation → ByteLevel without its regex → Digits(runs) → Split(digit triples)."""
+    return byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation("isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        pre_tokenizers.Digits(individual_digits=False),
+        DIGIT_TRIPLES,
+    ]), texts)
+
+
+def train_punctuation_prefix_space_byte_level(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """ByteLevel(add_prefix_space) in the middle: every piece Punctuation leaves gets a space."""
+    return byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.Punctuation("isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True),
+        pre_tokenizers.Digits(individual_digits=True),
+    ]), texts)
+
+
+def train_byte_level_then_splits(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """ByteLevel first, then splits that see only byte-level characters: WhitespaceSplit
+    (no byte-level character is whitespace) and a Split merging each Ġ (the space) with what
+    follows."""
+    return byte_level_bpe(pre_tokenizers.Sequence([
+        pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False),
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Split("Ġ", "merged_with_next"),
+    ]), texts)

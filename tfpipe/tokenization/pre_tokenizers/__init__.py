@@ -1,10 +1,12 @@
-"""Pre-tokenizers: tokenizer.json's `pre_tokenizer` section compiled to split stages.
+"""Pre-tokenizers: tokenizer.json's `pre_tokenizer` section compiled to a chain of steps.
 
-`PRE_TOKENIZERS` maps each supported `type` to its compiler (component JSON → split stages) and
-is the one list of what is supported. A `Sequence` is no component but a container: its
-children, flattened, run in order, each splitting the pieces the previous one produced. Two
-types also rewrite the pieces, which `PreTokenizer` does around the split phases: `ByteLevel`
-(a leading space first, the byte-level alphabet last) and `Metaspace` (between two phases).
+`PRE_TOKENIZERS` maps each supported `type` to its compiler (component JSON → steps) and is the
+one list of what is supported. A `Sequence` is no component but a container: its children,
+flattened, run in order, each working on the pieces the previous one produced. A step either
+splits the pieces (a split stage) or rewrites their code points (a `Rewrite`: ByteLevel's
+leading space and byte-level alphabet, Metaspace's replacement). `PreTokenizer` runs each run
+of consecutive split stages as one `SplitPhase` and the rewrites between the phases, so the
+components may come in any order: what follows a rewrite sees its output.
 """
 
 from __future__ import annotations
@@ -14,27 +16,24 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.normalizers.stages import LocalMap
-from tfpipe.tokenization.pre_tokenizers.byte_level import (
-    byte_level_alphabet,
-    compile_byte_level,
-    prepend_space,
-)
+from tfpipe.tokenization.pre_tokenizers.byte_level import compile_byte_level
 from tfpipe.tokenization.pre_tokenizers.digits import compile_digits
-from tfpipe.tokenization.pre_tokenizers.metaspace import Metaspace, compile_metaspace
+from tfpipe.tokenization.pre_tokenizers.metaspace import compile_metaspace
 from tfpipe.tokenization.pre_tokenizers.punctuation import (
     compile_bert_pre_tokenizer,
     compile_punctuation,
 )
 from tfpipe.tokenization.pre_tokenizers.split import compile_split
-from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, SplitPhase, Stage
+from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitPhase, Stage
 from tfpipe.tokenization.pre_tokenizers.whitespace import (
     compile_whitespace,
     compile_whitespace_split,
 )
 from tfpipe.tokenization.ragged_ops import positions_in_rows, row_ids
 
-PRE_TOKENIZERS: dict[str, Callable[[dict], list[Stage]]] = {
+Step = Stage | Rewrite
+
+PRE_TOKENIZERS: dict[str, Callable[[dict], list[Step]]] = {
     "WhitespaceSplit": compile_whitespace_split,
     "BertPreTokenizer": compile_bert_pre_tokenizer,
     "Whitespace": compile_whitespace,
@@ -55,60 +54,47 @@ def flatten(component: dict | None) -> list[dict]:
     return [component]
 
 
-def split_stages(components: list[dict]) -> list[Stage]:
-    """The split stages of (flattened) components, in order; unknown types fail here."""
-    stages: list[Stage] = []
+def compile_steps(components: list[dict]) -> list[Step]:
+    """The steps of (flattened) components, in order; unknown types fail here."""
+    steps: list[Step] = []
     for component in components:
         kind = component.get("type")
         if kind not in PRE_TOKENIZERS:
             raise UnsupportedComponentError(SECTION, kind)
-        stages += PRE_TOKENIZERS[kind](component)
-    return stages
+        steps += PRE_TOKENIZERS[kind](component)
+    return steps
+
+
+def chain(steps: list[Step]) -> list[SplitPhase | Rewrite]:
+    """The steps with each run of split stages as one `SplitPhase` (one class lookup)."""
+    chained: list[SplitPhase | Rewrite] = []
+    run: list[Stage] = []
+    for step in steps:
+        if isinstance(step, Rewrite):
+            chained += [SplitPhase(run), step] if run else [step]
+            run = []
+        else:
+            run.append(step)
+    return [*chained, SplitPhase(run)] if run else chained
 
 
 class PreTokenizer:
     """The compiled `pre_tokenizer` section: pieces of code points → words.
 
-    `ByteLevel` adds two steps around the splits: a leading space for pieces that lack one
-    (add_prefix_space) and, last, each code point replaced by the byte-level characters of its
-    UTF-8 bytes.
+    Rewrites keep the pieces (a piece stays one piece); phases split them, and the owner of
+    each word is traced back through the phases to the input piece.
     """
 
     def __init__(self, component: dict | None) -> None:
-        components = flatten(component)
-        byte_level = [i for i, c in enumerate(components) if c.get("type") == "ByteLevel"]
-        metaspace = [i for i, c in enumerate(components) if c.get("type") == "Metaspace"]
-        self.prefix_space = False
-        self.byte_map = None
-        if byte_level:
-            index = byte_level[0]
-            if byte_level != [len(components) - 1] or metaspace:
-                raise UnsupportedComponentError(
-                    SECTION, "ByteLevel", "only as the last step, without Metaspace"
-                )
-            self.prefix_space = bool(components[index].get("add_prefix_space", True))
-            if self.prefix_space and index > 0:
-                raise UnsupportedComponentError(
-                    SECTION, "ByteLevel", "add_prefix_space after other pre-tokenizers"
-                )
-            self.byte_map = LocalMap(byte_level_alphabet())
-        self.metaspace = None
-        after: list[Stage] = []
-        if metaspace:
-            if len(metaspace) > 1:
-                raise UnsupportedComponentError(SECTION, "Metaspace", "more than one")
-            index = metaspace[0]
-            self.metaspace = Metaspace.from_component(components[index])
-            after = split_stages(components[index:])
-            components = components[:index]
-        self.phases = [SplitPhase(split_stages(components))]
-        if self.metaspace is not None:
-            self.phases.append(SplitPhase(after))
+        self.steps = chain(compile_steps(flatten(component)))
+        readers = [i for i, s in enumerate(self.steps) if isinstance(s, Rewrite) and s.reads_anchor]
+        # Offset-0 flags are carried up to the last step that reads them.
+        self.anchored_steps = readers[-1] + 1 if readers else 0
 
     @property
     def needs_anchor(self) -> bool:
         """Whether `__call__` needs each piece's anchored prefix (Metaspace `first`)."""
-        return self.metaspace is not None and self.metaspace.scheme == "first"
+        return self.anchored_steps > 0
 
     def __call__(
         self, pieces: tf.RaggedTensor, anchored: tf.Tensor | None = None
@@ -118,17 +104,19 @@ class PreTokenizer:
         `anchored` (int32 per piece, required when `needs_anchor`): how many leading code points
         of each piece sit at offset 0 of the original text.
         """
-        if self.prefix_space:
-            pieces = prepend_space(pieces)
         flags = None
         if self.needs_anchor:
             if anchored is None:
                 raise ValueError("Metaspace prepend_scheme 'first' needs `anchored`")
             flags = positions_in_rows(pieces) < tf.gather(anchored, row_ids(pieces))
-        words, piece_of, word_anchored = self.phases[0].split(pieces, flags)
-        if self.metaspace is not None:
-            words, owner = self.phases[1](self.metaspace.apply(words, word_anchored))
-            piece_of = tf.gather(piece_of, owner)
-        if self.byte_map is not None:
-            words = self.byte_map.apply(words)
-        return words, piece_of
+        piece_of = None
+        for index, step in enumerate(self.steps):
+            flags = flags if index < self.anchored_steps else None
+            if isinstance(step, Rewrite):
+                pieces, flags = step.rewrite(pieces, flags)
+                continue
+            pieces, owner, flags = step.split(pieces, flags)
+            piece_of = owner if piece_of is None else tf.gather(piece_of, owner)
+        if piece_of is None:
+            piece_of = tf.range(tf.cast(pieces.nrows(), tf.int32))
+        return pieces, piece_of

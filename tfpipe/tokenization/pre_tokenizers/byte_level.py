@@ -1,9 +1,10 @@
-"""`ByteLevel`: GPT-2's split, a leading space and the byte-level alphabet.
+"""`ByteLevel`: a leading space, GPT-2's split and the byte-level alphabet.
 
-Not one stage: with use_regex its split is the `ByteLevel` split stage; `PreTokenizer` puts
-the leading space in front of the pieces first (add_prefix_space, `prepend_space`) and maps
-every code point to the byte-level characters of its UTF-8 bytes last (`byte_level_alphabet`,
-as a `LocalMap`).
+Three steps on each piece, as `tokenizers` runs them: the leading space for pieces without one
+(add_prefix_space, the `PrependSpace` rewrite), the GPT-2 split (use_regex, the `ByteLevel`
+split stage) and every code point replaced by the byte-level characters of its UTF-8 bytes
+(the `ByteAlphabet` rewrite). Steps after it see those characters: a continuation byte 0xB2
+is '²', which `Digits` splits off as numeric.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_classes,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.normalizers.stages import LocalMap
 from tfpipe.tokenization.pre_tokenizers.metaspace import BLANK, prepend_char
-from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, reference_pre_tokenizer
-from tfpipe.tokenization.ragged_ops import following, previous
+from tfpipe.tokenization.pre_tokenizers.split_stages import (
+    SECTION,
+    Rewrite,
+    Stage,
+    reference_pre_tokenizer,
+)
+from tfpipe.tokenization.ragged_ops import following, previous, repeat_range
 
 LETTER, NUMBER, OTHER, SPACE = 0, 1, 2, 3
 APOSTROPHE = 0x27
@@ -103,9 +110,29 @@ class ByteLevel:
         return boundary | any_contraction, removed
 
 
-def prepend_space(pieces: tf.RaggedTensor) -> tf.RaggedTensor:
-    """Prefix every non-empty piece not starting with U+0020 with one (ByteLevel's rule)."""
-    return prepend_char(pieces, BLANK)
+class PrependSpace(Rewrite):
+    """add_prefix_space: U+0020 in front of every non-empty piece not starting with one."""
+
+    def rewrite(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
+        return prepend_char(pieces, BLANK, flags)
+
+
+class ByteAlphabet(Rewrite):
+    """Every code point → the byte-level characters of its UTF-8 bytes, each aligned to it."""
+
+    def __init__(self) -> None:
+        self.map = LocalMap(byte_level_alphabet())
+
+    def rewrite(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
+        mapped = self.map.apply(pieces)
+        if flags is None:
+            return mapped, None
+        lengths = self.map.table.lookup(pieces.values)[0]
+        return mapped, tf.gather(flags, repeat_range(lengths))
 
 
 def byte_level_alphabet() -> CodepointMap:
@@ -127,6 +154,11 @@ def byte_level_alphabet() -> CodepointMap:
     return CodepointMap.from_flat(lengths, values)
 
 
-def compile_byte_level(component: dict) -> list[ByteLevel]:
-    """The split stage; without use_regex, ByteLevel splits nothing."""
-    return [ByteLevel(byte_level_classes())] if component.get("use_regex", True) else []
+def compile_byte_level(component: dict) -> list[Stage | Rewrite]:
+    """Its steps: the leading space, the split (none without use_regex), the alphabet."""
+    steps: list[Stage | Rewrite] = []
+    if component.get("add_prefix_space", True):
+        steps.append(PrependSpace())
+    if component.get("use_regex", True):
+        steps.append(ByteLevel(byte_level_classes()))
+    return [*steps, ByteAlphabet()]

@@ -1,8 +1,8 @@
 """`Metaspace`: spaces rewritten to a replacement character (▁), which pieces get in front.
 
-It rewrites the pieces between two phases of split stages (see PreTokenizer), its own split
-(MergedWithNext on the replacement) opening the second. With `prepend_scheme: first` the first
-phase also carries which words start at original offset 0 (see anchoring).
+A rewrite step (see PreTokenizer) followed by its own split (MergedWithNext on the
+replacement). With `prepend_scheme: first` it reads which code points sit at original offset 0
+(see anchoring), which the steps before it carry.
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, SplitStage
-from tfpipe.tokenization.ragged_ops import concat_rows
+from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitStage
+from tfpipe.tokenization.ragged_ops import concat_rows, select
 
 BLANK = 0x20
 PREPEND_SCHEMES = ("always", "never", "first")
 
 
 @dataclass
-class Metaspace:
+class Metaspace(Rewrite):
     """`Metaspace`: spaces become the replacement, which is prepended to every piece lacking it
     (`always`), to none (`never`) or only to pieces at original offset 0 (`first`).
 
     Split (MergedWithNext on the replacement) is the split stage it returns from `stages`.
-    For `first` the caller says which pieces start at offset 0: the first piece of each sequence
-    unless an added token, a removed character or a pre-tokenizer split precedes it (see
-    anchoring for what normalizers do to that offset).
+    For `first` the caller flags the code points at offset 0: the first one of each sequence
+    unless an added token, a removed character or a pre-tokenizer split precedes it, and what
+    earlier rewrites align to it (see anchoring for what normalizers do to that offset).
     """
 
     replacement: int
@@ -57,33 +57,51 @@ class Metaspace:
         classes[self.replacement] = 1
         return [SplitStage(classes, "MergedWithNext")]
 
-    def apply(self, pieces: tf.RaggedTensor, anchored: tf.Tensor | None = None) -> tf.RaggedTensor:
-        """Rewrite the pieces; `anchored` (bool per piece) is required for `first`."""
+    @property
+    def reads_anchor(self) -> bool:
+        return self.scheme == "first"
+
+    def rewrite(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
+        """Rewrite the pieces; `flags` (offset 0, per code point) are required for `first`."""
         values = pieces.values
         replacement = tf.constant(self.replacement, values.dtype)
         pieces = pieces.with_values(tf.where(values == BLANK, replacement, values))
         if self.scheme == "never":
-            return pieces
-        return prepend_char(pieces, self.replacement, anchored if self.scheme == "first" else None)
+            return pieces, flags
+        return prepend_char(pieces, self.replacement, flags, anchored_only=self.reads_anchor)
 
 
 def prepend_char(
-    pieces: tf.RaggedTensor, char: int, where: tf.Tensor | None = None
-) -> tf.RaggedTensor:
-    """Prefix every non-empty piece not starting with `char` (and, if given, `where`) with it."""
+    pieces: tf.RaggedTensor, char: int, flags: tf.Tensor | None = None, anchored_only=False
+) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
+    """Prefix every non-empty piece not starting with `char` with it; with `anchored_only`,
+    only pieces whose first code point is flagged. `tokenizers` aligns the prefix to the code
+    point it precedes, so it takes that code point's flag."""
+    if anchored_only and flags is None:
+        raise ValueError("prepending to anchored pieces only needs their flags")
+    values = pieces.values
     nonempty = pieces.row_lengths() > 0
-    if where is not None:
-        nonempty &= where
     first_index = tf.where(nonempty, pieces.row_starts(), 0)
-    padded = tf.concat([pieces.values, tf.constant([char], pieces.values.dtype)], 0)
+    padded = tf.concat([values, tf.constant([char], values.dtype)], 0)
     first = tf.where(nonempty, tf.gather(padded, first_index), char)
-    needs = tf.cast(first != char, pieces.row_splits.dtype)
+    needs = first != char
+    if flags is not None:
+        first_flag = tf.gather(tf.concat([flags, [False]], 0), first_index)
+        needs = needs & first_flag if anchored_only else needs
+    counts = tf.cast(needs, pieces.row_splits.dtype)
     prefix = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(needs)], tf.constant(char, pieces.values.dtype)), needs
+        tf.fill([tf.reduce_sum(counts)], tf.constant(char, values.dtype)), counts
     )
-    return concat_rows([prefix, pieces])
+    prepended = concat_rows([prefix, pieces])
+    if flags is None:
+        return prepended, None
+    prefix_flags = prefix.with_values(select(first_flag, needs))
+    return prepended, concat_rows([prefix_flags, pieces.with_values(flags)]).values
 
 
-def compile_metaspace(component: dict) -> list[SplitStage]:
-    """The split stages; `PreTokenizer` runs the rewrite itself, before them."""
-    return Metaspace.from_component(component).stages()
+def compile_metaspace(component: dict) -> list[Rewrite | SplitStage]:
+    """The rewrite, then its split stage."""
+    metaspace = Metaspace.from_component(component)
+    return [metaspace, *metaspace.stages()]

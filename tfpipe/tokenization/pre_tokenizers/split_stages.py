@@ -5,11 +5,14 @@ Digits) all split on a per-code-point class (whitespace, punctuation, digit, wor
 with one of the `tokenizers` split behaviours. Each becomes a `SplitStage`: a class table
 (probed from the reference implementation) plus the behaviour, applied to every piece with
 vectorised neighbour comparisons. A `SplitPhase` runs a list of stages, each splitting the
-pieces the previous one produced; `ByteLevel` and `Split` are stages of their own kind.
+pieces the previous one produced; `ByteLevel` and `Split` are stages of their own kind. A
+`Rewrite` changes the code points of whole pieces instead (ByteLevel's alphabet and leading
+space, Metaspace): it separates two phases.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +74,21 @@ class Stage(Protocol):
     def apply(
         self, values: tf.Tensor, cls: tf.Tensor | None, starts: tf.Tensor, removed: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]: ...
+
+
+class Rewrite(ABC):
+    """A step that rewrites the code points of every piece, splitting none.
+
+    `flags` (bool per code point, or None) mark the code points at original offset 0, which
+    Metaspace `first` reads; a rewrite carries them to its output as `tokenizers` aligns it.
+    """
+
+    reads_anchor = False
+
+    @abstractmethod
+    def rewrite(
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor | None]: ...
 
 
 @dataclass
@@ -142,7 +160,7 @@ class SplitPhase:
     def split(
         self, pieces: tf.RaggedTensor, flags: tf.Tensor | None = None
     ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor | None]:
-        """`__call__`, plus the per-code-point `flags` of each word's first code point."""
+        """`__call__`, plus the per-code-point `flags` of the words' code points."""
         values = pieces.values
         starts = row_starts_mask(pieces)
         piece_of = row_ids(pieces)
@@ -161,5 +179,4 @@ class SplitPhase:
             piece_of = select(piece_of, kept)
             flags = None if flags is None else select(flags, kept)
         words = rows_from_starts(values, starts)
-        word_flags = None if flags is None else select(flags, starts)
-        return words, select(piece_of, starts), word_flags
+        return words, select(piece_of, starts), flags
