@@ -40,12 +40,17 @@ import trained_tokenizers  # noqa: E402
 # Tokenizers trained at run time from the recipes the parity tests use.
 TRAINED = {
     "trained-llama-3-split": trained_tokenizers.train_llama_3_split,
+    "trained-falcon-style": trained_tokenizers.train_falcon_style,
+    "trained-prefix-space-byte-level": trained_tokenizers.train_punctuation_prefix_space_byte_level,
+    "trained-whitespace-replace": trained_tokenizers.train_whitespace_replace,
+    "trained-boundary-split": trained_tokenizers.train_boundary_split,
+    "trained-space-run-tokens": trained_tokenizers.train_space_run_tokens,
 }
 
 MAX_LENGTH = 64
 DEFAULT_TOKENIZERS = (
     "bert-base-cased", "roberta-base", "gpt2", "t5-small", "albert-base-v2", "llama-2",
-    "trained-llama-3-split",
+    *TRAINED,
 )
 WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2009\u200b\u2028\u3000"
 CONTRACTIONS = ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'")
