@@ -179,6 +179,16 @@ def hf_sequence_classifier(path: Path):
     return TFAutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
 
 
+@functools.cache
+def hf_zero_shot(path: Path):
+    """transformers' TF zero-shot pipeline on the checkpoint, without torch. `device=-1`: left
+    unset, TF pipelines pin ops to GPU:0 and fail where soft placement is off."""
+    from transformers import pipeline
+
+    return pipeline("zero-shot-classification", model=hf_sequence_classifier(path),
+                    tokenizer=hf_tokenizer(path), framework="tf", torch_dtype=None, device=-1)
+
+
 def seed_flow_probabilities(path: Path, texts, pairs=None):
     """The seed flow: HF tokenizer (padding, truncation) -> TF model -> softmax."""
     import tensorflow as tf

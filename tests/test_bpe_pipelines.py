@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +11,7 @@ from model_fixtures import (
     CLASSIFIER_LABELS,
     SENTENCES,
     assert_matches_hf_flow,
-    hf_sequence_classifier,
-    hf_tokenizer,
+    hf_zero_shot,
     run,
     work_dir,
 )
@@ -86,14 +83,6 @@ def test_gpt2_checkpoint_without_pad_token_cannot_build_a_padding_pipeline(tmp_p
 
 
 ZERO_SHOT_LABELS = ["politics", "sports", "cooking"]
-
-
-@functools.cache
-def hf_zero_shot(path: Path):
-    from transformers import pipeline as hf_pipeline
-
-    return hf_pipeline("zero-shot-classification", model=hf_sequence_classifier(path),
-                       tokenizer=hf_tokenizer(path), framework="tf", torch_dtype=None)
 
 
 @pytest.mark.parametrize("multi_label", [False, True])

@@ -13,8 +13,8 @@ from model_fixtures import (
     SENTENCES,
     classifier_checkpoint,
     classifier_pipeline,
-    hf_sequence_classifier,
     hf_tokenizer,
+    hf_zero_shot,
     minilm_path,
     nli_checkpoint,
     run,
@@ -108,19 +108,6 @@ def test_embedding_zero_shot_is_softmax_of_scaled_cosine_similarities():
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
 
 
-@functools.cache
-def hf_zero_shot():
-    from transformers import pipeline as hf_pipeline
-
-    return hf_pipeline(
-        "zero-shot-classification",
-        model=hf_sequence_classifier(nli_checkpoint()),
-        tokenizer=hf_tokenizer(nli_checkpoint()),
-        framework="tf",
-        torch_dtype=None,
-    )
-
-
 ZERO_SHOT_LABELS = ["politics", "sports", "cooking"]
 
 
@@ -145,7 +132,7 @@ def test_nli_zero_shot_matches_the_transformers_pipeline(multi_label):
     for text, probabilities, label in zip(
         SENTENCES[:2], outputs["probabilities"], decoded(outputs["label"]), strict=True
     ):
-        reference = hf_zero_shot()(
+        reference = hf_zero_shot(nli_checkpoint())(
             text, labels, hypothesis_template="This text is about {}.", multi_label=multi_label
         )
         by_label = dict(zip(reference["labels"], reference["scores"], strict=True))
