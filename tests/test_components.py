@@ -31,6 +31,8 @@ NORMALIZERS = [
     {"type": "NFKD"},
     {"type": "Lowercase"},
     {"type": "StripAccents"},
+    {"type": "Nmt"},
+    {"type": "ByteLevel"},
     {"type": "Strip", "strip_left": True, "strip_right": True},
     {"type": "Strip", "strip_left": False, "strip_right": True},
     {"type": "Replace", "pattern": {"String": "\u00df"}, "content": "ss"},
