@@ -69,12 +69,24 @@ PRE_TOKENIZERS = [
       ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous")),
     {"type": "Digits", "individual_digits": True},
     {"type": "Digits", "individual_digits": False},
+    {"type": "CharDelimiterSplit", "delimiter": " "},
+    {"type": "FixedLength", "length": 3},
+    {"type": "UnicodeScripts"},
     {
         "type": "Sequence",
         "pretokenizers": [
             {"type": "WhitespaceSplit"},
             {"type": "Punctuation", "behavior": "Isolated"},
             {"type": "Digits", "individual_digits": True},
+        ],
+    },
+    {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "CharDelimiterSplit", "delimiter": "\u3000"},
+            {"type": "Punctuation", "behavior": "Removed"},
+            {"type": "UnicodeScripts"},
+            {"type": "FixedLength", "length": 2},
         ],
     },
 ]
