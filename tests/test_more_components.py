@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
+from parity import check_parity
 from samples import slow_beyond
+from test_regex import corpus_and_generated, trained_parity
+from texts import generate_texts
+from tokenizers import Tokenizer, models
 from tokenizers import pre_tokenizers as hf_pre_tokenizers
+from trained_tokenizers import (
+    save_checkpoint,
+    train_byte_level_normalizer,
+    train_unicode_scripts,
+    train_word_level,
+    trained_checkpoint,
+)
 
 from tfpipe.tokenization.codepoint_tables import all_codepoints
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer
@@ -32,3 +43,39 @@ def test_unicode_scripts_split_every_code_point_as_the_reference(joiner):
     text = joiner.join(map(chr, all_codepoints().tolist()))
     expected = [w for w, _ in hf_pre_tokenizers.UnicodeScripts().pre_tokenize_str(text)]
     assert pre_tokenized_by_graph({"type": "UnicodeScripts"}, [text]) == [expected]
+
+
+@pytest.fixture(scope="module")
+def training_texts() -> list[str]:
+    return generate_texts(3000, seed=191)
+
+
+RECIPES = {
+    "word level": train_word_level,
+    "unicode scripts": train_unicode_scripts,
+    "byte-level normalizer": train_byte_level_normalizer,
+}
+
+
+@pytest.mark.parametrize("name", slow_beyond(list(RECIPES), ["word level"]))
+def test_trained_tokenizer_matches_hf(name, training_texts, tokenizer_layer, hf_tokenizer):
+    folder = trained_checkpoint(f"issue19 {name}",
+                                lambda: RECIPES[name](training_texts), __file__)
+    texts = corpus_and_generated(generate_texts(2000, seed=193))
+    trained_parity(folder, tokenizer_layer, hf_tokenizer, texts)
+
+
+def test_word_level_without_its_unk_token_fails_where_the_reference_does(
+    tmp_path, tokenizer_layer, hf_tokenizer
+):
+    """Known words encode alike; a batch with an unknown word raises, as HF's encode does."""
+    tok = Tokenizer(models.WordLevel({"a": 0, "b": 1, "[PAD]": 2}, unk_token="[UNK]"))
+    tok.pre_tokenizer = hf_pre_tokenizers.WhitespaceSplit()
+    folder = save_checkpoint(tok, {"tokenizer_class": "PreTrainedTokenizerFast",
+                                   "pad_token": "[PAD]"}, tmp_path)
+    layer, hf = tokenizer_layer(folder), hf_tokenizer(folder)
+    check_parity(layer, hf, ["a b", " b  a a", ""], padding="longest")
+    with pytest.raises(Exception, match="Missing \\[UNK\\] token"):
+        hf(["a c"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Missing \\[UNK\\] token"):
+        layer(["a b", "a c"])
