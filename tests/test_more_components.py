@@ -68,14 +68,18 @@ def test_trained_tokenizer_matches_hf(name, training_texts, tokenizer_layer, hf_
 def test_word_level_without_its_unk_token_fails_where_the_reference_does(
     tmp_path, tokenizer_layer, hf_tokenizer
 ):
-    """Known words encode alike; a batch with an unknown word raises, as HF's encode does."""
+    """Known words encode alike; a batch with an unknown word raises, as HF's encode does,
+    also where right truncation would cut a long text before it."""
     tok = Tokenizer(models.WordLevel({"a": 0, "b": 1, "[PAD]": 2}, unk_token="[UNK]"))
     tok.pre_tokenizer = hf_pre_tokenizers.WhitespaceSplit()
     folder = save_checkpoint(tok, {"tokenizer_class": "PreTrainedTokenizerFast",
                                    "pad_token": "[PAD]"}, tmp_path)
     layer, hf = tokenizer_layer(folder), hf_tokenizer(folder)
     check_parity(layer, hf, ["a b", " b  a a", ""], padding="longest")
+    long_text = "a b " * 100 + "c"
     with pytest.raises(Exception, match="Missing \\[UNK\\] token"):
-        hf(["a c"])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Missing \\[UNK\\] token"):
-        layer(["a b", "a c"])
+        hf([long_text], truncation=True, max_length=4)
+    for runner, texts in ((layer, ["a b", "a c"]),
+                          (tokenizer_layer(folder, truncation=True, max_length=4), [long_text])):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Missing \\[UNK\\] token"):
+            runner(texts)

@@ -12,6 +12,11 @@ DEFAULT_UNK = "<unk>"  # the reference's default
 MISSING_UNK = "WordLevel error: Missing [UNK] token from the vocabulary"
 
 
+def fails_on_unknown_words(component: dict) -> bool:
+    """Whether the reference raises on a word outside the vocabulary (no unk_token in it)."""
+    return component.get("unk_token", DEFAULT_UNK) not in component["vocab"]
+
+
 class WordLevel(tf.Module):
     """The compiled `model` section of type WordLevel.
 
