@@ -42,7 +42,7 @@ GROUPS = (
      "test_models.py", "test_pipelines.py", "test_serving.py", "test_untrusted_files.py"),
     ("test_sentencepiece_parity.py", "test_added_tokens.py"),
     ("test_components.py", "test_regex.py", "test_tokenizer_layer.py",
-     "test_unigram_long_words.py"),
+     "test_unigram_long_words.py", "test_more_components.py"),
     ("test_bpe_parity.py",),
     ("test_wordpiece_parity.py",),
 )

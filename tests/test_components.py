@@ -31,6 +31,8 @@ NORMALIZERS = [
     {"type": "NFKD"},
     {"type": "Lowercase"},
     {"type": "StripAccents"},
+    {"type": "Nmt"},
+    {"type": "ByteLevel"},
     {"type": "Strip", "strip_left": True, "strip_right": True},
     {"type": "Strip", "strip_left": False, "strip_right": True},
     {"type": "Replace", "pattern": {"String": "\u00df"}, "content": "ss"},
@@ -82,6 +84,9 @@ PRE_TOKENIZERS = [
       ("Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous")),
     {"type": "Digits", "individual_digits": True},
     {"type": "Digits", "individual_digits": False},
+    {"type": "CharDelimiterSplit", "delimiter": " "},
+    {"type": "FixedLength", "length": 3},
+    {"type": "UnicodeScripts"},
     {
         "type": "Sequence",
         "pretokenizers": [
@@ -106,6 +111,15 @@ PRE_TOKENIZERS = [
           [{"type": "WhitespaceSplit"}, metaspace("first", False), byte_level(True, True),
            metaspace("always", True)],
       )),
+    {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "CharDelimiterSplit", "delimiter": "\u3000"},
+            {"type": "Punctuation", "behavior": "Removed"},
+            {"type": "UnicodeScripts"},
+            {"type": "FixedLength", "length": 2},
+        ],
+    },
 ]
 
 

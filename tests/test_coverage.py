@@ -76,6 +76,7 @@ REFUSALS = {
      "other constructs listed there"): lambda: [
         pre_tokenizers.Split(Regex(source), "isolated") for source in (r"a\Z", r"(a)\1", "(?<=a)b")
     ],
+    ("pre_tokenizer", "FixedLength", "`length`: 0"): lambda: [pre_tokenizers.FixedLength(0)],
     ("model", "BPE", "`dropout`"): lambda: [models.BPE({"a": 0}, [], dropout=0.1)],
     ("model", "BPE", "`unk_token`: not in the vocabulary"): lambda: [
         models.BPE({"a": 0}, [], unk_token="[UNK]"),

@@ -263,3 +263,62 @@ def train_byte_level_then_splits(texts: list[str]) -> tuple[Tokenizer, dict]:
         pre_tokenizers.WhitespaceSplit(),
         pre_tokenizers.Split("Ġ", "merged_with_next"),
     ]), texts)
+
+
+# Issue 19: the remaining component types
+
+ROBERTA_STYLE_CONFIG = dict(model_max_length=128, tokenizer_class="PreTrainedTokenizerFast",
+                            bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                            pad_token="<pad>")
+
+
+def _sentence_template(tok: Tokenizer, begin: str, end: str) -> processors.TemplateProcessing:
+    """`begin $A end`, and `begin $A end end $B end` for pairs (RoBERTa's layout)."""
+    specials = [(begin, tok.token_to_id(begin)), (end, tok.token_to_id(end))]
+    return processors.TemplateProcessing(
+        single=f"{begin} $A {end}", pair=f"{begin} $A {end} {end} $B:1 {end}:1",
+        special_tokens=specials)
+
+
+def train_word_level(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """WordLevel over Whitespace words, after the Nmt rules and lowercasing, with `_` as a
+    CharDelimiterSplit delimiter (Whitespace alone keeps it inside words)."""
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.CharDelimiterSplit("_"), pre_tokenizers.Whitespace()])
+    trainer = trainers.WordLevelTrainer(vocab_size=4000, special_tokens=BERT_STYLE_SPECIALS)
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[(t, tok.token_to_id(t)) for t in ("[CLS]", "[SEP]")])
+    return tok, dict(BERT_STYLE_CONFIG)
+
+
+def train_unicode_scripts(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """A SentencePiece-style BPE whose words never cross a script change: UnicodeScripts,
+    digits one by one, then Metaspace."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.UnicodeScripts(), pre_tokenizers.Digits(individual_digits=True),
+         pre_tokenizers.Metaspace(prepend_scheme="always")])
+    trainer = trainers.BpeTrainer(vocab_size=2000, limit_alphabet=300,
+                                  special_tokens=["<unk>", "<s>", "</s>", "<pad>"])
+    tok.train_from_iterator(texts, trainer)
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = _sentence_template(tok, "<s>", "</s>")
+    return tok, dict(ROBERTA_STYLE_CONFIG)
+
+
+def train_byte_level_normalizer(texts: list[str]) -> tuple[Tokenizer, dict]:
+    """Byte-level BPE with the byte-level alphabet as the normalizer: words start at each
+    `Ġ` (a space's byte) and are cut into FixedLength chunks of 12."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.ByteLevel()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("Ġ", "merged_with_next"), pre_tokenizers.FixedLength(12)])
+    tok.train_from_iterator(texts, byte_level_trainer(2000, ["<s>", "</s>", "<unk>", "<pad>"]))
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = _sentence_template(tok, "<s>", "</s>")
+    return tok, dict(ROBERTA_STYLE_CONFIG)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfpipe.tokenization.models import model_type
+from tfpipe.tokenization.models.wordlevel import fails_on_unknown_words
 from tfpipe.tokenization.ragged_ops import mask_values, positions_in_rows, row_ids
 
 STRATEGIES = ("longest_first", "only_first", "only_second")
@@ -97,6 +99,9 @@ def whitespace_cut_is_exact(document: dict) -> bool:
     pre_tokenizers = _members(document.get("pre_tokenizer"), "pretokenizers")
     types = {p.get("type") for p in pre_tokenizers}
     added = [token.get("content", "") for token in document.get("added_tokens") or []]
+    model = document["model"]
+    if model_type(model) == "WordLevel" and fails_on_unknown_words(model):
+        return False  # an unknown word past the cut must still fail the call
     return (
         all(n.get("type") in CHARACTER_LOCAL_NORMALIZERS for n in normalizers)
         and bool(types & WHITESPACE_DROPPING_PRE_TOKENIZERS)

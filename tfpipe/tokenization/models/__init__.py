@@ -5,9 +5,10 @@ from __future__ import annotations
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.bpe import BPE
 from tfpipe.tokenization.models.unigram import Unigram
+from tfpipe.tokenization.models.wordlevel import WordLevel
 from tfpipe.tokenization.models.wordpiece import WordPiece
 
-MODELS = {"BPE": BPE, "Unigram": Unigram, "WordPiece": WordPiece}
+MODELS = {"BPE": BPE, "Unigram": Unigram, "WordPiece": WordPiece, "WordLevel": WordLevel}
 
 
 def model_type(component: dict) -> str:

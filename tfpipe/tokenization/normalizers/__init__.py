@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.normalizers.bert import compile_bert
+from tfpipe.tokenization.normalizers.byte_level import compile_byte_level
 from tfpipe.tokenization.normalizers.precompiled import compile_precompiled
 from tfpipe.tokenization.normalizers.prepend import compile_prepend
 from tfpipe.tokenization.normalizers.replace import compile_replace
@@ -38,6 +39,8 @@ NORMALIZERS: dict[str, Callable[[dict], list[Stage]]] = {
     "Strip": compile_strip,
     "Prepend": compile_prepend,
     "Precompiled": compile_precompiled,
+    "ByteLevel": compile_byte_level,
+    "Nmt": compile_character_map,
 }
 
 

@@ -1,9 +1,10 @@
-"""The Unicode normalizers: `NFD`, `NFKD`, `NFC`, `NFKC`, `Lowercase` and `StripAccents`.
+"""The Unicode normalizers: `NFD`, `NFKD`, `NFC`, `NFKC`, `Lowercase`, `StripAccents`, `Nmt`.
 
 None is one stage of its own: each compiles to the shared stages (see stages) — a decomposition
 is a `LocalMap` then a `CanonicalReorder`; `NFC` and `NFKC` add `Compose` after it (both
 compose canonically, NFKC's compatibility part is in its decomposition map); `Lowercase` and
-`StripAccents` are one `LocalMap` each.
+`StripAccents` are one `LocalMap` each, and so is `Nmt` (SentencePiece's NMT rules: control
+characters removed or made spaces, one code point at a time).
 """
 
 from __future__ import annotations
@@ -155,5 +156,5 @@ def compile_decomposition(component: dict) -> list[Stage]:
 
 
 def compile_character_map(component: dict) -> list[Stage]:
-    """`Lowercase` or `StripAccents`: one map of each code point."""
+    """`Lowercase`, `StripAccents` or `Nmt`: one map of each code point."""
     return local_map({"type": component["type"]})

@@ -17,7 +17,9 @@ import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.pre_tokenizers.byte_level import compile_byte_level
+from tfpipe.tokenization.pre_tokenizers.delimiter import compile_char_delimiter_split
 from tfpipe.tokenization.pre_tokenizers.digits import compile_digits
+from tfpipe.tokenization.pre_tokenizers.fixed_length import compile_fixed_length
 from tfpipe.tokenization.pre_tokenizers.metaspace import compile_metaspace
 from tfpipe.tokenization.pre_tokenizers.punctuation import (
     compile_bert_pre_tokenizer,
@@ -25,6 +27,7 @@ from tfpipe.tokenization.pre_tokenizers.punctuation import (
 )
 from tfpipe.tokenization.pre_tokenizers.split import compile_split
 from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitPhase, Stage
+from tfpipe.tokenization.pre_tokenizers.unicode_scripts import compile_unicode_scripts
 from tfpipe.tokenization.pre_tokenizers.whitespace import (
     compile_whitespace,
     compile_whitespace_split,
@@ -42,6 +45,9 @@ PRE_TOKENIZERS: dict[str, Callable[[dict], list[Step]]] = {
     "ByteLevel": compile_byte_level,
     "Metaspace": compile_metaspace,
     "Split": compile_split,
+    "CharDelimiterSplit": compile_char_delimiter_split,
+    "FixedLength": compile_fixed_length,
+    "UnicodeScripts": compile_unicode_scripts,
 }
 
 

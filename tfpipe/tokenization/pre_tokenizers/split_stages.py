@@ -13,6 +13,7 @@ space, Metaspace): it separates two phases.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -180,3 +181,20 @@ class SplitPhase:
             flags = None if flags is None else select(flags, kept)
         words = rows_from_starts(values, starts)
         return words, select(piece_of, starts), flags
+
+
+def split_kept(
+    values: tf.Tensor,
+    starts: tf.Tensor,
+    removed: tf.Tensor,
+    split: Callable[[tf.RaggedTensor], tuple[tf.Tensor, tf.Tensor]],
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """A stage's (starts, removed) from `split`, which sees only the code points earlier stages
+    kept, as pieces, and returns new boundaries and removals for them (flat, one each)."""
+    kept_at = tf.where(~removed)
+    pieces = rows_from_starts(tf.gather_nd(values, kept_at), tf.gather_nd(starts, kept_at))
+    boundary, drop = split(pieces)
+    shape = tf.shape(starts, out_type=tf.int64)
+    starts |= tf.scatter_nd(kept_at, boundary, shape)
+    removed |= tf.scatter_nd(kept_at, drop, shape)
+    return starts | previous(removed, False), removed
