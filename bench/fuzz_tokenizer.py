@@ -45,6 +45,9 @@ TRAINED = {
     "trained-whitespace-replace": trained_tokenizers.train_whitespace_replace,
     "trained-boundary-split": trained_tokenizers.train_boundary_split,
     "trained-space-run-tokens": trained_tokenizers.train_space_run_tokens,
+    "trained-word-level": trained_tokenizers.train_word_level,
+    "trained-unicode-scripts": trained_tokenizers.train_unicode_scripts,
+    "trained-byte-level-normalizer": trained_tokenizers.train_byte_level_normalizer,
 }
 
 MAX_LENGTH = 64

@@ -226,9 +226,11 @@ def test_a_type_is_supported_exactly_when_its_registry_has_it(section, kind):
 REFUSED_TYPES = [key for key, row in TYPE_ROWS.items() if row.status == "refused"]
 
 
-@pytest.mark.parametrize(("section", "kind"), REFUSED_TYPES, ids=ids(REFUSED_TYPES))
-def test_a_refused_type_is_refused_at_build(section, kind, tmp_path):
-    check_refused(section, kind, example(section, kind), tmp_path)
+def test_every_refused_type_is_refused_at_build(tmp_path):
+    """One test over the list, which may be empty (every type of the pinned `tokenizers`
+    compiles today)."""
+    for index, (section, kind) in enumerate(REFUSED_TYPES):
+        check_refused(section, kind, example(section, kind), tmp_path / str(index))
 
 
 # Refused option rows of types that are not refused as a whole.
