@@ -117,15 +117,16 @@ def test_llama_2_with_add_prefix_space_matches_on_course_corpus(shared_dir, corp
 def test_a_tokenizer_json_that_transformers_ignores_is_not_checked(
     sentencepiece_model, disk_tokenizer_json, tmp_path
 ):
-    """UnicodeScripts is refused when transformers reads the file, not when it converts."""
+    """A refused component (FixedLength of length 0) counts when transformers reads the file,
+    not when it converts tokenizer.model instead."""
     document = json.loads(disk_tokenizer_json)
-    document["pre_tokenizer"] = json.loads(pre_tokenizers.UnicodeScripts().__getstate__())
+    document["pre_tokenizer"] = json.loads(pre_tokenizers.FixedLength(length=0).__getstate__())
     unsupported = Tokenizer.from_str(json.dumps(document)).to_str()
     config = LLAMA_CONFIGS["add_prefix_space=True"]
     converting = llama_folder(tmp_path / "converting", sentencepiece_model, config, unsupported)
     assert TokenizerLayer.from_pretrained(converting, padding=False).pipeline is not None
     reading = llama_folder(tmp_path / "reading", sentencepiece_model, {}, unsupported)
-    with pytest.raises(UnsupportedComponentError, match="UnicodeScripts"):
+    with pytest.raises(UnsupportedComponentError, match="FixedLength"):
         TokenizerLayer.from_pretrained(reading, padding=False)
 
 

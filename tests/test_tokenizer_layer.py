@@ -353,20 +353,6 @@ def test_bpe_with_dropout_raises_at_build(tmp_path):
         TokenizerLayer.from_pretrained(str(folder / "tokenizer.json"), padding=False)
 
 
-@pytest.mark.parametrize(
-    ("section", "component", "name"),
-    [
-        ("normalizer", {"type": "Nmt"}, "Nmt"),
-        ("pre_tokenizer", {"type": "UnicodeScripts"}, "UnicodeScripts"),
-    ],
-    ids=["Nmt", "UnicodeScripts"],
-)
-def test_real_component_without_support_raises_at_build_naming_it(
-    minilm_path, tmp_path, section, component, name
-):
-    assert_build_refuses_component(minilm_path, tmp_path / "ckpt", section, component, name)
-
-
 def test_unsupported_component_error_is_a_value_error():
     assert issubclass(UnsupportedComponentError, ValueError)
 
