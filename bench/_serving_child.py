@@ -1,6 +1,6 @@
 """The child processes whose peak memory bench/serving.py reports, one job per process.
 
-    python bench/_serving_child.py export CHECKPOINT VERSION_DIR [MICRO_BATCH_SIZE]
+    python bench/_serving_child.py export CHECKPOINT VERSION_DIR [OPTION=VALUE ...]
     python bench/_serving_child.py serve SAVED_MODEL REQUESTS_JSON
 
 Each prints one JSON line with its peak resident set size (VmHWM). A fresh process per job
@@ -22,16 +22,23 @@ from _common import peak_rss_mb
 MAX_LENGTH = 128
 
 
-def export(checkpoint: str, version_dir: str, micro_batch_size: str = "") -> dict:
+def pipeline_options(assignments: tuple[str, ...]) -> dict[str, int | None]:
+    """`max_chunk_tokens=off micro_batch_size=4` → integer pipeline options, 'off' → None."""
+    options = {}
+    for assignment in assignments:
+        name, value = assignment.split("=")
+        options[name] = None if value == "off" else int(value)
+    return options
+
+
+def export(checkpoint: str, version_dir: str, *options: str) -> dict:
     """Build the classification pipeline and export it (with export's own self-check child)."""
     import tfpipe
 
     start = time.perf_counter()
     model = tfpipe.pipeline(
-        "text-classification",
-        model=checkpoint,
-        max_length=MAX_LENGTH,
-        micro_batch_size=int(micro_batch_size) if micro_batch_size else None,
+        "text-classification", model=checkpoint, max_length=MAX_LENGTH,
+        **pipeline_options(options),
     )
     tfpipe.export(model, version_dir, overwrite=True, serving_base_path=None)
     # ru_maxrss of waited-for children, in KiB on Linux: export's TF-only self-check process.

@@ -4,27 +4,29 @@ One model, one set of weights: all-MiniLM-L6-v2 with a fresh, seeded 2-label hea
 a temporary checkpoint that every contender loads, so (after a probability check, ≤ 1e-5)
 only the serving path differs:
 
-- tfpipe: `tfpipe.export` of `tfpipe.pipeline("text-classification")`, loaded back with
-  `tf.saved_model.load` and called through `serving_default` (strings in); also exported
-  with `micro_batch_size=4`, the option for batches of mixed lengths;
+- tfpipe: `tfpipe.export` of `tfpipe.pipeline("text-classification")` with its defaults
+  (the model on length-sorted chunks), loaded back with `tf.saved_model.load` and called
+  through `serving_default` (strings in); also exported with `max_chunk_tokens=None` (the
+  whole batch at once: the default until 2026-12-05), the anchor for "no loss";
 - hand-written: the HF fast tokenizer + the same TF model in a `tf.function` (ids in);
 - transformers' TF `pipeline("text-classification")` (it runs a TF model one text at a time);
 - model only: the same TF model saved as a SavedModel with an ids-in signature, fed
   pre-tokenized ids: batch-1 latency without tokenization.
 
-A batch-size sweep (texts/s of each export at batch 1 to 128 on the same texts) backs the
-`max_batch_size` that `tfpipe.export` writes into batching_parameters.txt. Also measured:
-padding efficiency (real tokens / computed tokens) of mixed-length batches and
-the peak RSS of export and of a serving process (fresh subprocesses, bench/_serving_child.py).
-Ratios measured in the same run are the claim; absolute numbers move with the machine's load.
-See bench/README.md.
+Batch sets (bench/_limits.py): mixed-length batches of 32 random texts, uniform-length
+batches of 32, and batch 1 (a 10-word sentence). Every throughput is also given as a share of
+the machine: the FLOPs the real tokens need over the fp32 matmul rate measured in the same
+run. A batch-size sweep backs the `max_batch_size` that `tfpipe.export` writes into
+batching_parameters.txt. Also measured: padding efficiency (real tokens / computed tokens)
+of mixed-length batches and the peak RSS of export and of a serving process (fresh
+subprocesses, bench/_serving_child.py). Ratios measured in the same run are the claim;
+absolute numbers move with the machine's load. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import subprocess
 import sys
@@ -38,20 +40,26 @@ import tensorflow as tf
 import tf_keras
 from _common import (
     BENCHMARKS_DOC,
-    command_line,
     load_texts,
-    machine_line,
-    markdown_table,
     median,
-    package_version,
     parse_with_quick,
     replace_block,
     time_interleaved,
-    today,
+)
+from _limits import MATMUL_SIZE, mixed_batches, uniform_batches
+from _serving_report import (
+    BATCH_SIZE,
+    HAND_WRITTEN,
+    HF_PIPELINE,
+    MAX_LENGTH,
+    MIXED,
+    MODEL_ONLY,
+    TFPIPE,
+    TFPIPE_WHOLE,
+    UNIFORM,
+    report,
 )
 
-MAX_LENGTH = 128
-BATCH_SIZE = 32
 LATENCY_TEXT = "The service was quick and the food was really good."  # 10 words
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"
@@ -62,13 +70,11 @@ SEED = 0
 CHILD = Path(__file__).with_name("_serving_child.py")
 QUICK = {"batches": 2, "repeats": 1, "latency_calls": 30}
 SWEEP_BATCH_SIZES = (1, 4, 8, 16, 32, 64, 128)
-MICRO_BATCH_SIZE = 4
+MATMULS_PER_PASS = 4
 
-TFPIPE = "tfpipe SavedModel (strings in)"
-TFPIPE_MICRO = f"tfpipe SavedModel, micro_batch_size={MICRO_BATCH_SIZE}"
-HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
-HF_PIPELINE = 'transformers pipeline("text-classification"), TF'
-MODEL_ONLY = "model-only SavedModel (pre-tokenized ids in)"
+MACHINE = "fp32 matmul"
+# Export options per tfpipe contender (bench/_serving_child.py export NAME=VALUE arguments).
+EXPORT_OPTIONS = {TFPIPE: [], TFPIPE_WHOLE: ["max_chunk_tokens=off"]}
 
 Classify = Callable[[list[str]], np.ndarray]
 
@@ -78,8 +84,11 @@ class Results:
     """Everything one run measured, each figure next to its anchors."""
 
     differences: dict[str, float]
-    rates: dict[str, float]
+    rates: dict[str, dict[str, float]]
+    flops: dict[str, float]
+    machine_rate: float
     times: dict[str, list[float]]
+    latency_flops: float
     lengths: list[np.ndarray]
     memory: dict[str, dict]
     sweep: dict[str, dict[int, float]]
@@ -93,11 +102,14 @@ class Served:
     tokenize: Callable[[list[str]], dict[str, tf.Tensor]]
     model_only: Callable[..., dict[str, tf.Tensor]]
     hf_tokenizer: object
+    config: object
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batches", type=int, default=8, help=f"batches of {BATCH_SIZE} texts")
+    parser.add_argument(
+        "--batches", type=int, default=8, help=f"batches of {BATCH_SIZE} texts per set"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per contender")
     parser.add_argument("--latency-calls", type=int, default=500, help="batch-1 calls each")
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
@@ -218,6 +230,7 @@ def load_contenders(exports: dict[str, Path], checkpoint: Path, model_only_dir: 
         lambda texts: tokenize(text=tf.constant(texts)),
         signature(model_only_dir),
         hf_tokenizer,
+        hf_model.config,
     )
 
 
@@ -234,15 +247,35 @@ def max_differences(served: Served, batches: list[list[str]]) -> dict[str, float
     }
 
 
-def throughput(served: Served, batches: list[list[str]], repeats: int) -> dict[str, float]:
-    """texts/s per contender: median of interleaved passes over all batches."""
-    passes = {
-        label: (lambda classify=classify: [classify(batch) for batch in batches])
-        for label, classify in served.classifiers.items()
-    }
-    seconds = time_interleaved(passes, repeats, warmup_rounds=0)
-    count = sum(len(batch) for batch in batches)
-    return {label: count / median(values) for label, values in seconds.items()}
+def matmul_pass() -> Callable[[], object]:
+    """The machine anchor: MATMULS_PER_PASS [2048, 2048] fp32 matmuls, timed like a contender."""
+    left = tf.random.stateless_normal([MATMUL_SIZE, MATMUL_SIZE], seed=[0, 1])
+    right = tf.random.stateless_normal([MATMUL_SIZE, MATMUL_SIZE], seed=[0, 2])
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(left, right)))
+    return lambda: [matmul().numpy() for _ in range(MATMULS_PER_PASS)]
+
+
+def throughput(
+    served: Served, batch_sets: dict[str, list[list[str]]], repeats: int
+) -> tuple[dict[str, dict[str, float]], float]:
+    """texts/s per batch set and contender (median of interleaved passes, the machine anchor
+    among them), and the machine's fp32 matmul rate: its best pass over all sets, the limit
+    (a loaded pass would flatter every share)."""
+    machine = matmul_pass()
+    rates: dict[str, dict[str, float]] = {}
+    matmul_seconds: list[float] = []
+    for set_name, batches in batch_sets.items():
+        passes = {
+            label: (lambda classify=classify, b=batches: [classify(batch) for batch in b])
+            for label, classify in served.classifiers.items()
+            if label != HF_PIPELINE or set_name == MIXED  # one text at a time: slow
+        }
+        passes[MACHINE] = machine
+        seconds = time_interleaved(passes, repeats, warmup_rounds=1)
+        matmul_seconds += seconds.pop(MACHINE)
+        count = sum(len(batch) for batch in batches)
+        rates[set_name] = {label: count / median(values) for label, values in seconds.items()}
+    return rates, MATMULS_PER_PASS * 2 * MATMUL_SIZE**3 / min(matmul_seconds)
 
 
 def batch_size_sweep(
@@ -250,78 +283,32 @@ def batch_size_sweep(
 ) -> dict[str, dict[int, float]]:
     """texts/s of each export over the same texts, cut into batches of each sweep size."""
     passes = {}
-    for label in (TFPIPE, TFPIPE_MICRO):
+    for label in EXPORT_OPTIONS:
         classify = served.classifiers[label]
         for size in SWEEP_BATCH_SIZES:
             batches = [texts[i : i + size] for i in range(0, len(texts), size)]
             passes[label, size] = lambda c=classify, b=batches: [c(batch) for batch in b]
     seconds = time_interleaved(passes, repeats, warmup_rounds=1)
-    rates: dict[str, dict[int, float]] = {TFPIPE: {}, TFPIPE_MICRO: {}}
+    rates: dict[str, dict[int, float]] = {label: {} for label in EXPORT_OPTIONS}
     for (label, size), values in seconds.items():
         rates[label][size] = len(texts) / median(values)
     return rates
 
 
-def sweep_table(sweep: dict[str, dict[int, float]]) -> str:
-    """Per batch size, each export's texts/s and its share of that export's best rate."""
-    rows = []
-    for size in SWEEP_BATCH_SIZES:
-        row = [str(size)]
-        for rates in sweep.values():
-            row += [f"{rates[size]:,.0f}", f"{rates[size] / max(rates.values()):.0%}"]
-        rows.append(row)
-    columns = ["batch size"]
-    for label in sweep:
-        name = "micro_batch_size=4" if label == TFPIPE_MICRO else "default"
-        columns += [f"{name} texts/s", f"{name} / its best"]
-    return markdown_table(columns, rows)
-
-
 def latencies(served: Served, calls: int) -> dict[str, list[float]]:
     """Seconds per batch-1 call of the 10-word sentence, inputs already tensors."""
-    text = tf.constant([LATENCY_TEXT])
     ids = hf_encode(served.hf_tokenizer, [LATENCY_TEXT])
     hand_written = served.classifiers[HAND_WRITTEN]
-    runs = {
-        TFPIPE: lambda: served.classifiers[TFPIPE](text),
-        MODEL_ONLY: lambda: served.model_only(**ids)["probabilities"].numpy(),
-        HAND_WRITTEN: lambda: hand_written([LATENCY_TEXT]),
-    }
+    runs = {label: (lambda c=served.classifiers[label]: c([LATENCY_TEXT])) for label in
+            EXPORT_OPTIONS}
+    runs[MODEL_ONLY] = lambda: served.model_only(**ids)["probabilities"].numpy()
+    runs[HAND_WRITTEN] = lambda: hand_written([LATENCY_TEXT])
     return time_interleaved(runs, calls, warmup_rounds=10)
 
 
 def token_lengths(served: Served, batches: list[list[str]]) -> list[np.ndarray]:
     """Per batch, each text's token count, from the export's own `tokenize` signature."""
     return [served.tokenize(batch)["attention_mask"].numpy().sum(axis=1) for batch in batches]
-
-
-def computed_tokens(lengths: np.ndarray, chunk: int, multiple: int = 1) -> int:
-    """Rows × padded width when `chunk` rows of the length-sorted batch share a width."""
-    ordered = np.sort(lengths)
-    total = 0
-    for start in range(0, len(ordered), chunk):
-        rows = ordered[start : start + chunk]
-        total += len(rows) * int(-(-rows.max() // multiple) * multiple)
-    return total
-
-
-def padding_rows(lengths: list[np.ndarray]) -> list[list[str]]:
-    """Real / computed tokens for the ways a batch of mixed lengths can be padded."""
-    real = int(sum(batch.sum() for batch in lengths))
-    count = sum(len(batch) for batch in lengths)
-    schemes = {
-        f'padding="max_length" ({MAX_LENGTH})': count * MAX_LENGTH,
-        f'padding="longest", batch {BATCH_SIZE} (tfpipe, hand-written)': sum(
-            computed_tokens(batch, BATCH_SIZE) for batch in lengths
-        ),
-        'padding="longest" + pad_to_multiple_of=8': sum(
-            computed_tokens(batch, BATCH_SIZE, 8) for batch in lengths
-        ),
-        "tfpipe micro_batch_size=8": sum(computed_tokens(batch, 8) for batch in lengths),
-        "tfpipe micro_batch_size=4": sum(computed_tokens(batch, 4) for batch in lengths),
-        "batch 1 (transformers' TF pipeline)": real,
-    }
-    return [[name, f"{real / computed:.1%}", f"{computed:,}"] for name, computed in schemes.items()]
 
 
 def request_files(served: Served, batches: list[list[str]], folder: Path) -> tuple[Path, Path]:
@@ -335,139 +322,73 @@ def request_files(served: Served, batches: list[list[str]], folder: Path) -> tup
     return texts, ids
 
 
-def check(value: float, target: float, higher_is_better: bool = True) -> str:
-    met = value >= target if higher_is_better else value <= target
-    return "✓" if met else "✗"
+def batch_sets(checkpoint: Path, count: int) -> tuple[dict[str, list[list[str]]], str]:
+    """Mixed-length and uniform-length batches of real texts, the same in every run."""
+    from transformers import AutoTokenizer
 
-
-def summary_table(rates: dict[str, float], times: dict[str, list[float]]) -> str:
-    """The issue's targets next to what this run measured."""
-    overhead = median(times[TFPIPE]) / median(times[MODEL_ONLY]) - 1
-    rows = []
-    micro = f"served, micro_batch_size={MICRO_BATCH_SIZE}"
-    for label, name in ((TFPIPE, "served"), (TFPIPE_MICRO, micro)):
-        versus_hand = rates[label] / rates[HAND_WRITTEN]
-        versus_pipeline = rates[label] / rates[HF_PIPELINE]
-        rows += [
-            [f"{name}: texts/s ÷ hand-written (batch 32)", f"{versus_hand:.2f}×", "≥ 1.0×",
-             check(versus_hand, 1.0)],
-            [f"{name}: texts/s ÷ transformers TF pipeline (batch 32)",
-             f"{versus_pipeline:.1f}×", "≥ 5×", check(versus_pipeline, 5.0)],
-        ]
-    rows.append(
-        ["in-graph tokenization, added batch-1 latency (p50)", f"{overhead:+.0%}", "≤ +10%",
-         check(overhead, 0.10, higher_is_better=False)]
-    )
-    return markdown_table(["claim", "measured", "target", "met"], rows)
-
-
-def throughput_table(rates: dict[str, float]) -> str:
-    rows = [
-        [label, f"{rate:,.0f}", f"{rates[TFPIPE] / rate:.2f}×"] for label, rate in rates.items()
-    ]
-    return markdown_table(["contender, batch 32", "texts/s", "tfpipe (default) ÷ this"], rows)
-
-
-def latency_table(times: dict[str, list[float]]) -> str:
-    rows = []
-    for label, seconds in times.items():
-        p50, p99 = np.percentile(np.asarray(seconds) * 1000, [50, 99])
-        rows.append([label, f"{p50:.2f}", f"{p99:.2f}"])
-    return markdown_table(["batch 1, 10-word sentence", "p50 ms", "p99 ms"], rows)
-
-
-def memory_table(export: dict, serving: dict, model_only: dict) -> str:
-    rows = [
-        [f"export: tfpipe.pipeline + tfpipe.export ({export['seconds']:.0f} s)",
-         f"{export['peak_rss_mb']:,.0f}"],
-        ["export's self-check child (TensorFlow only, TF1 serve loader)",
-         f"{export['self_check_peak_rss_mb']:,.0f}"],
-        ["serving process (TensorFlow only): tfpipe SavedModel loaded",
-         f"{serving['loaded_peak_rss_mb']:,.0f}"],
-        ["serving process, after answering the batches", f"{serving['peak_rss_mb']:,.0f}"],
-        ["serving process: model-only SavedModel, same batches as ids",
-         f"{model_only['peak_rss_mb']:,.0f}"],
-    ]
-    return markdown_table(["process", "peak RSS, MiB"], rows)
-
-
-def header(args: argparse.Namespace, source: str, count: int, differences: dict) -> str:
-    worst = max(differences.values())
-    return "\n".join(
-        [
-            "Served end to end: all-MiniLM-L6-v2 + a seeded 2-label head, the same weights in "
-            f"every contender (max |Δ probability| vs tfpipe: {worst:.1e}); "
-            f"{count} texts ({source}) drawn at random, batches of {BATCH_SIZE}, "
-            f"max_length={MAX_LENGTH}; median of {args.repeats} interleaved passes, "
-            f"batch-1 latency over {args.latency_calls} interleaved calls.",
-            "",
-            f"- Machine: {machine_line()} (TF's thread pools at their defaults)",
-            f"- Date: {today()}; command: `{command_line('serving.py')}`",
-            f"- Versions: Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, "
-            f"tokenizers {package_version('tokenizers')}, "
-            f"transformers {package_version('transformers')}",
-        ]
-    )
-
-
-def sample_batches(count: int) -> tuple[list[list[str]], str]:
-    """`count` batches of real texts of mixed lengths, the same in every run."""
     texts, source = load_texts(None)
-    chosen = random.Random(SEED).sample(texts, count * BATCH_SIZE)
-    return [chosen[i : i + BATCH_SIZE] for i in range(0, len(chosen), BATCH_SIZE)], source
+    hf = AutoTokenizer.from_pretrained(str(checkpoint))
+    lengths = [len(ids) for ids in hf(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+    sets = {
+        MIXED: mixed_batches(texts, count, BATCH_SIZE, SEED),
+        UNIFORM: uniform_batches(texts, lengths, count, BATCH_SIZE, SEED),
+    }
+    return sets, source
 
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def measure(args: argparse.Namespace, batches: list[list[str]]) -> Results:
+def export_all(checkpoint: Path, folder: Path) -> tuple[dict[str, Path], dict]:
+    """Every tfpipe contender exported by a child process; the default export's memory."""
+    exports, memory = {}, {}
+    for label, options in EXPORT_OPTIONS.items():
+        exports[label] = folder / "saved_models" / f"minilm_{len(exports)}" / "1"
+        measured = run_child("export", checkpoint, exports[label], *options)
+        if label == TFPIPE:
+            memory = measured
+    return exports, memory
+
+
+def measure(args: argparse.Namespace) -> tuple[Results, str]:
     """Build every contender in a temporary folder, check agreement, then time them."""
+    from _limits import encoder_flops
+
     with tempfile.TemporaryDirectory(prefix="tfpipe-bench-") as work:
         folder = Path(work)
         progress("checkpoint with a fresh 2-label head …")
         checkpoint = prepare_checkpoint(folder / "checkpoint")
+        sets, source = batch_sets(checkpoint, args.batches)
         progress("exports (child processes) …")
-        exports = {
-            TFPIPE: folder / "saved_models" / "minilm" / "1",
-            TFPIPE_MICRO: folder / "saved_models" / "minilm_micro" / "1",
-        }
-        memory = {"export": run_child("export", checkpoint, exports[TFPIPE])}
-        run_child("export", checkpoint, exports[TFPIPE_MICRO], MICRO_BATCH_SIZE)
+        exports, export_memory = export_all(checkpoint, folder)
         served = load_contenders(exports, checkpoint, folder / "model_only")
         progress("serving processes (children) …")
-        text_requests, id_requests = request_files(served, batches, folder)
-        memory["serving"] = run_child("serve", exports[TFPIPE], text_requests)
-        memory["model_only"] = run_child("serve", folder / "model_only", id_requests)
+        text_requests, id_requests = request_files(served, sets[MIXED], folder)
+        memory = {
+            "export": export_memory,
+            "serving": run_child("serve", exports[TFPIPE], text_requests),
+            "model_only": run_child("serve", folder / "model_only", id_requests),
+        }
         progress("probability check …")
-        differences = max_differences(served, batches)
+        differences = max_differences(served, [b for batches in sets.values() for b in batches])
         progress("throughput …")
-        rates = throughput(served, batches, args.repeats)
+        rates, machine_rate = throughput(served, sets, args.repeats)
+        flops = {
+            name: encoder_flops(served.config, np.concatenate(token_lengths(served, batches)))
+            for name, batches in sets.items()
+        }
         progress("latency …")
         times = latencies(served, args.latency_calls)
+        latency_flops = encoder_flops(served.config, token_lengths(served, [[LATENCY_TEXT]])[0])
         progress("batch-size sweep …")
-        texts = [text for batch in batches for text in batch]
+        texts = [text for batch in sets[MIXED] for text in batch]
         sweep = batch_size_sweep(served, texts, args.repeats)
-        lengths = token_lengths(served, batches)
-        return Results(differences, rates, times, lengths, memory, sweep)
-
-
-def report(args: argparse.Namespace, source: str, count: int, results: Results) -> str:
-    sections = [
-        header(args, source, count, results.differences),
-        summary_table(results.rates, results.times),
-        throughput_table(results.rates),
-        latency_table(results.times),
-        markdown_table(
-            ["padding", "real / computed tokens", "computed tokens"],
-            padding_rows(results.lengths),
-        ),
-        memory_table(**results.memory),
-        sweep_table(results.sweep),
-    ]
-    if not agree(results):
-        sections.append(f"**PROBABILITIES DIFFER by more than {TOLERANCE}: {results.differences}**")
-    return "\n\n".join(sections)
+        lengths = token_lengths(served, sets[MIXED])
+        results = Results(
+            differences, rates, flops, machine_rate, times, latency_flops, lengths, memory, sweep
+        )
+        return results, source
 
 
 def agree(results: Results) -> bool:
@@ -476,11 +397,10 @@ def agree(results: Results) -> bool:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    batches, source = sample_batches(args.batches)
-    results = measure(args, batches)
+    results, source = measure(args)
     if not agree(results):
         progress(f"\n!!! probabilities differ from tfpipe's beyond {TOLERANCE}")
-    text = report(args, source, len(batches) * BATCH_SIZE, results)
+    text = report(args, source, args.batches * BATCH_SIZE, results, TOLERANCE)
     print(text)
     if args.write_docs:
         replace_block(BENCHMARKS_DOC, "serving", text)

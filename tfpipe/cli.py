@@ -78,6 +78,11 @@ def positive_int(value: str) -> int:
     return number
 
 
+def limit_or_off(value: str) -> int | str:
+    """A chunking limit: a positive integer, or 'off' for no limit."""
+    return "off" if value == "off" else positive_int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="tfpipe", description="Hugging Face text pipelines as TF Serving SavedModels."
@@ -109,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-untrained-head",
         action="store_true",
         help="build a model with weights the checkpoint lacks (an untrained head)",
+    )
+    export.add_argument(
+        "--max-chunk-tokens",
+        type=limit_or_off,
+        metavar="N|off",
+        help="padded tokens per model chunk of a length-sorted batch (default: 1024; "
+        "off: the whole batch at once)",
+    )
+    export.add_argument(
+        "--micro-batch-size",
+        type=limit_or_off,
+        metavar="N|off",
+        help="rows per model chunk at most (default: off, only --max-chunk-tokens limits)",
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument(
@@ -153,7 +171,17 @@ def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
         "allow_untrained_head": args.allow_untrained_head or None,
     }
     given = {name: value for name, value in options.items() if value is not None}
-    return {**given, **label_options(args.labels)}
+    return {**given, **label_options(args.labels), **chunking_options(args)}
+
+
+def chunking_options(args: argparse.Namespace) -> dict[str, int | None]:
+    """The chunking limits the user set; 'off' is None (no limit)."""
+    limits = {"max_chunk_tokens": args.max_chunk_tokens, "micro_batch_size": args.micro_batch_size}
+    return {
+        name: None if value == "off" else value
+        for name, value in limits.items()
+        if value is not None
+    }
 
 
 def label_options(labels: list[str] | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
 from tfpipe.heads import (
     CandidatePairs,
     CandidateSimilarity,
@@ -52,6 +53,7 @@ def pipeline(
     allow_pickle: bool = False,
     allow_untrained_head: bool = False,
     micro_batch_size: int | None = None,
+    max_chunk_tokens: int | None = DEFAULT_MAX_CHUNK_TOKENS,
     pad_token: str | None = None,
     **options: Any,
 ) -> tf_keras.Model:
@@ -77,8 +79,9 @@ def pipeline(
     embeddings is a PipelineError. ``tokenizer`` is another folder or tokenizer.json to
     tokenize with, or a built TokenizerLayer to reuse as is. ``allow_untrained_head=True``
     builds a model with weights the checkpoint lacks (a new head), which is otherwise refused.
-    ``micro_batch_size`` runs the model on length-sorted chunks of that many rows, each
-    padded only to its own longest text (see TransformerLayer). ``pad_token`` sets the
+    The model runs on length-sorted chunks of at most ``max_chunk_tokens`` padded tokens
+    and ``micro_batch_size`` rows, each padded only to its own longest text (both None: the
+    whole batch at once; see tfpipe.chunking). ``pad_token`` sets the
     tokenizer's pad token, as ``tokenizer.pad_token = tokenizer.eos_token`` does for GPT-2 or
     Llama checkpoints that have none. transformers' task aliases (``sentiment-analysis``) work.
     """
@@ -102,7 +105,8 @@ def pipeline(
     if isinstance(tokenizer, TokenizerLayer) and pad_token is not None:
         raise PipelineError("pad_token cannot apply to a built TokenizerLayer; set it on the layer")
     context = BuildContext(
-        checkpoint, tokenizer, max_length, allow_pickle, micro_batch_size,
+        checkpoint, tokenizer, max_length, allow_pickle,
+        chunking={"micro_batch_size": micro_batch_size, "max_chunk_tokens": max_chunk_tokens},
         allow_untrained_head=allow_untrained_head, pad_token=pad_token,
     )
     return builder(context, **options)
@@ -125,13 +129,13 @@ class BuildContext:
         tokenizer: str | os.PathLike | TokenizerLayer | None,
         max_length: int | None,
         allow_pickle: bool,
-        micro_batch_size: int | None = None,
+        chunking: dict[str, int | None] | None = None,
         allow_untrained_head: bool = False,
         pad_token: str | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.pad_token = pad_token
-        self.micro_batch_size = micro_batch_size
+        self.chunking = chunking or {}
         self.tokenizer_source = checkpoint if tokenizer is None else tokenizer
         self.max_length = max_length
         self.allow_pickle = allow_pickle
@@ -165,7 +169,7 @@ class BuildContext:
             allow_pickle=self.allow_pickle,
             allow_untrained_head=self.allow_untrained_head,
             name="transformer",
-            micro_batch_size=self.micro_batch_size,
+            **self.chunking,
             **self.pad_token_id_override(task, tokenizer),
             **config_overrides,
         )

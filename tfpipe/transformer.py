@@ -18,8 +18,8 @@ import tf_keras
 import transformers
 
 from tfpipe.checkpoints import weight_loading_options
+from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
 from tfpipe.model_config import ModelLoadError, checked_model_config
-from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 
 # Each pipeline task maps to the transformers auto class whose head it needs.
 TASK_MODEL_CLASSES: dict[str, str] = {
@@ -141,10 +141,10 @@ class TransformerLayer(tf_keras.layers.Layer):
     For classification tasks the output is the logits ``[batch, num_labels]``; for
     ``feature-extraction`` it is the last hidden state ``[batch, sequence, hidden]``.
 
-    ``micro_batch_size=N`` runs the model on the batch sorted by length, N rows at a time,
-    each chunk cut to its own longest row, and restores the order: one long text no longer
-    makes every row of a mixed batch pay for its length. Only trailing padding columns are
-    cut, so positions (and results, up to float rounding) are those of the whole batch.
+    The model runs on length-sorted chunks of the batch of at most ``max_chunk_tokens``
+    padded tokens and ``micro_batch_size`` rows (tfpipe.chunking), so one long text does not
+    make every row of a mixed batch pay for its length; both None run the whole batch at
+    once. Results are the whole batch's up to float rounding.
     """
 
     def __init__(
@@ -154,18 +154,13 @@ class TransformerLayer(tf_keras.layers.Layer):
         *,
         hf_model: tf_keras.Model | None = None,
         micro_batch_size: int | None = None,
+        max_chunk_tokens: int | None = DEFAULT_MAX_CHUNK_TOKENS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         model_class_for_task(task)
-        if micro_batch_size is not None and (
-            isinstance(micro_batch_size, bool) or not isinstance(micro_batch_size, int)
-            or micro_batch_size < 1
-        ):
-            raise ValueError(
-                f"micro_batch_size must be a positive integer, not {micro_batch_size!r}"
-            )
-        self.micro_batch_size = micro_batch_size
+        self.micro_batch_size = checked_limit("micro_batch_size", micro_batch_size)
+        self.max_chunk_tokens = checked_limit("max_chunk_tokens", max_chunk_tokens)
         self.task = task
         # A JSON string, not a dict: tf-keras would wrap a dict attribute for tracking.
         self._model_config_json = json.dumps(model_config, sort_keys=True)
@@ -184,6 +179,7 @@ class TransformerLayer(tf_keras.layers.Layer):
         allow_untrained_head: bool = False,
         name: str | None = None,
         micro_batch_size: int | None = None,
+        max_chunk_tokens: int | None = DEFAULT_MAX_CHUNK_TOKENS,
         **config_overrides: Any,
     ) -> TransformerLayer:
         """Load ``path`` (a checkpoint folder) for ``task``.
@@ -202,7 +198,12 @@ class TransformerLayer(tf_keras.layers.Layer):
         )
         model_config = json.loads(hf_model.config.to_json_string(use_diff=False))
         return cls(
-            task, model_config, hf_model=hf_model, name=name, micro_batch_size=micro_batch_size
+            task,
+            model_config,
+            hf_model=hf_model,
+            name=name,
+            micro_batch_size=micro_batch_size,
+            max_chunk_tokens=max_chunk_tokens,
         )
 
     @property
@@ -238,9 +239,7 @@ class TransformerLayer(tf_keras.layers.Layer):
         if missing:
             raise ValueError(f"TransformerLayer needs tokenizer outputs {sorted(missing)}")
         features = {name: inputs[name] for name in self.model_input_names if name in inputs}
-        if self.micro_batch_size is None:
-            return self._run_padding_empty_batches(features, training)
-        return self._run_in_micro_batches(features, training)
+        return self._run_padding_empty_batches(features, training)
 
     def _run_padding_empty_batches(
         self, features: dict[str, tf.Tensor], training: bool
@@ -253,51 +252,29 @@ class TransformerLayer(tf_keras.layers.Layer):
         batch, width = shape[0], shape[1]
         missing = [[0, 1 - tf.minimum(batch, 1)], [0, 1 - tf.minimum(width, 1)]]
         padded = {name: tf.pad(value, missing) for name, value in features.items()}
-        output = self._run(padded, training)[:batch]
+        output = self._run_batch(padded, training)[:batch]
         return output if self.task in CLASSIFICATION_TASKS else output[:, :width]
 
-    def _empty_output(self, width: tf.Tensor) -> tf.Tensor:
-        """Zero rows of what `_run` returns for a batch padded to `width`."""
-        if self.task in CLASSIFICATION_TASKS:
-            return tf.zeros([0, len(self.id2label)], self.compute_dtype)
-        return tf.zeros([0, width, self.hidden_size], self.compute_dtype)
+    def _run_batch(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        """The model on the whole batch, or chunk by chunk (tfpipe.chunking)."""
+        if self.micro_batch_size is None and self.max_chunk_tokens is None:
+            return self._run(features, training)
+        per_token = self.task not in CLASSIFICATION_TASKS
+        return run_in_chunks(
+            lambda chunk: self._run(chunk, training),
+            features,
+            max_rows=self.micro_batch_size,
+            max_tokens=self.max_chunk_tokens,
+            per_token=per_token,
+            element_shape=[-1, -1, self.hidden_size] if per_token else [-1, len(self.id2label)],
+            dtype=self.compute_dtype,
+        )
 
     def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         outputs = self.hf_model(features, training=training)
         if self.task in CLASSIFICATION_TASKS:
             return outputs.logits
         return outputs.last_hidden_state
-
-    def _run_in_micro_batches(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
-        mask = tf.cast(features["attention_mask"], tf.int32)
-        batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
-        # Columns up to each row's last real token (right padding: its length).
-        used = tf.reduce_max(tf.where(mask > 0, tf.range(1, width + 1), 0), axis=1)
-        order = tf.argsort(used, stable=True)
-        size = self.micro_batch_size
-        hidden = self.task not in CLASSIFICATION_TASKS
-        element_shape = [-1, -1, self.hidden_size] if hidden else [-1, len(self.id2label)]
-
-        def step(start, results):
-            rows = order[start : tf.minimum(start + size, batch)]
-            columns = tf.maximum(tf.reduce_max(tf.gather(used, rows)), 1)
-            chunk = {name: tf.gather(value, rows)[:, :columns] for name, value in features.items()}
-            output = self._run(chunk, training)
-            if hidden:
-                output = tf.pad(output, [[0, 0], [0, width - columns], [0, 0]])
-            return start + size, push(results, output)
-
-        def in_chunks():
-            _, results = tf.while_loop(
-                lambda start, _: start < batch,
-                step,
-                (tf.constant(0), empty_list(self.compute_dtype, element_shape)),
-                shape_invariants=(tf.TensorShape([]), HANDLE_SHAPE),
-            )
-            ordered = concat(results, self.compute_dtype, element_shape)
-            return tf.gather(ordered, tf.math.invert_permutation(order))
-
-        return tf.cond(batch > 0, in_chunks, lambda: self._empty_output(width))
 
     def get_config(self) -> dict[str, Any]:
         model_config = json.loads(self._model_config_json)
@@ -306,4 +283,5 @@ class TransformerLayer(tf_keras.layers.Layer):
             "task": self.task,
             "model_config": model_config,
             "micro_batch_size": self.micro_batch_size,
+            "max_chunk_tokens": self.max_chunk_tokens,
         }

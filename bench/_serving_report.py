@@ -1,0 +1,192 @@
+"""bench/serving.py's report: contender names, the issue's targets and the tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import tensorflow as tf
+from _common import command_line, machine_line, markdown_table, median, package_version, today
+
+from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
+
+BATCH_SIZE = 32
+MAX_LENGTH = 128
+TFPIPE = "tfpipe SavedModel (strings in), default"
+TFPIPE_WHOLE = "tfpipe SavedModel, max_chunk_tokens=None (whole batch)"
+HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
+HF_PIPELINE = 'transformers pipeline("text-classification"), TF'
+MODEL_ONLY = "model-only SavedModel (pre-tokenized ids in)"
+MIXED, UNIFORM = f"mixed, batch {BATCH_SIZE}", f"uniform, batch {BATCH_SIZE}"
+
+
+def check(value: float, target: float, higher_is_better: bool = True) -> str:
+    met = value >= target if higher_is_better else value <= target
+    return "✓" if met else "✗"
+
+
+def summary_table(results) -> str:
+    """The issue's targets next to what this run measured."""
+    rates, times = results.rates, results.times
+    mixed, uniform = rates[MIXED], rates[UNIFORM]
+    share = results.flops[MIXED] / results.machine_rate * mixed[TFPIPE] / total_texts(results)
+    claims = [
+        ("default ÷ hand-written, mixed batch 32 (texts/s)", mixed[TFPIPE] / mixed[HAND_WRITTEN],
+         1.6, "×"),
+        ("default: share of the machine's fp32 matmul rate, mixed batch 32", share, 0.45, "%"),
+        ("default ÷ whole-batch export, uniform batch 32 (texts/s)",
+         uniform[TFPIPE] / uniform[TFPIPE_WHOLE], 0.97, "×"),
+        ("default ÷ whole-batch export, batch 1 (p50 latency⁻¹)",
+         median(times[TFPIPE_WHOLE]) / median(times[TFPIPE]), 0.97, "×"),
+        ("default ÷ transformers TF pipeline, mixed batch 32 (texts/s)",
+         mixed[TFPIPE] / mixed[HF_PIPELINE], 5.0, "×"),
+    ]
+    rows = [
+        [name, formatted(value, unit), f"≥ {formatted(target, unit)}", check(value, target)]
+        for name, value, target, unit in claims
+    ]
+    overhead = median(times[TFPIPE]) / median(times[MODEL_ONLY]) - 1
+    rows.append(
+        ["in-graph tokenization, added batch-1 latency (p50)", f"{overhead:+.0%}", "≤ +10%",
+         check(overhead, 0.10, higher_is_better=False)]
+    )
+    return markdown_table(["claim", "measured", "target", "met"], rows)
+
+
+def formatted(value: float, unit: str) -> str:
+    return f"{value:.0%}" if unit == "%" else f"{value:.2f}×"
+
+
+def total_texts(results) -> int:
+    return sum(len(batch) for batch in results.lengths)
+
+
+def throughput_table(results) -> str:
+    """texts/s and share of the machine per contender and batch set."""
+    count = total_texts(results)
+    rows = []
+    for label in results.rates[MIXED]:
+        row = [label]
+        for set_name, rates in results.rates.items():
+            rate = rates.get(label)
+            if rate is None:
+                row += ["–", "–"]
+                continue
+            share = results.flops[set_name] / results.machine_rate * rate / count
+            row += [f"{rate:,.1f}", f"{share:.0%}"]
+        rows.append(row)
+    headers = ["contender"]
+    for set_name in results.rates:
+        headers += [f"{set_name}: texts/s", "of machine"]
+    return markdown_table(headers, rows)
+
+
+def latency_table(results) -> str:
+    rows = []
+    for label, seconds in results.times.items():
+        p50, p99 = np.percentile(np.asarray(seconds) * 1000, [50, 99])
+        share = results.latency_flops / (p50 / 1000) / results.machine_rate
+        rows.append([label, f"{p50:.2f}", f"{p99:.2f}", f"{share:.1%}"])
+    return markdown_table(["batch 1, 10-word sentence", "p50 ms", "p99 ms", "of machine"], rows)
+
+
+def planned_tokens(lengths: np.ndarray, max_rows: int | None, max_tokens: int | None) -> int:
+    """Rows × width summed over the chunks tfpipe.chunking plans for one batch."""
+    ordered = np.maximum(np.sort(lengths), 1)
+    total, start = 0, 0
+    while start < len(ordered):
+        rows = len(ordered) - start
+        if max_tokens is not None:
+            padded = np.arange(1, rows + 1) * ordered[start:]
+            rows = max(int((padded <= max_tokens).sum()), 1)
+        if max_rows is not None:
+            rows = min(rows, max_rows)
+        total += rows * int(ordered[start + rows - 1])
+        start += rows
+    return total
+
+
+def padding_table(lengths: list[np.ndarray]) -> str:
+    """Real / computed tokens for the ways a batch of mixed lengths can be padded."""
+    real = int(sum(batch.sum() for batch in lengths))
+    count = sum(len(batch) for batch in lengths)
+    schemes = {
+        f'padding="max_length" ({MAX_LENGTH})': count * MAX_LENGTH,
+        f'padding="longest", batch {BATCH_SIZE} (hand-written; tfpipe max_chunk_tokens=None)':
+            sum(planned_tokens(batch, None, None) for batch in lengths),
+        "tfpipe micro_batch_size=4": sum(planned_tokens(batch, 4, None) for batch in lengths),
+        f"tfpipe default (max_chunk_tokens={DEFAULT_MAX_CHUNK_TOKENS})": sum(
+            planned_tokens(batch, None, DEFAULT_MAX_CHUNK_TOKENS) for batch in lengths
+        ),
+        "batch 1 (transformers' TF pipeline)": real,
+    }
+    rows = [[name, f"{real / computed:.1%}", f"{computed:,}"] for name, computed in schemes.items()]
+    return markdown_table(["padding", "real / computed tokens", "computed tokens"], rows)
+
+
+def memory_table(export: dict, serving: dict, model_only: dict) -> str:
+    rows = [
+        [f"export: tfpipe.pipeline + tfpipe.export ({export['seconds']:.0f} s)",
+         f"{export['peak_rss_mb']:,.0f}"],
+        ["export's self-check child (TensorFlow only, TF1 serve loader)",
+         f"{export['self_check_peak_rss_mb']:,.0f}"],
+        ["serving process (TensorFlow only): tfpipe SavedModel loaded",
+         f"{serving['loaded_peak_rss_mb']:,.0f}"],
+        ["serving process, after answering the batches", f"{serving['peak_rss_mb']:,.0f}"],
+        ["serving process: model-only SavedModel, same batches as ids",
+         f"{model_only['peak_rss_mb']:,.0f}"],
+    ]
+    return markdown_table(["process", "peak RSS, MiB"], rows)
+
+
+def sweep_table(sweep: dict[str, dict[int, float]]) -> str:
+    """Per batch size, each export's texts/s and its share of that export's best rate."""
+    sizes = sorted(next(iter(sweep.values())))
+    rows = []
+    for size in sizes:
+        row = [str(size)]
+        for rates in sweep.values():
+            row += [f"{rates[size]:,.0f}", f"{rates[size] / max(rates.values()):.0%}"]
+        rows.append(row)
+    columns = ["batch size (mixed texts)"]
+    for label in sweep:
+        name = "default" if label == TFPIPE else "whole batch"
+        columns += [f"{name} texts/s", f"{name} / its best"]
+    return markdown_table(columns, rows)
+
+
+def header(args: argparse.Namespace, source: str, count: int, results) -> str:
+    worst = max(results.differences.values())
+    return "\n".join(
+        [
+            "Served end to end: all-MiniLM-L6-v2 + a seeded 2-label head, the same weights in "
+            f"every contender (max |Δ probability| vs tfpipe: {worst:.1e}); "
+            f"{count} texts per batch set ({source}): mixed-length batches drawn at random, "
+            f"uniform-length batches, batches of {BATCH_SIZE}, max_length={MAX_LENGTH}; median "
+            f"of {args.repeats} interleaved passes, batch-1 latency over {args.latency_calls} "
+            "interleaved calls. \"Of machine\": the FLOPs the real tokens need ÷ the fp32 "
+            f"matmul rate measured in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
+            "",
+            f"- Machine: {machine_line()} (TF's thread pools at their defaults)",
+            f"- Date: {today()}; command: `{command_line('serving.py')}`",
+            f"- Versions: Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, "
+            f"tokenizers {package_version('tokenizers')}, "
+            f"transformers {package_version('transformers')}",
+        ]
+    )
+
+
+def report(args: argparse.Namespace, source: str, count: int, results, tolerance: float) -> str:
+    sections = [
+        header(args, source, count, results),
+        summary_table(results),
+        throughput_table(results),
+        latency_table(results),
+        padding_table(results.lengths),
+        memory_table(**results.memory),
+        sweep_table(results.sweep),
+    ]
+    if max(results.differences.values()) > tolerance:
+        sections.append(f"**PROBABILITIES DIFFER by more than {tolerance}: {results.differences}**")
+    return "\n\n".join(sections)
