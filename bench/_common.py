@@ -140,6 +140,14 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+def current_rss_mb() -> float:
+    """This process's resident set size now (VmRSS, Linux /proc), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def command_line(script: str) -> str:
     """How this run was started, venv included (`make bench` runs in .venv-bench)."""
     return " ".join([f"{Path(sys.prefix).name}/bin/python bench/{script}", *sys.argv[1:]])

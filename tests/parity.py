@@ -35,6 +35,16 @@ class LayerRunner:
         return self._pair(text, tf.constant(list(pairs), dtype=tf.string, shape=[len(pairs)]))
 
 
+def graph_constant_bytes(layer) -> int:
+    """Bytes of the constants in the layer's graph, traced on a string vector as in serving
+    (a serving process copies them many times: docs/serving.md, Memory)."""
+    from tfpipe.export.graph_audit import constant_bytes
+
+    spec = tf.TensorSpec([None], tf.string)
+    function = tf.function(lambda text: layer(text), input_signature=[spec])
+    return constant_bytes(function.get_concrete_function().graph.as_graph_def())
+
+
 def shifted(texts: Sequence[Text], by: int = 1) -> list[Text]:
     """Partners for pair encoding: the same texts rotated, so lengths mix."""
     return list(texts[by:]) + list(texts[:by])

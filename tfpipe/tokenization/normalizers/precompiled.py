@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import (
+    NUM_CODEPOINTS,
     BlockTable,
     CodepointMap,
     cached_arrays,
@@ -160,7 +161,11 @@ class Precompiled(tf.Module):
         self.extra = np.concatenate(
             [mapping.extra, np.array([c for r in replacements for c in r], np.int32), [0]]
         ).astype(np.int32)
-        self.map = BlockTable.from_dense(mapping.lengths, mapping.firsts, mapping.extra_offsets)
+        # Offsets to the single output, not the output itself, so identity-like blocks are
+        # shared (as in LocalMap): absolute outputs made a 13 MB constant.
+        codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
+        deltas = np.where(mapping.lengths == 1, mapping.firsts - codepoints, 0)
+        self.map = BlockTable.from_dense(mapping.lengths, deltas, mapping.extra_offsets)
         self.classes = BlockTable.from_dense(
             classes["joins"], classes["blocks"], classes["prepends"], is_key
         )
@@ -180,7 +185,8 @@ class Precompiled(tf.Module):
     def _outputs(self, cps: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """(output length, first output, offset of the others in `extra`) per code point."""
         values = cps.values
-        lengths, firsts, offsets = self.map.lookup(values)
+        lengths, deltas, offsets = self.map.lookup(values)
+        firsts = values + deltas
         joins, blocks, prepends, is_key = self.classes.lookup(values)
         control = blocks > 0
         join = ~row_starts_mask(cps) & (

@@ -42,18 +42,27 @@ class Stage(Protocol):
 
 @dataclass
 class LocalMap:
-    """Replace every code point by its table output (possibly nothing, possibly several)."""
+    """Replace every code point by its table output (possibly nothing, possibly several).
+
+    The table holds each code point's offset to its single output, not the output itself
+    (0 where the output is not one code point, which only `extra` serves): an identity-like
+    block is then the same 128 rows as any other and is stored once. Absolute outputs made
+    every block unique, a 13 MB constant per map that a serving process copies dozens of
+    times while it loads and instantiates the graph (see docs/serving.md, Memory).
+    """
 
     mapping: CodepointMap
 
     def __post_init__(self) -> None:
-        self.table = BlockTable.from_dense(
-            self.mapping.lengths, self.mapping.firsts, self.mapping.extra_offsets
-        )
+        lengths = self.mapping.lengths
+        codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
+        deltas = np.where(lengths == 1, self.mapping.firsts - codepoints, 0)
+        self.table = BlockTable.from_dense(lengths, deltas, self.mapping.extra_offsets)
         self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        lengths, firsts, offsets = self.table.lookup(cps.values)
+        lengths, deltas, offsets = self.table.lookup(cps.values)
+        firsts = cps.values + deltas
         return tf.cond(
             tf.reduce_all(lengths == 1),
             lambda: cps.with_values(firsts),
