@@ -30,6 +30,7 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_classes,
     probe_map,
 )
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
 from tfpipe.tokenization.reference import reference_tokenizer
 
@@ -53,17 +54,14 @@ class LocalMap:
         self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        return self.apply_looked_up(cps, *self.table.lookup(cps.values))
-
-    def apply_looked_up(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
-        """`apply`, given the table's columns for the code points of `cps`."""
+        lengths, firsts, offsets = self.table.lookup(cps.values)
         return tf.cond(
             tf.reduce_all(lengths == 1),
             lambda: cps.with_values(firsts),
-            lambda: self._expand(cps, lengths, firsts, offsets),
+            lambda: self.expand(cps, lengths, firsts, offsets),
         )
 
-    def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
+    def expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
         """The general case: some code points map to none or to several."""
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
@@ -118,10 +116,17 @@ class LocalRun:
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         lengths, firsts, offsets = self.fused.table.lookup(cps.values)
-        return tf.cond(
-            tf.reduce_all(lengths >= 0),
-            lambda: self.fused.apply_looked_up(cps, lengths, firsts, offsets),
-            lambda: self._staged(cps),
+
+        def mapped_or_staged() -> tf.RaggedTensor:
+            return tf.cond(
+                tf.reduce_all(lengths >= 0),
+                lambda: self.fused.expand(cps, lengths, firsts, offsets),
+                lambda: self._staged(cps),
+            )
+
+        # Every code point to one (ASCII, most single-script text): the first outputs.
+        return functional_cond(
+            tf.reduce_all(lengths == 1), lambda: cps.with_values(firsts), mapped_or_staged
         )
 
     def _staged(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
