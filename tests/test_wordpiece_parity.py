@@ -508,3 +508,29 @@ def test_shared_wordpiece_checkpoint_matches_on_whole_course_chapters(
         layer, hf, chapters, batch_size=16, padding="longest", truncation=True,
         max_length=max_length,
     )
+
+
+@pytest.mark.parametrize("max_candidates", [0, 1 << 20], ids=["stepwise", "at once"])
+def test_greedy_matches_reference_model_both_ways(minilm_path, generated_texts, monkeypatch,
+                                                  max_candidates):
+    """Words beyond the vocabulary, their longest matches looked up all at once or (batches
+    with too many candidates) one piece per word at a time."""
+    import tensorflow as tf
+
+    from tfpipe.tokenization.models import wordpiece
+
+    monkeypatch.setattr(wordpiece, "MAX_CANDIDATES", max_candidates)
+    document = json.loads((minilm_path / "tokenizer.json").read_text(encoding="utf-8"))
+    reference = Tokenizer.from_file(str(minilm_path / "tokenizer.json"))
+    words = sorted({
+        word
+        for text in generated_texts[:600]
+        for word, _ in reference.pre_tokenizer.pre_tokenize_str(
+            reference.normalizer.normalize_str(text)
+        )
+    }) + ["a" * 100, "a" * 101, "##", "unaffable", "x\u0301yzzy"]
+    model = wordpiece.WordPiece(document["model"])
+    got = model(tf.ragged.constant([[ord(c) for c in w] for w in words], tf.int32)).to_list()
+    expected = [[token.id for token in reference.model.tokenize(w)] for w in words]
+    wrong = [(w, g, e) for w, g, e in zip(words, got, expected, strict=True) if g != e]
+    assert not wrong, f"{len(wrong)} of {len(words)} words differ, first: {wrong[:3]}"

@@ -1,20 +1,47 @@
 """The WordPiece model: greedy longest-match-first, exactly as `tokenizers` does it.
 
-Each distinct word of the batch is tokenized once: whole-word lookups first, then the greedy
-loop vectorised over the unfinished words (docs/how-it-works.md#wordpiece-modelswordpiecepy).
+Each distinct word of the batch is tokenized once: whole-word lookups first, then every
+position's longest match at once and the greedy walk marked by pointer doubling
+(docs/how-it-works.md#wordpiece-modelswordpiecepy).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
+from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import one_per_row, repeat_range, rows_from_ids, select
+from tfpipe.tokenization.pointer_doubling import reached
+from tfpipe.tokenization.ragged_ops import (
+    one_per_row,
+    positions_in_rows,
+    repeat_range,
+    row_ids,
+    rows_from_ids,
+    select,
+)
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.utf8 import utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
+# Most longest-match candidates (substrings looked up) done at once; beyond, one step per piece.
+MAX_CANDIDATES = 1 << 20
+
+
+def _longest_entries(vocab: dict[str, int], prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per code point: the longest entry starting with it, and the longest continuation
+    (after the prefix), in characters: no longer candidate can match."""
+    initial = np.zeros(NUM_CODEPOINTS, np.int32)
+    continuing = np.zeros(NUM_CODEPOINTS, np.int32)
+    for token in filter(None, vocab):
+        initial[ord(token[0])] = max(initial[ord(token[0])], len(token))
+        piece = token[len(prefix) :]
+        if token.startswith(prefix) and piece:
+            continuing[ord(piece[0])] = max(continuing[ord(piece[0])], len(piece))
+    return initial, continuing
 
 
 class WordPiece(tf.Module):
@@ -32,13 +59,14 @@ class WordPiece(tf.Module):
         self.prefix = component.get("continuing_subword_prefix", "##")
         self.max_chars = int(component.get("max_input_chars_per_word", 100))
         self.vocab = string_table(vocab)
+        self.longest = BlockTable.from_dense(*_longest_entries(vocab, self.prefix))
         self.longest_entry = max((len(token) for token in vocab), default=1)
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)].
 
         Each distinct word is tokenized once. Batches whose words are all vocabulary
-        entries (or too long) skip the greedy loop and gather plain ids, not ragged rows.
+        entries (or too long) skip the greedy walk and gather plain ids, not ragged rows.
         """
         strings = tf.strings.unicode_encode(words, "UTF-8")
         unique, inverse = tf.unique(strings, out_idx=tf.int32)
@@ -54,7 +82,7 @@ class WordPiece(tf.Module):
             pending = self._tokenize_pending(unique, tf.gather(words, first), single, single_ids)
             return tf.gather(pending, inverse)
 
-        return tf.cond(
+        return functional_cond(
             tf.reduce_all(single),
             lambda: one_per_row(tf.gather(single_ids, inverse)),
             tokenize_pending,
@@ -70,32 +98,15 @@ class WordPiece(tf.Module):
         )
         piece_word = tf.gather(pending, piece_word)
         failed_words = tf.gather(pending, failed)
-        keep = self._not_in(piece_word, failed_words, num_words)
         word_index = tf.concat(
-            [
-                tf.cast(tf.where(single)[:, 0], tf.int32),
-                failed_words,
-                select(piece_word, keep),
-            ],
-            axis=0,
+            [tf.cast(tf.where(single)[:, 0], tf.int32), failed_words, piece_word], axis=0
         )
         ids = tf.concat(
-            [
-                select(single_ids, single),
-                tf.fill(tf.shape(failed_words), self.unk_id),
-                select(piece_ids, keep),
-            ],
+            [select(single_ids, single), tf.fill(tf.shape(failed_words), self.unk_id), piece_ids],
             axis=0,
         )
         order = tf.argsort(word_index, stable=True)
         return rows_from_ids(tf.gather(ids, order), tf.gather(word_index, order), num_words)
-
-    @staticmethod
-    def _not_in(items: tf.Tensor, excluded: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-        flags = tf.scatter_nd(
-            tf.expand_dims(excluded, 1), tf.ones_like(excluded), tf.expand_dims(size, 0)
-        )
-        return tf.gather(flags, items) == 0
 
     def _greedy(
         self, words: tf.RaggedTensor, strings: tf.Tensor
@@ -103,8 +114,70 @@ class WordPiece(tf.Module):
         """Greedy longest-match over words that are not vocabulary entries.
 
         Returns (word of each piece, piece id) in emission order — per word, left to right —
-        and the words that had a position with no match.
+        for the words that tokenize, and the words that had a position with no match. Batches
+        whose candidates are few enough are done at once, others one piece at a time.
         """
+        lengths = tf.cast(words.row_lengths(), tf.int32)
+        owner = row_ids(words)
+        position = positions_in_rows(words, owner)
+        initial, continuing = self.longest.lookup(words.values)
+        longest_entry = tf.where(position > 0, continuing, initial)
+        count = tf.minimum(tf.gather(lengths, owner) - position, longest_entry)
+        return tf.cond(
+            tf.reduce_sum(tf.cast(count, tf.int64)) <= MAX_CANDIDATES,
+            lambda: self._greedy_at_once(words, strings, lengths, owner, position, count),
+            lambda: self._greedy_stepwise(words, strings),
+        )
+
+    def _greedy_at_once(self, words, strings, lengths, owner, position, count):
+        """`_greedy` with every character's longest match looked up at once (`count`
+        candidates each), then each word's walk marked by pointer doubling."""
+        longest, chosen = self._longest_matches(words, strings, position, count)
+        on_path = self._on_greedy_path(longest, lengths, owner, position)
+        no_match = tf.math.unsorted_segment_max(
+            tf.cast(on_path & (longest == 0), tf.int32), owner, tf.size(lengths)
+        )
+        failed = (no_match > 0) | (lengths == 0)
+        emitted = on_path & ~tf.gather(failed, owner)
+        failed_words = tf.cast(tf.where(failed)[:, 0], tf.int32)
+        return select(owner, emitted), select(chosen, emitted), failed_words
+
+    def _longest_matches(self, words, strings, position, count):
+        """Per character: the length of the longest vocabulary entry starting there (0: none;
+        continuations looked up with the prefix) and that entry's id."""
+        first_candidate = tf.cumsum(count, exclusive=True)
+        which = repeat_range(count)
+        size = tf.range(tf.size(which)) - tf.gather(first_candidate, which) + 1
+        # Byte offset of every character (and of the end) in the words' concatenation.
+        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
+        start = tf.gather(byte_offsets, which)
+        stop = tf.gather(byte_offsets, which + size)
+        pieces = tf.strings.substr(tf.strings.reduce_join(strings), start, stop - start)
+        prefix = tf.gather(tf.where(position > 0, self.prefix, ""), which)
+        ids = self.vocab.lookup(tf.strings.join([prefix, pieces]))
+        fit = tf.where(ids >= 0, size, 0)
+        longest = tf.maximum(tf.math.unsorted_segment_max(fit, which, tf.size(count)), 0)
+        # The longest match's id; a character without one reads the -1 appended to ids.
+        at = tf.where(longest > 0, first_candidate + longest - 1, tf.size(ids))
+        return longest, tf.gather(tf.concat([ids, [-1]], 0), at)
+
+    @staticmethod
+    def _on_greedy_path(longest, lengths, owner, position) -> tf.Tensor:
+        """Whether the greedy walk of its word visits each character: from a word's first
+        character it jumps `longest` ahead, to the end (a shared final node) or to where no
+        entry matches (a node of its own)."""
+        count = tf.size(longest)
+        index = tf.range(count)
+        ends_word = position + longest >= tf.gather(lengths, owner)
+        jump = tf.where(longest == 0, index, tf.where(ends_word, count, index + longest))
+        start = tf.cast(tf.equal(position, 0), tf.int32)
+        return reached(tf.concat([start, [0]], 0), tf.concat([jump, [count]], 0))[:-1]
+
+    def _greedy_stepwise(
+        self, words: tf.RaggedTensor, strings: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`_greedy` one piece per word at a time: memory for the longest match candidates
+        of one position per word, however long the batch."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         char_starts = tf.cast(words.row_starts(), tf.int32)
         # Byte offset of every character (flat over all words) in the words' concatenation.
@@ -162,4 +235,12 @@ class WordPiece(tf.Module):
                 HANDLE_SHAPE,
             ),
         )
-        return tuple(concat(handle, tf.int32) for handle in (pieces_word, pieces_id, failed))
+        pieces_word, pieces_id, failed = (
+            concat(handle, tf.int32) for handle in (pieces_word, pieces_id, failed)
+        )
+        # Pieces a word emitted before a position without a match are not kept.
+        not_failed = tf.scatter_nd(
+            tf.expand_dims(failed, 1), tf.ones_like(failed), tf.shape(lengths)
+        ) == 0
+        kept = tf.gather(not_failed, pieces_word)
+        return select(pieces_word, kept), select(pieces_id, kept), failed

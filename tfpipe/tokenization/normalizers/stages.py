@@ -30,6 +30,7 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_classes,
     probe_map,
 )
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
 from tfpipe.tokenization.reference import reference_tokenizer
 
@@ -66,10 +67,10 @@ class LocalMap:
         return tf.cond(
             tf.reduce_all(lengths == 1),
             lambda: cps.with_values(firsts),
-            lambda: self._expand(cps, lengths, firsts, offsets),
+            lambda: self.expand(cps, lengths, firsts, offsets),
         )
 
-    def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
+    def expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
         """The general case: some code points map to none or to several."""
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
@@ -108,40 +109,74 @@ class CanonicalReorder:
 class LocalRun:
     """Consecutive `LocalMap`/`CanonicalReorder` stages, with a shortcut for usual text.
 
-    When every code point of the batch maps to exactly one code point through each map and
-    meets each reordering as a starter (combining class 0, so nothing moves), the run is one
-    lookup per code point; only other batches run the stages one by one. The table holds
-    each code point's offset to its output (or NOT_SIMPLE), so it shares blocks as the maps'
-    own tables do not.
+    A reordering only moves non-starters (combining class > 0) among themselves. When every
+    non-starter a code point's image brings to a reordering is deleted by the maps after it
+    (BertNormalizer's accent filter deletes the marks NFD sorts), the reordering changes
+    nothing the run outputs, and the run is the composition of its maps: one `LocalMap`.
+    A batch whose code points are all like that (nearly every batch, accented ones included)
+    takes the fused map; only other batches run the stages one by one. The fused table marks
+    the other code points with a length of -1.
     """
-
-    NOT_SIMPLE = np.iinfo(np.int32).min
 
     def __init__(self, stages: list[LocalMap | CanonicalReorder]) -> None:
         self.stages = stages
-        codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
-        output = codepoints.copy()
-        simple = np.ones(NUM_CODEPOINTS, bool)
-        for stage in stages:
-            if isinstance(stage, LocalMap):
-                simple &= stage.mapping.lengths[output] == 1
-                output = stage.mapping.firsts[output]
-            else:
-                simple &= stage.ccc[output] == 0
-        self.table = BlockTable.from_dense(np.where(simple, output - codepoints, self.NOT_SIMPLE))
+        fused = _compose([stage for stage in stages if isinstance(stage, LocalMap)])
+        self.fused = LocalMap(_mark_unsafe(fused, _reorder_unsafe(stages)))
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        (offset,) = self.table.lookup(cps.values)
-        return tf.cond(
-            tf.reduce_all(offset != self.NOT_SIMPLE),
-            lambda: cps.with_values(cps.values + offset),
-            lambda: self._staged(cps),
+        lengths, firsts, offsets = self.fused.table.lookup(cps.values)
+
+        def mapped_or_staged() -> tf.RaggedTensor:
+            return tf.cond(
+                tf.reduce_all(lengths >= 0),
+                lambda: self.fused.expand(cps, lengths, firsts, offsets),
+                lambda: self._staged(cps),
+            )
+
+        # Every code point to one (ASCII, most single-script text): the first outputs.
+        return functional_cond(
+            tf.reduce_all(lengths == 1), lambda: cps.with_values(firsts), mapped_or_staged
         )
 
     def _staged(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         for stage in self.stages:
             cps = stage.apply(cps)
         return cps
+
+
+def _compose(maps: list[LocalMap]) -> CodepointMap:
+    """The maps applied in order (the identity for none)."""
+    if not maps:
+        return CodepointMap.from_flat(np.ones(NUM_CODEPOINTS, np.int64), np.arange(NUM_CODEPOINTS))
+    composed = maps[0].mapping
+    for stage in maps[1:]:
+        composed = composed.then(stage.mapping)
+    return composed
+
+
+def _reorder_unsafe(stages: list[LocalMap | CanonicalReorder]) -> np.ndarray:
+    """Per code point: whether its image brings a reordering a non-starter that survives the
+    maps after that reordering (so the reordering may change the run's output)."""
+    unsafe = np.zeros(NUM_CODEPOINTS, bool)
+    for index, stage in enumerate(stages):
+        if isinstance(stage, LocalMap):
+            continue
+        lengths, values = _compose([s for s in stages[:index] if isinstance(s, LocalMap)]).flat()
+        survives = _compose([s for s in stages[index + 1 :] if isinstance(s, LocalMap)]).lengths
+        bad = (stage.ccc[values] > 0) & (survives[values] > 0)
+        owner = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
+        unsafe |= np.bincount(owner[bad], minlength=NUM_CODEPOINTS) > 0
+    return unsafe
+
+
+def _mark_unsafe(mapping: CodepointMap, unsafe: np.ndarray) -> CodepointMap:
+    """`mapping` with the length of each unsafe code point set to -1."""
+    return CodepointMap(
+        np.where(unsafe, -1, mapping.lengths).astype(np.int32),
+        mapping.firsts,
+        mapping.extra,
+        mapping.extra_offsets,
+    )
 
 
 def fuse_local_maps(stages: list[Stage]) -> list[Stage]:
