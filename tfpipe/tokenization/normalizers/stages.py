@@ -61,9 +61,13 @@ class LocalMap:
         self.table = BlockTable.from_dense(lengths, deltas, self.mapping.extra_offsets)
         self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
 
+    def lookup(self, values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Per code point: its output's length, first code point and offset in `extra`."""
+        lengths, deltas, offsets = self.table.lookup(values)
+        return lengths, values + deltas, offsets
+
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        lengths, deltas, offsets = self.table.lookup(cps.values)
-        firsts = cps.values + deltas
+        lengths, firsts, offsets = self.lookup(cps.values)
         return tf.cond(
             tf.reduce_all(lengths == 1),
             lambda: cps.with_values(firsts),
@@ -124,7 +128,7 @@ class LocalRun:
         self.fused = LocalMap(_mark_unsafe(fused, _reorder_unsafe(stages)))
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        lengths, firsts, offsets = self.fused.table.lookup(cps.values)
+        lengths, firsts, offsets = self.fused.lookup(cps.values)
 
         def mapped_or_staged() -> tf.RaggedTensor:
             return tf.cond(
