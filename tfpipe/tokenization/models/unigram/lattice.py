@@ -19,6 +19,8 @@ UNK_PENALTY = 10.0
 CODE_POINT_BITS = 21
 # Trie node 0 is the dead end every missing edge leads to; 1 is the empty prefix.
 TRIE_ROOT = 1
+# Follows every word in the lattice's layout: above every code point, so no edge takes it.
+SEPARATOR = (1 << CODE_POINT_BITS) - 1
 
 
 class PieceLattice(tf.Module):
@@ -53,52 +55,59 @@ class PieceLattice(tf.Module):
 
         Returns per piece: its word, end position in the word (1-based) and length, and its
         id (-1 for an unknown single character).
+
+        Characters are laid out with a separator after each word, which no trie edge
+        takes: a candidate reading it dies, so the loop needs no word ends. It pushes every
+        candidate with its trie node's entry, unrolled two lengths at a time (its own ops
+        are much of the cost); the pieces are picked out once after it.
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
-        char_starts = tf.cast(words.row_starts(), tf.int32)
         char_word = row_ids(words)
-        cps = tf.cast(words.values, tf.int64)
+        slot = tf.range(tf.size(char_word)) + char_word
+        slots = tf.size(char_word) + tf.size(lengths)
+        cps = tf.tensor_scatter_nd_update(
+            tf.fill([slots], tf.constant(SEPARATOR, tf.int64)),
+            slot[:, None],
+            tf.cast(words.values, tf.int64),
+        )
 
-        def grow(size, live, stop, node, starts_out, sizes_out, ids_out):
+        def grow(size, live, node, out):
             edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, live + size - 1)
             node = self.trie.lookup(edge)
             found = tf.gather(self.trie_nodes, node)
-            piece = found // 2 - 1
-            # A single character that is no piece is the unknown candidate (id -1 here).
-            keep = (piece >= 0) | tf.equal(size, 1)
-            pieces = select(live, keep)
-            extends = tf.equal(found % 2, 1) & (live + size < stop)
-            return (
-                size + 1,
-                select(live, extends),
-                select(stop, extends),
-                select(node, extends),
-                push(starts_out, pieces),
-                push(sizes_out, tf.fill(tf.shape(pieces), size)),
-                push(ids_out, select(piece, keep)),
-            )
+            out = push(out, tf.stack([live, tf.fill(tf.shape(live), size), found], axis=1))
+            extends = tf.reshape(tf.where(tf.equal(found % 2, 1)), [-1])
+            return size + 1, tf.gather(live, extends), tf.gather(node, extends), out
 
-        live = tf.range(tf.size(char_word))
-        _, _, _, _, starts, sizes, ids = tf.while_loop(
+        def grow_twice(*state):
+            return grow(*grow(*state))
+
+        _, _, _, out = tf.while_loop(
             lambda size, live, *_: tf.size(live) > 0,
-            grow,
+            grow_twice,
             (
                 tf.constant(1),
-                live,
-                tf.gather(char_starts + lengths, char_word),
-                tf.fill(tf.shape(live), tf.constant(TRIE_ROOT, tf.int64)),
-                *(empty_list(tf.int32),) * 3,
+                slot,
+                tf.fill(tf.shape(slot), tf.constant(TRIE_ROOT, tf.int64)),
+                empty_list(tf.int32, [-1, 3]),
             ),
             shape_invariants=(
                 tf.TensorShape([]),
-                *[tf.TensorShape([None])] * 3,
-                *[HANDLE_SHAPE] * 3,
+                *[tf.TensorShape([None])] * 2,
+                HANDLE_SHAPE,
             ),
         )
-        starts, sizes, ids = (concat(handle, tf.int32) for handle in (starts, sizes, ids))
-        word = tf.gather(char_word, starts)
-        end = starts + sizes - tf.gather(char_starts, word)
-        return word, end, sizes, ids
+        starts, sizes, found = tf.unstack(concat(out, tf.int32, [-1, 3]), axis=1)
+        piece = found // 2 - 1
+        # A single character that is no piece is the unknown candidate (id -1 here).
+        keep = (piece >= 0) | tf.equal(sizes, 1)
+        starts, sizes, piece = (select(t, keep) for t in (starts, sizes, piece))
+        slot_word = tf.tensor_scatter_nd_update(
+            tf.zeros([slots], tf.int32), slot[:, None], char_word
+        )
+        word = tf.gather(slot_word, starts)
+        word_slot = tf.cast(words.row_starts(), tf.int32) + tf.range(tf.size(lengths))
+        return word, starts + sizes - tf.gather(word_slot, word), sizes, piece
 
 
 def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarray]:

@@ -107,7 +107,9 @@ def _block_guess(
     rank = tf.math.invert_permutation(order)
     longest, running, step_offsets = pass_layout(block_length)
     block = tf.gather(rank, block)
-    best = best_scores(lattice.longest_piece, longest, running, block, end, size, scores)
+    best = best_scores(
+        lattice.longest_piece, longest, running, step_offsets, block, end, size, scores
+    )
     chosen, _ = choose(
         lattice.vocab_size,
         best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:]),

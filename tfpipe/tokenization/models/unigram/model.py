@@ -141,16 +141,18 @@ class Unigram(tf.Module):
                 self.lattice, sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
             )
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
-        rows = self._rows((word, start, stop, ids), sorted_words, tf.gather(strings, order), order)
+        rank = tf.math.invert_permutation(order)
+        sorted_rows = self._rows((word, start, stop, ids), sorted_words, tf.gather(strings, order))
+        rows = tf.gather(sorted_rows, rank)
         if settle is None:
             return rows
-        return rows, tf.gather(settled, tf.math.invert_permutation(order))
+        return rows, tf.gather(settled, rank)
 
     def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
         """Segment long words from checked block passes (`long_words`); words failing the
         check get the stepwise pass."""
         pieces, checked = checked_pieces(self.lattice, words)
-        rows = self._rows(pieces, words, strings, tf.range(tf.size(checked)))
+        rows = self._rows(pieces, words, strings)
 
         def segment_unchecked_stepwise() -> tf.RaggedTensor:
             unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
@@ -158,17 +160,13 @@ class Unigram(tf.Module):
 
         return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
 
-    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor, owners):
-        """Pieces (word, start, stop, id) of `words` → [words, (token ids)], word i's ids in
-        row `owners[i]`: unknown runs fused (and turned into bytes with byte_fallback)."""
+    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor) -> tf.RaggedTensor:
+        """Pieces (word, start, stop, id) of `words`, in text order → [words, (token ids)]:
+        unknown runs fused (and turned into bytes with byte_fallback)."""
         word, start, stop, ids = self._fuse_unknown(*pieces)
-        ids_word = tf.gather(owners, word)
         if self.byte_fallback:
-            ids, ids_word = self._bytes_for_unknown(
-                words, strings, word, start, stop, ids, ids_word
-            )
-        by_word = tf.argsort(ids_word, stable=True)
-        return rows_from_ids(tf.gather(ids, by_word), tf.gather(ids_word, by_word), tf.size(owners))
+            ids, word = self._bytes_for_unknown(words, strings, word, start, stop, ids)
+        return rows_from_ids(ids, word, words.nrows())
 
     def _fuse_unknown(self, word, start, stop, ids):
         """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
@@ -184,7 +182,7 @@ class Unigram(tf.Module):
             select(ids, keep),
         )
 
-    def _bytes_for_unknown(self, words, strings, word, start, stop, ids, ids_word):
+    def _bytes_for_unknown(self, words, strings, word, start, stop, ids):
         """Unknown pieces that are not vocabulary entries → the tokens of their UTF-8 bytes."""
         char_starts = tf.cast(tf.gather(words.row_starts(), word), tf.int32)
         byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
@@ -205,4 +203,4 @@ class Unigram(tf.Module):
             tf.gather(self.byte_ids, tf.clip_by_value(byte, 0, 255)),
             tf.gather(ids, owner),
         )
-        return out, tf.gather(ids_word, owner)
+        return out, tf.gather(word, owner)

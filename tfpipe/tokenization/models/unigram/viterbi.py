@@ -1,13 +1,14 @@
 """The stepwise Viterbi pass over a batch of words, exactly as `tokenizers` makes it
 (f64 sums, strictly greater replaces, so ties go to the earliest start).
 
-Words sorted longest first, a loop over end positions doing only arithmetic on a [window,
-words] matrix of best scores, choices found for all positions at once, best paths marked by
+Words sorted longest first, a loop over end positions doing only dense arithmetic on [words,
+window] matrices of scores, choices found for all positions at once, best paths marked by
 pointer doubling: docs/how-it-works.md#unigram-modelsunigram.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.models.unigram.lattice import PieceLattice
@@ -26,7 +27,9 @@ def viterbi(lattice: PieceLattice, words: tf.RaggedTensor):
     """
     longest, running, step_offsets = pass_layout(tf.cast(words.row_lengths(), tf.int32))
     word, end, size, ids, scores = lattice(words)
-    best = best_scores(lattice.longest_piece, longest, running, word, end, size, scores)
+    best = best_scores(
+        lattice.longest_piece, longest, running, step_offsets, word, end, size, scores
+    )
     piece_length, piece_id = choose(
         lattice.vocab_size,
         best, step_offsets, word, end, size, ids, scores, tf.reduce_sum(running[1:]),
@@ -61,29 +64,34 @@ def choose(vocab_size: int, best, step_offsets, word, end, size, ids, scores, en
     return chosen // vocab_size, chosen % vocab_size
 
 
-def best_scores(window: int, longest, running, word, end, size, scores) -> tf.Tensor:
+def best_scores(
+    window: int, longest, running, step_offsets, word, end, size, scores
+) -> tf.Tensor:
     """The best path score to every (end position, word), flat in that order.
 
-    The loop over end positions keeps the best scores of the last `window` (longest piece)
-    positions as a [window, words] matrix; each step takes its pieces from lists split
-    beforehand and does arithmetic only. Steps are unrolled `VITERBI_UNROLL` at a time:
-    a long word makes many steps over few words, where the loop's own ops are the cost.
+    Piece scores are laid out densely first, a [words, window] matrix per end position
+    (-inf where no piece of that length ends there), so that each step of the loop over
+    end positions is a few dense ops: add the best scores of the last `window` (longest
+    piece) positions, take the row maxima. Every candidate is still best[start] + score
+    in f64 and a max does not depend on order, so the sums are the reference's. Steps are
+    unrolled `VITERBI_UNROLL` at a time: a long word makes many steps over few words,
+    where the loop's own ops are the cost.
     """
-    by_end = tf.argsort(end, stable=True)
-    word, size, scores = (tf.gather(t, by_end) for t in (word, size, scores))
-    per_end = bincount(end - 1, longest + VITERBI_UNROLL)
-    sources = split(tf.stack([size - 1, word], axis=1), per_end, [-1, 2])
-    piece_scores = split(scores, per_end)
-    counts = tf.concat([running[1:], tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
+    counts = running[1:]
+    at = tf.gather(step_offsets, end - 1) + word
+    dense = tf.tensor_scatter_nd_update(
+        tf.fill([tf.reduce_sum(counts) * window], tf.constant(-np.inf, tf.float64)),
+        (at * window + size - 1)[:, None],
+        scores,
+    )
+    counts = tf.concat([counts, tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
+    rows = split(tf.reshape(dense, [-1, window]), counts, [-1, window])
 
     def step(index, best, best_out):
-        # best[j, w]: best score of word w's first (index - j) characters.
-        source = item(sources, index, tf.int32, [-1, 2])
-        candidate = tf.gather_nd(best, source) + item(piece_scores, index, tf.float64)
-        count = counts[index]
-        top = tf.math.unsorted_segment_max(candidate, source[:, 1], count)
-        older = tf.slice(best, [0, 0], [window - 1, count])
-        return tf.concat([tf.reshape(top, [1, -1]), older], 0), push(best_out, top)
+        # best[w, j]: best score of word w's first (index - j) characters.
+        older = tf.slice(best, [0, 0], [counts[index], window])
+        top = tf.reduce_max(item(rows, index, tf.float64, [-1, window]) + older, axis=1)
+        return tf.concat([top[:, None], older[:, : window - 1]], 1), push(best_out, top)
 
     def steps(index, best, best_out):
         for offset in range(VITERBI_UNROLL):
@@ -93,8 +101,8 @@ def best_scores(window: int, longest, running, word, end, size, scores) -> tf.Te
     _, _, best_out = tf.while_loop(
         lambda index, *_: index < longest,
         steps,
-        (tf.constant(0), tf.zeros([window, running[0]], tf.float64), empty_list(tf.float64)),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([window, None]), HANDLE_SHAPE),
+        (tf.constant(0), tf.zeros([running[0], window], tf.float64), empty_list(tf.float64)),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, window]), HANDLE_SHAPE),
     )
     return concat(best_out, tf.float64)
 
