@@ -20,9 +20,10 @@ import tensorflow as tf
 
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 
-# Padded tokens per chunk by default: the best of 256–4096 for MiniLM on 2 cores
-# (docs/benchmarks.md, bench/micro_batching.py).
-DEFAULT_MAX_CHUNK_TOKENS = 1024
+# Padded tokens per chunk by default: of 256, 512 and 1024 (with and without a row cap), the
+# best on mixed-length batches with no loss on uniform ones or at batch 1, for MiniLM on
+# 2 cores (bench/chunking.py, docs/benchmarks.md).
+DEFAULT_MAX_CHUNK_TOKENS = 512
 
 Run = Callable[[dict[str, tf.Tensor]], tf.Tensor]
 

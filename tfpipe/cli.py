@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-chunk-tokens",
         type=limit_or_off,
         metavar="N|off",
-        help="padded tokens per model chunk of a length-sorted batch (default: 1024; "
+        help="padded tokens per model chunk of a length-sorted batch (default: 512; "
         "off: the whole batch at once)",
     )
     export.add_argument(
