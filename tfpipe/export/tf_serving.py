@@ -13,15 +13,17 @@ from tfpipe.export.errors import ExportError
 MODELS_CONFIG_FILE = "models.config"
 BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
 # A starting point for --enable_batching on CPU, from bench/serving.py's batch-size sweep of
-# the MiniLM export (README, "Served end to end"): with micro_batch_size=4, batches of 32 reach
-# 90-95% of the best rate (at 64-128) while a request waits for at most 31 others; without it
-# the rate is flat from 1 to 128 texts. A 1 ms timeout is about a tenth of a batch-1 request.
+# the MiniLM export (docs/benchmarks.md, "Served end to end"): the default export, which runs
+# the model on length-sorted chunks, reached 87% of its best rate (at 128) with batches of 32
+# while a request waits for at most 31 others. A 1 ms timeout is about a tenth of a batch-1
+# request.
 BATCHING_PARAMETERS = """\
 # TensorFlow Serving batching for the models in this folder (written once by tfpipe export;
 # later exports keep your edits). Use it with:
 #   tensorflow_model_server --enable_batching --batching_parameters_file=THIS_FILE ...
-# max_batch_size: see the batch-size sweep in tfpipe's README (bench/serving.py); batching
-#   pays on CPU for models exported with micro_batch_size. num_batch_threads: the server's cores.
+# max_batch_size: see the batch-size sweep in tfpipe's docs/benchmarks.md (bench/serving.py);
+#   batching pays on CPU as the model runs on length-sorted chunks (unless exported with
+#   max_chunk_tokens=None). num_batch_threads: the server's cores.
 max_batch_size { value: 32 }
 batch_timeout_micros { value: 1000 }
 max_enqueued_batches { value: 100 }
