@@ -71,14 +71,14 @@ def run_in_chunks(
 
     ``per_token`` outputs ([rows, width, ...]) are padded back to the batch's width;
     ``element_shape`` is that of one chunk's output with -1 for unknown sizes. The caller
-    handles an empty batch: the loop needs at least one row.
+    handles an empty batch: the first chunk needs at least one row.
     """
     used = used_columns(features["attention_mask"])
     batch, width = tf.shape(used)[0], tf.shape(features["attention_mask"])[1]
     order = tf.argsort(used, stable=True)
     sorted_used = tf.gather(used, order)
 
-    def step(start, results):
+    def run_chunk(start: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         rows = chunk_rows(sorted_used, start, max_rows, max_tokens)
         chosen = order[start : start + rows]
         columns = tf.maximum(sorted_used[start + rows - 1], 1)
@@ -87,12 +87,19 @@ def run_in_chunks(
         if per_token:
             padding = [[0, 0], [0, width - columns]] + [[0, 0]] * (len(element_shape) - 2)
             output = tf.pad(output, padding)
+        return rows, output
+
+    def step(start, results):
+        rows, output = run_chunk(start)
         return start + rows, push(results, output)
 
+    # The first chunk runs outside the loop: a batch that fits one chunk (a single request)
+    # never enters it, and ops in a loop frame cost more to schedule.
+    rows, first = run_chunk(tf.constant(0))
     _, results = tf.while_loop(
         lambda start, _: start < batch,
         step,
-        (tf.constant(0), empty_list(dtype, element_shape)),
+        (rows, push(empty_list(dtype, element_shape), first)),
         shape_invariants=(tf.TensorShape([]), HANDLE_SHAPE),
     )
     ordered = concat(results, dtype, element_shape)
