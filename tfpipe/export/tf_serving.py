@@ -14,7 +14,7 @@ MODELS_CONFIG_FILE = "models.config"
 BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
 # A starting point for --enable_batching on CPU, from bench/serving.py's batch-size sweep of
 # the MiniLM export (docs/benchmarks.md, "Served end to end"): the default export, which runs
-# the model on length-sorted chunks, reached 87% of its best rate (at 128) with batches of 32
+# the model on length-sorted chunks, reached 87-89% of its best rate (at 128) with batches of 32
 # while a request waits for at most 31 others. A 1 ms timeout is about a tenth of a batch-1
 # request.
 BATCHING_PARAMETERS = """\
