@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from _common import command_line, machine_line, markdown_table, median, package_version, today
 
-from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
+from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, chunk_rows
 
 BATCH_SIZE = 32
 MAX_LENGTH = 128
@@ -92,16 +92,12 @@ def latency_table(results) -> str:
 
 
 def planned_tokens(lengths: np.ndarray, max_rows: int | None, max_tokens: int | None) -> int:
-    """Rows × width summed over the chunks tfpipe.chunking plans for one batch."""
-    ordered = np.maximum(np.sort(lengths), 1)
+    """Rows × width summed over the chunks tfpipe.chunking plans for one batch (its own
+    `chunk_rows`, run eagerly)."""
+    ordered = tf.constant(np.maximum(np.sort(lengths), 1), tf.int32)
     total, start = 0, 0
-    while start < len(ordered):
-        rows = len(ordered) - start
-        if max_tokens is not None:
-            padded = np.arange(1, rows + 1) * ordered[start:]
-            rows = max(int((padded <= max_tokens).sum()), 1)
-        if max_rows is not None:
-            rows = min(rows, max_rows)
+    while start < len(lengths):
+        rows = int(chunk_rows(ordered, tf.constant(start), max_rows, max_tokens))
         total += rows * int(ordered[start + rows - 1])
         start += rows
     return total

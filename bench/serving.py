@@ -46,7 +46,7 @@ from _common import (
     replace_block,
     time_interleaved,
 )
-from _limits import MATMUL_SIZE, mixed_batches, uniform_batches
+from _limits import MATMUL_SIZE, encoder_flops, mixed_batches, uniform_batches
 from _serving_report import (
     BATCH_SIZE,
     HAND_WRITTEN,
@@ -353,8 +353,6 @@ def export_all(checkpoint: Path, folder: Path) -> tuple[dict[str, Path], dict]:
 
 def measure(args: argparse.Namespace) -> tuple[Results, str]:
     """Build every contender in a temporary folder, check agreement, then time them."""
-    from _limits import encoder_flops
-
     with tempfile.TemporaryDirectory(prefix="tfpipe-bench-") as work:
         folder = Path(work)
         progress("checkpoint with a fresh 2-label head …")
