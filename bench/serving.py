@@ -47,6 +47,7 @@ from _common import (
     time_interleaved,
 )
 from _limits import MATMUL_SIZE, encoder_flops, mixed_batches, uniform_batches
+from _serving_contenders import Served, hf_encode, load_contenders
 from _serving_report import (
     BATCH_SIZE,
     HAND_WRITTEN,
@@ -64,7 +65,6 @@ LATENCY_TEXT = "The service was quick and the food was really good."  # 10 words
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"
 )
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOLERANCE = 1e-5
 SEED = 0
 CHILD = Path(__file__).with_name("_serving_child.py")
@@ -75,9 +75,6 @@ MATMULS_PER_PASS = 4
 MACHINE = "fp32 matmul"
 # Export options per tfpipe contender (bench/_serving_child.py export NAME=VALUE arguments).
 EXPORT_OPTIONS = {TFPIPE: [], TFPIPE_WHOLE: ["max_chunk_tokens=off"]}
-
-Classify = Callable[[list[str]], np.ndarray]
-
 
 @dataclass
 class Results:
@@ -92,17 +89,6 @@ class Results:
     lengths: list[np.ndarray]
     memory: dict[str, dict]
     sweep: dict[str, dict[int, float]]
-
-
-@dataclass
-class Served:
-    """What is timed: per contender, texts → probabilities [batch, labels]."""
-
-    classifiers: dict[str, Classify]
-    tokenize: Callable[[list[str]], dict[str, tf.Tensor]]
-    model_only: Callable[..., dict[str, tf.Tensor]]
-    hf_tokenizer: object
-    config: object
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -148,90 +134,6 @@ def run_child(job: str, *args: object) -> dict:
     if completed.returncode != 0:
         raise RuntimeError(f"{job} child failed:\n{completed.stderr[-2000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-def ids_signature() -> list[tf.TensorSpec]:
-    return [tf.TensorSpec([None, None], tf.int32, name=name) for name in MODEL_INPUTS]
-
-
-def probabilities_function(model: tf_keras.Model) -> Callable[..., dict[str, tf.Tensor]]:
-    """The TF model + softmax as a tf.function on ids: the hand-written serving graph."""
-
-    @tf.function(input_signature=ids_signature())
-    def classify(input_ids, attention_mask, token_type_ids):
-        features = {"input_ids": input_ids, "attention_mask": attention_mask}
-        features["token_type_ids"] = token_type_ids
-        logits = model(features, training=False).logits
-        return {"probabilities": tf.nn.softmax(logits, axis=-1)}
-
-    return classify
-
-
-def save_model_only(model: tf_keras.Model, folder: Path) -> None:
-    """The same weights behind an ids-in signature: serving minus in-graph tokenization."""
-    module = tf.Module()
-    module.model_variables = list(model.variables)
-    signatures = {"serving_default": probabilities_function(model)}
-    tf.saved_model.save(module, str(folder), signatures=signatures)
-
-
-def hf_encode(hf_tokenizer, texts: list[str]) -> dict[str, tf.Tensor]:
-    """`padding=True` (longest), as a hand-written client and transformers' pipeline pad."""
-    tokens = hf_tokenizer(
-        texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np"
-    )
-    return {name: tf.constant(tokens[name], tf.int32) for name in MODEL_INPUTS}
-
-
-def hf_pipeline_classifier(classifier) -> Classify:
-    """transformers' pipeline, all scores, back in label order (it sorts them by score)."""
-    id2label = classifier.model.config.id2label
-    labels = [id2label[index] for index in range(len(id2label))]
-
-    def classify(texts: list[str]) -> np.ndarray:
-        results = classifier(texts, top_k=None, truncation=True, max_length=MAX_LENGTH)
-        scores = [{item["label"]: item["score"] for item in row} for row in results]
-        return np.array([[row[label] for label in labels] for row in scores])
-
-    return classify
-
-
-def signature(saved_model: Path, name: str = "serving_default") -> Callable[..., dict]:
-    """A loaded SavedModel's signature; the closure keeps the loaded object (its variables)."""
-    loaded = tf.saved_model.load(str(saved_model))
-    return lambda **inputs: loaded.signatures[name](**inputs)
-
-
-def served_classifier(export_dir: Path) -> Classify:
-    serve = signature(export_dir)
-    return lambda texts: serve(text=tf.constant(texts))["probabilities"].numpy()
-
-
-def load_contenders(exports: dict[str, Path], checkpoint: Path, model_only_dir: Path) -> Served:
-    """The served SavedModels, the two HF anchors, and the model-only SavedModel (saved here)."""
-    from transformers import pipeline
-
-    classifier = pipeline(
-        "text-classification", model=str(checkpoint), framework="tf", torch_dtype=None
-    )
-    hf_tokenizer, hf_model = classifier.tokenizer, classifier.model
-    classify_ids = probabilities_function(hf_model)
-    save_model_only(hf_model, model_only_dir)
-    tokenize = signature(exports[TFPIPE], "tokenize")
-
-    def hand_written(texts: list[str]) -> np.ndarray:
-        return classify_ids(**hf_encode(hf_tokenizer, texts))["probabilities"].numpy()
-
-    classifiers = {label: served_classifier(path) for label, path in exports.items()}
-    classifiers[HAND_WRITTEN] = hand_written
-    classifiers[HF_PIPELINE] = hf_pipeline_classifier(classifier)
-    return Served(
-        classifiers,
-        lambda texts: tokenize(text=tf.constant(texts)),
-        signature(model_only_dir),
-        hf_tokenizer,
-        hf_model.config,
-    )
 
 
 def max_differences(served: Served, batches: list[list[str]]) -> dict[str, float]:

@@ -40,18 +40,17 @@ from _common import (
     time_interleaved,
     today,
 )
+from _tokenizer_profile import STRING_BATCH, profile_stages
 
 from tfpipe import TokenizerLayer
 from tfpipe.tokenization import UnsupportedComponentError
 from tfpipe.tokenization.checkpoint import load_reference
-from tfpipe.tokenization.pipeline import decode_replacing_errors
 
 MAX_LENGTH = 128
 DEFAULT_TOKENIZERS = ("minilm", "bert-base-cased", "bert-base-chinese", "roberta-base", "t5-small")
 DEFAULT_BATCH_SIZES = (1024, 32)
 # --quick: one tokenizer per model family (WordPiece, byte-level BPE, Unigram), few texts.
 QUICK = {"tokenizers": ["minilm", "roberta-base", "t5-small"], "max_texts": 1024, "repeats": 1}
-STRING_BATCH = [tf.TensorSpec([None], tf.string)]
 # Output keys compared for parity, when both sides return them.
 COMPARED = ("input_ids", "token_type_ids")
 
@@ -340,85 +339,6 @@ def report(args: argparse.Namespace, rows: list[Row], source: str, count: int) -
     return text
 
 
-@dataclass
-class Stage:
-    """A sub-function of the compiled pipeline, timed alone on the previous stage's output.
-
-    `feed` turns this stage's output into the next stage's input; the stage returns all its
-    outputs so that graph pruning does not drop work the real pipeline does.
-    """
-
-    label: str
-    fn: Callable
-    feed: Callable = lambda output: output
-
-
-def pipeline_stages(pipeline) -> list[Stage]:
-    """The stages of `TokenizationPipeline.encode`, in order (without normalized tokens)."""
-    raw = pipeline.raw_tokens
-
-    def split(texts: tf.Tensor) -> tuple[tf.Tensor, tf.RaggedTensor]:
-        marked, _ = raw.find(texts)
-        parts, ids = raw.split(marked)
-        return tf.boolean_mask(parts.values, ids.values < 0), ids
-
-    stages = []
-    if raw is not None:
-        stages.append(Stage("added tokens (raw_tokens.find, split)", split, lambda out: out[0]))
-    stages += [
-        Stage("unicode_decode (invalid UTF-8 → U+FFFD)", decode_replacing_errors),
-        Stage("normalizer", pipeline.normalizer),
-        Stage("pre_tokenizer", pipeline.pre_tokenizer, lambda out: out[0]),
-        Stage("model", pipeline.model),
-    ]
-    return [
-        Stage(s.label, tf.function(s.fn, autograph=False, reduce_retracing=True), s.feed)
-        for s in stages
-    ]
-
-
-def stage_inputs(stages: list[Stage], batches: list[tf.Tensor]) -> list[list]:
-    """Per stage, its input for every batch, computed by running the chain once."""
-    inputs, current = [], batches
-    for stage in stages:
-        inputs.append(current)
-        current = [stage.feed(stage.fn(value)) for value in current]
-    return inputs
-
-
-def profile_stages(name: str, texts: list[str], args: argparse.Namespace) -> str:
-    """Where tfpipe's time goes at the largest batch size: each stage timed alone.
-
-    Shares are of the stages' sum. The whole layer can take less than that sum (its graph
-    runs independent ops in parallel) or more (interleaving added tokens back, ragged
-    merges, truncation, template and padding are not in any stage).
-    """
-    layer = TokenizerLayer.from_pretrained(
-        resolve_checkpoint(name), max_length=MAX_LENGTH, padding="longest", truncation=True
-    )
-    if layer.pipeline.normalized_tokens is not None:
-        return f"(no stage profile: {name} has normalized added tokens)"
-    size = max(args.batch_sizes)
-    batches = [tf.constant(batch) for batch in batches_of(texts, size)]
-    stages = pipeline_stages(layer.pipeline)
-    whole = tf.function(layer, input_signature=STRING_BATCH)
-    runs = {"whole layer": lambda: [whole(batch) for batch in batches]}
-    for stage, values in zip(stages, stage_inputs(stages, batches), strict=True):
-        runs[stage.label] = lambda fn=stage.fn, values=values: [fn(v) for v in values]
-    seconds = {k: median(v) for k, v in time_interleaved(runs, args.repeats).items()}
-    total = seconds.pop("whole layer")
-    stage_sum = sum(seconds.values())
-    per_batch = 1000 / len(batches)
-    rows = [
-        [label, f"{value * per_batch:.1f}", f"{100 * value / stage_sum:.0f}%"]
-        for label, value in sorted(seconds.items(), key=lambda item: -item[1])
-    ]
-    rows.append(["sum of stages", f"{stage_sum * per_batch:.1f}", "100%"])
-    rows.append(["whole layer", f"{total * per_batch:.1f}", ""])
-    title = f"tfpipe stages, {name}, batch {size}, median of {args.repeats}:\n\n"
-    return title + markdown_table(["stage", "ms per batch", "share"], rows)
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     texts, source = load_texts(args.max_texts)
@@ -431,7 +351,12 @@ def main(argv: list[str]) -> int:
     if args.write_docs:
         replace_block(BENCHMARKS_DOC, "tokenizer", text)
     if args.profile:
-        print("\n" + profile_stages(args.tokenizers[0], texts, args))
+        name = args.tokenizers[0]
+        layer = TokenizerLayer.from_pretrained(
+            resolve_checkpoint(name), max_length=MAX_LENGTH, padding="longest", truncation=True
+        )
+        batches = batches_of(texts, max(args.batch_sizes))
+        print("\n" + profile_stages(name, layer, batches, args.repeats))
     return 1 if any(r.parity.get("tfpipe", 100.0) < 100.0 for r in rows) else 0
 
 

@@ -25,7 +25,7 @@ from model_fixtures import (
     work_dir,
 )
 
-from tfpipe import _command_start, cli
+from tfpipe import _command_start, cli, cli_io
 from tfpipe.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +163,7 @@ def test_predict_file_errors_name_the_file(capsys, tmp_path):
 
 
 def test_predict_refuses_an_overlong_line_naming_file_and_line(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "MAX_LINE_BYTES", 2**20)
+    monkeypatch.setattr(cli_io, "MAX_LINE_BYTES", 2**20)
     texts_file = tmp_path / "texts.txt"
     texts_file.write_bytes(b"short\n" + b"x" * (2**20 + 1) + b"\r\n")
     assert main(["predict", str(exported_classifier().path), "--file", str(texts_file)]) == 1
