@@ -13,11 +13,11 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import (
+    bincount,
     expand,
     following,
     previous,
     row_ids,
-    rows_from_ids,
     rows_from_starts,
     select,
 )
@@ -26,7 +26,12 @@ from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
-NO_RANK = np.int64(2**62)
+# Merge table values are rank << 32 | merged id; a pair that does not merge looks up NO_MERGE.
+NO_MERGE = np.int64(2**63 - 1)
+# The symbol after each chunk in the merge loop: in no merge, so no pair spans two chunks.
+SEPARATOR = np.int64(2**31 - 1)
+LOW = np.int64(2**32 - 1)
+HIGH = ~LOW
 
 
 def _merge_pairs(
@@ -96,7 +101,9 @@ class BPE(tf.Module):
             raise UnsupportedComponentError(
                 SECTION, "BPE", "byte_fallback needs all 256 <0xXX> tokens and no prefix/suffix"
             )
-        self.characters = BlockTable.from_dense(*_character_ids(vocab, prefix, suffix))
+        # Without prefix or suffix a character's id does not depend on its place: one column.
+        columns = _character_ids(vocab, prefix, suffix)
+        self.characters = BlockTable.from_dense(*(columns if prefix or suffix else columns[:1]))
         pairs = _merge_pairs(component, vocab, prefix)
         keys = np.array([(a << 32) | b for a, b in pairs], np.int64)
         values = np.array([(rank << 32) | new for rank, new in pairs.values()], np.int64)
@@ -104,7 +111,7 @@ class BPE(tf.Module):
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(keys.reshape(-1), tf.int64), tf.constant(values.reshape(-1), tf.int64)
             ),
-            default_value=-1,
+            default_value=NO_MERGE,
         )
         self.vocab = string_table(vocab) if self.ignore_merges else None
         # With a prefix or suffix a symbol's id depends on its place in the word: no chunks.
@@ -133,7 +140,8 @@ class BPE(tf.Module):
         unique, inverse = tf.unique(keys, out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(keys)), inverse, tf.size(unique))
         whole_of_unique = None if chunk_whole is None else tf.gather(chunk_whole, first)
-        tokens = tf.gather(self._tokenize(tf.gather(chunks, first), whole_of_unique), inverse)
+        rows, row_of = self._tokenize(tf.gather(chunks, first), whole_of_unique)
+        tokens = tf.gather(rows, tf.gather(row_of, inverse))
         counts = tf.math.unsorted_segment_sum(tokens.row_lengths(), chunk_word, words.nrows())
         return tf.RaggedTensor.from_row_lengths(tokens.values, counts, validate=False)
 
@@ -159,8 +167,11 @@ class BPE(tf.Module):
             starts |= cut
         return rows_from_starts(cps, starts), select(owner, starts)
 
-    def _tokenize(self, words: tf.RaggedTensor, whole: tf.Tensor | None) -> tf.RaggedTensor:
-        """Distinct chunks → their tokens; `whole` ≥ 0 marks chunks taken whole (ignore_merges)."""
+    def _tokenize(
+        self, words: tf.RaggedTensor, whole: tf.Tensor | None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """Distinct chunks → rows of tokens and each chunk's row; `whole` ≥ 0 marks chunks
+        taken whole (ignore_merges)."""
         num_words = tf.cast(words.nrows(), tf.int32)
         symbols, owner = self._initial_symbols(words)
         if whole is not None:
@@ -173,18 +184,13 @@ class BPE(tf.Module):
             )
             order = tf.argsort(owner, stable=True)
             symbols, owner = tf.gather(symbols, order), tf.gather(owner, order)
-        merged, owner = self._merge(symbols, owner, num_words)
-        return rows_from_ids(merged, owner, num_words)
+        return self._merge(symbols, owner, num_words)
 
     def _initial_symbols(self, words: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Symbol ids of each word's characters (flat) and the word each belongs to."""
         cps = words.values
         owner = row_ids(words)
-        starts = tf.cast(tf.gather(words.row_splits, owner), tf.int32)
-        ends = tf.cast(tf.gather(words.row_splits[1:], owner), tf.int32)
-        position = tf.range(tf.size(cps))
-        column = tf.cast(position > starts, tf.int32) + 2 * tf.cast(position == ends - 1, tf.int32)
-        ids = tf.gather(tf.stack(self.characters.lookup(cps), axis=1), column, batch_dims=1)
+        ids = self._character_symbols(words, owner)
         known = ids >= 0
         if self.byte_fallback:
             return self._bytes_for_unknown(cps, ids, known, owner)
@@ -197,6 +203,17 @@ class BPE(tf.Module):
             keep = ~(unknown & previous(unknown, False) & same_word)
             return select(ids, keep), select(owner, keep)
         return ids, owner
+
+    def _character_symbols(self, words: tf.RaggedTensor, owner: tf.Tensor) -> tf.Tensor:
+        """Each character's id: alone, with prefix (not first), suffix (last) or both."""
+        columns = self.characters.lookup(words.values)
+        if len(columns) == 1:
+            return columns[0]
+        starts = tf.cast(tf.gather(words.row_splits, owner), tf.int32)
+        ends = tf.cast(tf.gather(words.row_splits[1:], owner), tf.int32)
+        position = tf.range(tf.size(owner))
+        column = tf.cast(position > starts, tf.int32) + 2 * tf.cast(position == ends - 1, tf.int32)
+        return tf.gather(tf.stack(columns, axis=1), column, batch_dims=1)
 
     def _bytes_for_unknown(self, cps, ids, known, owner) -> tuple[tf.Tensor, tf.Tensor]:
         """Replace each unknown character by the tokens of its UTF-8 bytes."""
@@ -211,51 +228,81 @@ class BPE(tf.Module):
         return expanded, tf.gather(owner, source)
 
     def _merge(self, symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor):
-        """Apply merges until no chunk has a mergeable pair left.
+        """Apply merges until no chunk has a mergeable pair left; [chunks, (ids)] in the order
+        the chunks finished, and the row of each chunk.
 
-        Chunks with nothing to merge leave the loop state for a tensor list, so each step
-        costs only what is still merging; one stable sort by owner restores the order.
+        The loop state is one int64 per symbol, chunk << 32 | symbol, each chunk followed by
+        a separator no merge takes (so pairs need no chunk check). Every executed node costs
+        at small batches, so a step is few ops: one lookup, a segment min, and one partition
+        into kept, finished (pushed to a list, in order) and merged-away symbols.
         """
+        state = _separated(symbols, owner, num_words)
 
-        def step(symbols, owner, done_symbols, done_owner):
-            pair_in_word = following(owner, -1) == owner
-            keys = tf.bitwise.left_shift(tf.cast(symbols, tf.int64), 32) | tf.cast(
-                following(symbols, 0), tf.int64
+        def step(state, done):
+            key = tf.bitwise.left_shift(state, 32) | tf.bitwise.bitwise_and(
+                following(state, SEPARATOR), LOW
             )
-            packed = self.merges.lookup(keys)
-            mergeable = pair_in_word & (packed >= 0)
-            rank = tf.where(mergeable, tf.bitwise.right_shift(packed, 32), NO_RANK)
-            lowest = tf.math.unsorted_segment_min(rank, owner, num_words)
-            finished = tf.gather(lowest, owner) == NO_RANK
-            done_symbols = push(done_symbols, select(symbols, finished))
-            done_owner = push(done_owner, select(owner, finished))
-            chosen = mergeable & (rank == tf.gather(lowest, owner))
-            # Overlapping occurrences (x x x) merge leftmost first: every other one of a run.
-            run_start = chosen & ~previous(chosen, False)
-            run = tf.maximum(tf.cumsum(tf.cast(run_start, tf.int32)) - 1, 0)
-            run_starts = tf.concat([tf.cast(tf.where(run_start)[:, 0], tf.int32), [0]], 0)
-            run_first = tf.gather(run_starts, run)
-            offset = tf.range(tf.size(symbols)) - run_first
-            merge = chosen & (tf.math.floormod(offset, 2) == 0)
-            merged_id = tf.cast(tf.bitwise.bitwise_and(packed, 0xFFFFFFFF), tf.int32)
-            symbols = tf.where(merge, merged_id, symbols)
-            keep = ~previous(merge, False) & ~finished
-            return (
-                select(symbols, keep),
-                select(owner, keep),
-                done_symbols,
-                done_owner,
+            packed = self.merges.lookup(key)
+            lowest = tf.gather(tf.math.segment_min(packed, tf.bitwise.right_shift(state, 32)),
+                               tf.bitwise.right_shift(state, 32))
+            finished = lowest == NO_MERGE
+            chosen = (packed == lowest) & ~finished
+            merge = tf.cond(
+                tf.reduce_any(chosen & previous(chosen, False)),
+                lambda: _non_overlapping(chosen),
+                lambda: chosen,
             )
+            merged = tf.bitwise.bitwise_or(
+                tf.bitwise.bitwise_and(state, HIGH), tf.bitwise.bitwise_and(packed, LOW)
+            )
+            state = tf.where(merge, merged, state)
+            kept = select(state, ~(previous(merge, False) | finished))
+            return kept, push(done, select(state, finished))
 
-        _, _, done_symbols, done_owner = tf.while_loop(
-            lambda symbols, *_: tf.size(symbols) > 0,
+        _, done = tf.while_loop(
+            lambda state, _: tf.size(state) > 0,
             step,
-            (symbols, owner, empty_list(symbols.dtype), empty_list(owner.dtype)),
-            shape_invariants=(
-                tf.TensorShape([None]), tf.TensorShape([None]), HANDLE_SHAPE, HANDLE_SHAPE,
-            ),
+            (state, empty_list(tf.int64)),
+            shape_invariants=(tf.TensorShape([None]), HANDLE_SHAPE),
         )
-        symbols, owner = concat(done_symbols, symbols.dtype), concat(done_owner, owner.dtype)
-        order = tf.argsort(owner, stable=True)
-        return tf.gather(symbols, order), tf.gather(owner, order)
+        return _rows_at_separators(concat(done, tf.int64))
 
+
+def _separated(symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor) -> tf.Tensor:
+    """chunk << 32 | symbol for every symbol (owner sorted), a separator after each chunk."""
+    chunks = tf.range(num_words)
+    ends = tf.cumsum(bincount(owner, num_words))
+    values = tf.bitwise.left_shift(tf.cast(owner, tf.int64), 32) | tf.cast(symbols, tf.int64)
+    separators = tf.bitwise.left_shift(tf.cast(chunks, tf.int64), 32) | SEPARATOR
+    return tf.dynamic_stitch(
+        [tf.range(tf.size(owner)) + owner, ends + chunks], [values, separators]
+    )
+
+
+def _non_overlapping(chosen: tf.Tensor) -> tf.Tensor:
+    """Overlapping occurrences (x x x) merge leftmost first: every other one of a run (the
+    loop only pays for this, a cumsum and two segment passes, when some run exists).
+
+    A run and the unchosen pair before it share a segment id (unchosen pairs so far); a pair
+    merges when an even number of chosen pairs of its segment precede it.
+    """
+    count = tf.cast(chosen, tf.int32)
+    through = tf.cumsum(count)
+    segment = tf.range(1, tf.size(count) + 1) - through
+    before = through - count
+    first = tf.gather(tf.math.segment_min(before, segment), segment)
+    return chosen & (tf.bitwise.bitwise_and(before - first, 1) == 0)
+
+
+def _rows_at_separators(state: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+    """Finished symbols (each chunk ending in its separator) → rows, and each chunk's row."""
+    symbols = tf.cast(tf.bitwise.bitwise_and(state, LOW), tf.int32)
+    at = tf.where(symbols == SEPARATOR)[:, 0]
+    ends = at - tf.range(tf.size(at, out_type=tf.int64))
+    rows = tf.RaggedTensor.from_row_splits(
+        select(symbols, symbols != SEPARATOR),
+        tf.concat([tf.zeros([1], tf.int64), ends], 0),
+        validate=False,
+    )
+    chunk_of_row = tf.cast(tf.bitwise.right_shift(tf.gather(state, at), 32), tf.int32)
+    return rows, tf.math.invert_permutation(chunk_of_row)
