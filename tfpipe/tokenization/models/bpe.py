@@ -21,6 +21,7 @@ from tfpipe.tokenization.ragged_ops import (
     rows_from_starts,
     select,
 )
+from tfpipe.tokenization.reference import reference_tokenizer
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
@@ -115,8 +116,9 @@ class BPE(tf.Module):
         )
         self.vocab = string_table(vocab) if self.ignore_merges else None
         # With a prefix or suffix a symbol's id depends on its place in the word: no chunks.
-        self.joinable = None
+        self.joinable = self.rebuilt = None
         if not (prefix or suffix):
+            self.rebuilt = string_table(_rebuilt_whole(component))
             keys = _joinable_pairs(vocab)
             self.joinable = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
@@ -127,23 +129,35 @@ class BPE(tf.Module):
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)]."""
-        strings = tf.strings.unicode_encode(words, "UTF-8")
-        whole = self.vocab.lookup(strings) if self.ignore_merges else None
+        whole = None
+        if self.ignore_merges:
+            whole = self.vocab.lookup(tf.strings.unicode_encode(words, "UTF-8"))
         chunks, chunk_word = self._chunks(words, None if whole is None else whole >= 0)
+        keys = tf.strings.unicode_encode(chunks, "UTF-8")
+        chunk_whole = None
         if whole is not None:
             # A listed word is one chunk taken whole; its key must not meet an unlisted chunk.
             chunk_whole = tf.gather(whole, chunk_word)
-            keys = tf.strings.unicode_encode(chunks, "UTF-8")
             keys = tf.where(chunk_whole >= 0, tf.strings.join(["\xff", keys]), keys)
-        else:
-            chunk_whole, keys = None, tf.strings.unicode_encode(chunks, "UTF-8")
         unique, inverse = tf.unique(keys, out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(keys)), inverse, tf.size(unique))
-        whole_of_unique = None if chunk_whole is None else tf.gather(chunk_whole, first)
-        rows, row_of = self._tokenize(tf.gather(chunks, first), whole_of_unique)
+        whole_of_unique = self._taken_whole(unique, first, chunk_whole)
+        rows, row_of = self._tokenize(chunks, first, whole_of_unique)
         tokens = tf.gather(rows, tf.gather(row_of, inverse))
         counts = tf.math.unsorted_segment_sum(tokens.row_lengths(), chunk_word, words.nrows())
         return tf.RaggedTensor.from_row_lengths(tokens.values, counts, validate=False)
+
+    def _taken_whole(
+        self, unique: tf.Tensor, first: tf.Tensor, chunk_whole: tf.Tensor | None
+    ) -> tf.Tensor | None:
+        """Each distinct chunk's id when it is one token without merging (-1 otherwise): a
+        word listed under ignore_merges, or a token the merges rebuild whole from its
+        characters (most words), which then never enters the merge loop."""
+        rebuilt = None if self.rebuilt is None else self.rebuilt.lookup(unique)
+        if chunk_whole is None:
+            return rebuilt
+        listed = tf.gather(chunk_whole, first)
+        return listed if rebuilt is None else tf.where(listed >= 0, listed, rebuilt)
 
     def _chunks(
         self, words: tf.RaggedTensor, listed: tf.Tensor | None
@@ -168,23 +182,23 @@ class BPE(tf.Module):
         return rows_from_starts(cps, starts), select(owner, starts)
 
     def _tokenize(
-        self, words: tf.RaggedTensor, whole: tf.Tensor | None
+        self, chunks: tf.RaggedTensor, first: tf.Tensor, whole: tf.Tensor | None
     ) -> tuple[tf.RaggedTensor, tf.Tensor]:
-        """Distinct chunks → rows of tokens and each chunk's row; `whole` ≥ 0 marks chunks
-        taken whole (ignore_merges)."""
-        num_words = tf.cast(words.nrows(), tf.int32)
+        """Distinct chunks (`first` of each in `chunks`) → rows of tokens and each distinct
+        chunk's row; those with `whole` ≥ 0 are that one token."""
+        if whole is None:
+            return self._merged(tf.gather(chunks, first), empty_list(tf.int64))
+        taken = whole >= 0
+        # The merged chunks are numbered first, then the taken ones, which start finished.
+        order = tf.concat([tf.where(~taken)[:, 0], tf.where(taken)[:, 0]], 0)
+        words = tf.gather(chunks, select(first, ~taken))
+        finished = _finished_whole(select(whole, taken), words.nrows())
+        rows, row_of = self._merged(words, push(empty_list(tf.int64), finished))
+        return rows, tf.gather(row_of, tf.math.invert_permutation(tf.cast(order, tf.int32)))
+
+    def _merged(self, words: tf.RaggedTensor, done: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         symbols, owner = self._initial_symbols(words)
-        if whole is not None:
-            listed = tf.gather(whole >= 0, owner)
-            symbols = tf.concat(
-                [select(symbols, ~listed), select(whole, whole >= 0)], 0
-            )
-            owner = tf.concat(
-                [select(owner, ~listed), tf.cast(tf.where(whole >= 0)[:, 0], tf.int32)], 0
-            )
-            order = tf.argsort(owner, stable=True)
-            symbols, owner = tf.gather(symbols, order), tf.gather(owner, order)
-        return self._merge(symbols, owner, num_words)
+        return self._merge(symbols, owner, tf.cast(words.nrows(), tf.int32), done)
 
     def _initial_symbols(self, words: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Symbol ids of each word's characters (flat) and the word each belongs to."""
@@ -227,7 +241,7 @@ class BPE(tf.Module):
         expanded = tf.where(tf.gather(known, source), tf.gather(ids, source), byte_ids)
         return expanded, tf.gather(owner, source)
 
-    def _merge(self, symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor):
+    def _merge(self, symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor, done: tf.Tensor):
         """Apply merges until no chunk has a mergeable pair left; [chunks, (ids)] in the order
         the chunks finished, and the row of each chunk.
 
@@ -243,8 +257,8 @@ class BPE(tf.Module):
                 following(state, SEPARATOR), LOW
             )
             packed = self.merges.lookup(key)
-            lowest = tf.gather(tf.math.segment_min(packed, tf.bitwise.right_shift(state, 32)),
-                               tf.bitwise.right_shift(state, 32))
+            chunk = tf.bitwise.right_shift(state, 32)
+            lowest = tf.gather(tf.math.segment_min(packed, chunk), chunk)
             finished = lowest == NO_MERGE
             chosen = (packed == lowest) & ~finished
             merge = tf.cond(
@@ -262,10 +276,28 @@ class BPE(tf.Module):
         _, done = tf.while_loop(
             lambda state, _: tf.size(state) > 0,
             step,
-            (state, empty_list(tf.int64)),
+            (state, done),
             shape_invariants=(tf.TensorShape([None]), HANDLE_SHAPE),
         )
         return _rows_at_separators(concat(done, tf.int64))
+
+
+def _rebuilt_whole(component: dict) -> dict[str, int]:
+    """The tokens the reference's merges rebuild whole from their characters."""
+    reference = reference_tokenizer(model={**component, "ignore_merges": False}).model
+    return {
+        token: token_id
+        for token, token_id in component["vocab"].items()
+        if [t.id for t in reference.tokenize(token)] == [token_id]
+    }
+
+
+def _finished_whole(ids: tf.Tensor, first_number: tf.Tensor) -> tf.Tensor:
+    """The loop's output for chunks taken whole, numbered from `first_number` on."""
+    numbers = tf.range(tf.size(ids, out_type=tf.int64)) + first_number
+    numbers = tf.bitwise.left_shift(numbers, 32)
+    pairs = tf.stack([numbers | tf.cast(ids, tf.int64), numbers | SEPARATOR], axis=1)
+    return tf.reshape(pairs, [-1])
 
 
 def _separated(symbols: tf.Tensor, owner: tf.Tensor, num_words: tf.Tensor) -> tf.Tensor:
