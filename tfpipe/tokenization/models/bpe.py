@@ -19,6 +19,7 @@ from tfpipe.tokenization.ragged_ops import (
     previous,
     row_ids,
     rows_from_starts,
+    rows_starting_at,
     select,
 )
 from tfpipe.tokenization.reference import reference_tokenizer
@@ -27,8 +28,11 @@ from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
 SECTION = "model"
-# Merge table values are rank << 32 | merged id; a pair that does not merge looks up NO_MERGE.
-NO_MERGE = np.int64(2**63 - 1)
+# Merge table values are rank << 32 | GUARDED | merged id; a pair that does not merge looks up
+# NO_MERGE, above every rank and not guarded.
+GUARDED = np.int64(2**31)
+MERGED_ID = GUARDED - 1
+NO_MERGE = np.int64(2**63 - 1) ^ GUARDED
 # The symbol after each chunk in the merge loop: in no merge, so no pair spans two chunks.
 SEPARATOR = np.int64(2**31 - 1)
 LOW = np.int64(2**32 - 1)
@@ -51,6 +55,30 @@ def _merge_pairs(
             ) from None
         pairs[ids[0], ids[1]] = (rank, ids[2])
     return pairs
+
+
+def _merge_table(pairs: dict[tuple[int, int], tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Keys left << 32 | right and values rank << 32 | GUARDED | merged id of the merges.
+
+    A merge is guarded when every merge taking its left symbol as a right one, or its right
+    symbol as a left one, ranks after it: nothing can take its symbols first, so the loop
+    merges it in any step it shows up in (see docs/how-it-works.md). That rests on every merge
+    ranking after the merges creating its symbols, as the loop does; without it none is.
+    """
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lefts, rights = (np.array(side, np.int64) for side in zip(*pairs, strict=True))
+    ranks, news = (np.array(side, np.int64) for side in zip(*pairs.values(), strict=True))
+    size = int(max(lefts.max(), rights.max(), news.max())) + 1
+    as_right, as_left = np.full(size, 2**62), np.full(size, 2**62)
+    np.minimum.at(as_right, rights, ranks)
+    np.minimum.at(as_left, lefts, ranks)
+    created = np.full(size, -1)
+    np.maximum.at(created, news, ranks)
+    ordered = (created < np.minimum(as_left, as_right)).all()
+    guarded = ordered & (ranks < as_right[lefts]) & (ranks < as_left[rights])
+    values = (ranks << 32) | np.where(guarded, GUARDED, 0) | news
+    return (lefts << 32) | rights, values
 
 
 def _joinable_pairs(vocab: dict[str, int]) -> np.ndarray:
@@ -105,9 +133,7 @@ class BPE(tf.Module):
         # Without prefix or suffix a character's id does not depend on its place: one column.
         columns = _character_ids(vocab, prefix, suffix)
         self.characters = BlockTable.from_dense(*(columns if prefix or suffix else columns[:1]))
-        pairs = _merge_pairs(component, vocab, prefix)
-        keys = np.array([(a << 32) | b for a, b in pairs], np.int64)
-        values = np.array([(rank << 32) | new for rank, new in pairs.values()], np.int64)
+        keys, values = _merge_table(_merge_pairs(component, vocab, prefix))
         self.merges = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(keys.reshape(-1), tf.int64), tf.constant(values.reshape(-1), tf.int64)
@@ -168,8 +194,8 @@ class BPE(tf.Module):
         byte-expanded, which changes what becomes adjacent.
         """
         cps = words.values
-        owner = row_ids(words)
-        starts = previous(owner, -1) != owner
+        words_starting = rows_starting_at(words)
+        starts = words_starting > 0
         if self.joinable is not None:
             known = self.characters.lookup(cps)[0] >= 0
             pair_keys = tf.bitwise.left_shift(tf.cast(previous(cps, 0), tf.int64), 21) | tf.cast(
@@ -177,9 +203,10 @@ class BPE(tf.Module):
             )
             cut = (self.joinable.lookup(pair_keys) == 0) & known & previous(known, False)
             if listed is not None:
-                cut &= ~tf.gather(listed, owner)
+                cut &= ~tf.gather(listed, row_ids(words))
             starts |= cut
-        return rows_from_starts(cps, starts), select(owner, starts)
+        # A chunk's word: the words started up to the chunk's start (a cumsum over chunks).
+        return rows_from_starts(cps, starts), tf.cumsum(select(words_starting, starts)) - 1
 
     def _tokenize(
         self, chunks: tf.RaggedTensor, first: tf.Tensor, whole: tf.Tensor | None
@@ -260,14 +287,15 @@ class BPE(tf.Module):
             chunk = tf.bitwise.right_shift(state, 32)
             lowest = tf.gather(tf.math.segment_min(packed, chunk), chunk)
             finished = lowest == NO_MERGE
-            chosen = (packed == lowest) & ~finished
+            guarded = tf.bitwise.bitwise_and(packed, GUARDED) != 0
+            chosen = ((packed == lowest) | guarded) & ~finished
             merge = tf.cond(
                 tf.reduce_any(chosen & previous(chosen, False)),
                 lambda: _non_overlapping(chosen),
                 lambda: chosen,
             )
             merged = tf.bitwise.bitwise_or(
-                tf.bitwise.bitwise_and(state, HIGH), tf.bitwise.bitwise_and(packed, LOW)
+                tf.bitwise.bitwise_and(state, HIGH), tf.bitwise.bitwise_and(packed, MERGED_ID)
             )
             state = tf.where(merge, merged, state)
             kept = select(state, ~(previous(merge, False) | finished))

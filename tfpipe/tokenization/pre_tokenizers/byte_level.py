@@ -9,6 +9,8 @@ is '²', which `Digits` splits off as numeric.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +83,7 @@ class ByteLevel:
 
     classes: np.ndarray
     behaviour: str = "Isolated"
+    removes = False
 
     def apply(self, values, cls, starts, removed):
         ends = following(starts, True)
@@ -112,7 +115,7 @@ def _contractions(values: tf.Tensor, ends: tf.Tensor, after_token_end: tf.Tensor
     second, third = _ahead(values, 1, -1), _ahead(values, 2, -1)
 
     def any_of(letters: str, at: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_any(tf.stack([at == ord(letter) for letter in letters]), axis=0)
+        return functools.reduce(operator.or_, [at == ord(letter) for letter in letters])
 
     singles = [suffix for suffix in CONTRACTIONS if len(suffix) == 1]
     pairs = [suffix for suffix in CONTRACTIONS if len(suffix) == 2]
