@@ -272,10 +272,8 @@ class BPE(tf.Module):
         """Apply merges until no chunk has a mergeable pair left; [chunks, (ids)] in the order
         the chunks finished, and the row of each chunk.
 
-        The loop state is one int64 per symbol, chunk << 32 | symbol, each chunk followed by
-        a separator no merge takes (so pairs need no chunk check). Every executed node costs
-        at small batches, so a step is few ops: one lookup, a segment min, and one partition
-        into kept, finished (pushed to a list, in order) and merged-away symbols.
+        Each step costs a few ops per symbol still merging (a lookup, a segment min, two
+        compactions): finished chunks are pushed to a list, whole and in order.
         """
         state = _separated(symbols, owner, num_words)
 
