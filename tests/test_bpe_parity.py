@@ -47,6 +47,8 @@ from trained_tokenizers import (
 from tfpipe import TokenizerLayer
 from tfpipe.export.graph_audit import foreign_ops, graph_op_types
 from tfpipe.tokenization import UnsupportedComponentError
+from tfpipe.tokenization.models.bpe import GUARDED, _merge_table
+from tfpipe.tokenization.pre_tokenizers.byte_level import byte_chars
 
 SHARED_BPE = ["gpt2", "roberta-base", "gpt-neox-20b"]
 GPT2_EOS = "<|endoftext|>"
@@ -641,3 +643,27 @@ def test_random_unicode_matches_gpt2(gpt2_layer, texts):
     layer, hf = gpt2_layer
     expected = hf(texts, padding="longest", truncation=True, max_length=32)
     assert_same_encoding(layer(texts), expected, texts, tokens=hf.convert_ids_to_tokens)
+
+
+def test_byte_level_characters_are_gpt2_bytes_to_unicode():
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    expected = [ord(char) for _, char in sorted(bytes_to_unicode().items())]
+    assert byte_chars(tf.range(256)).numpy().tolist() == expected
+
+
+# a b -> ab, b c -> bc, ab c -> abc (ids 0-5); (b, c) is not guarded: (a, b) ranks first.
+ORDERED_MERGES = {(0, 1): (0, 3), (1, 2): (1, 4), (3, 2): (2, 5)}
+
+
+@pytest.mark.parametrize(
+    ("pairs", "guarded"),
+    [
+        (ORDERED_MERGES, [True, False, True]),
+        # ab c ranks before a b, which creates ab: the loop's premise fails, nothing is guarded.
+        ({(0, 1): (1, 3), (3, 2): (0, 5)}, [False, False]),
+    ],
+)
+def test_guarded_merges(pairs, guarded):
+    _, values = _merge_table(pairs)
+    assert ((values & GUARDED) != 0).tolist() == guarded

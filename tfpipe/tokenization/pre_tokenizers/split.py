@@ -32,6 +32,10 @@ class Split:
     # No per-code-point class for SplitPhase's packed table: the matcher's groups replace it.
     classes = None
 
+    @property
+    def removes(self) -> bool:
+        return self.behaviour == "Removed"
+
     @classmethod
     def from_component(cls, component: dict) -> Split:
         spec = component.get("pattern")

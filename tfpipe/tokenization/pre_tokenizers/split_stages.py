@@ -30,8 +30,8 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.ragged_ops import (
     previous,
     row_ids,
-    row_starts_mask,
     rows_from_starts,
+    rows_starting_at,
     select,
 )
 from tfpipe.tokenization.reference import reference_tokenizer
@@ -68,7 +68,11 @@ def split_behaviour(component: dict, key: str = "behavior") -> str:
 
 
 class Stage(Protocol):
-    """One split step of a phase; `classes` (0-3 per code point) when it uses the packed table."""
+    """One split step of a phase; `classes` (0-3 per code point) when it uses the packed table.
+
+    A stage may mark code points removed; one with `removes` False (read with getattr, True
+    when absent) never does, which spares the phase its compaction.
+    """
 
     classes: np.ndarray | None
 
@@ -103,6 +107,10 @@ class SplitStage:
 
     classes: np.ndarray
     behaviour: str
+
+    @property
+    def removes(self) -> bool:
+        return self.behaviour in ("Removed", CLASS_RUNS)
 
     def apply(
         self, values: tf.Tensor, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor
@@ -152,6 +160,7 @@ class SplitPhase:
             packed |= stage.classes << (self.CLASS_BITS * index)
             self.slots[id(stage)] = self.CLASS_BITS * index
         self.table = BlockTable.from_dense(packed) if tabled else None
+        self.removes = any(getattr(stage, "removes", True) for stage in stages)
 
     def __call__(self, pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """[pieces, (code points)] → ([words, (code points)], piece of each word)."""
@@ -163,24 +172,26 @@ class SplitPhase:
     ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor | None]:
         """`__call__`, plus the per-code-point `flags` of the words' code points."""
         values = pieces.values
-        starts = row_starts_mask(pieces)
-        piece_of = row_ids(pieces)
+        pieces_starting = rows_starting_at(pieces)
+        starts = pieces_starting > 0
+        removed = tf.zeros_like(starts)
         if self.stages:
             packed = self.table.lookup(values)[0] if self.table is not None else None
-            removed = tf.zeros_like(starts)
             for stage in self.stages:
                 cls = None
                 if id(stage) in self.slots:
                     shifted = tf.bitwise.right_shift(packed, self.slots[id(stage)])
                     cls = tf.bitwise.bitwise_and(shifted, 3)
                 starts, removed = stage.apply(values, cls, starts, removed)
-            kept = ~removed
-            values = select(values, kept)
-            starts = select(starts, kept)
-            piece_of = select(piece_of, kept)
-            flags = None if flags is None else select(flags, kept)
-        words = rows_from_starts(values, starts)
-        return words, select(piece_of, starts), flags
+        if not self.removes:
+            # Every piece starts a word: a word's piece counts the pieces up to its start.
+            piece_of = tf.cumsum(select(pieces_starting, starts)) - 1
+            return rows_from_starts(values, starts), piece_of, flags
+        kept = ~removed
+        piece_of = select(row_ids(pieces), kept)
+        values, starts = select(values, kept), select(starts, kept)
+        flags = None if flags is None else select(flags, kept)
+        return rows_from_starts(values, starts), select(piece_of, starts), flags
 
 
 def split_kept(
