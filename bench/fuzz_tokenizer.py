@@ -1,12 +1,15 @@
-"""Fuzz TokenizerLayer against the HF fast tokenizer: random texts and pairs, exact comparison.
+"""Fuzz TokenizerLayer and DetokenizerLayer against the HF fast tokenizer: random texts and
+pairs, and their ids (plus random ids) decoded back, exact comparison.
 
 For each tokenizer, batches of generated inputs — random code points from every plane,
 whitespace runs and newlines, long runs of one character (markdown tables), digit runs
 (with superscript and Arabic-Indic digits), contractions, emoji sequences with modifiers and
 joiners, combining marks, the tokenizer's own special and added tokens, and cut-and-spliced
 course text — are encoded by both with padding="longest", truncation and max_length=64, singles
-and pairs, until the time budget runs out. Every differing text is a bug: it is printed and
-written to `--failures` (JSON lines) so it can become a regression test.
+and pairs, and the singles' ids and as many rows of random ids are decoded by both
+(`batch_decode`, special tokens kept and skipped in turn), until the time budget runs out.
+Every differing text is a bug: it is printed and written to `--failures` (JSON lines) so it
+can become a regression test.
 
     .venv/bin/python bench/fuzz_tokenizer.py --seconds 60 --write-docs
 """
@@ -32,7 +35,7 @@ from _common import (
     today,
 )
 
-from tfpipe import TokenizerLayer
+from tfpipe import DetokenizerLayer, TokenizerLayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import trained_tokenizers  # noqa: E402
@@ -124,6 +127,7 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
     pair = tf.function(lambda t, p: layer(t, text_pair=p), input_signature=[spec, spec])
     specials = [t.content for t in hf.added_tokens_decoder.values()]
     generate = TextGenerator(seed, corpus, specials)
+    decoders = decoders_of(path)
     tried = wrong = 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -141,7 +145,37 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
                 print(json.dumps(record, ensure_ascii=False)[:500], file=sys.stderr)
                 failures.write(json.dumps(record, ensure_ascii=False) + "\n")
             tried += len(texts)
+        skip = tried % 2 == 1
+        for ids in decode_mismatches(hf, decoders[skip], texts, generate.rng, skip):
+            wrong += 1
+            record = {"tokenizer": name, "ids": ids, "problem": "decode",
+                      "skip_special_tokens": skip}
+            print(json.dumps(record)[:500], file=sys.stderr)
+            failures.write(json.dumps(record) + "\n")
+        tried += 2 * len(texts)
     return tried, wrong
+
+
+def decoders_of(path: Path) -> dict[bool, object]:
+    """DetokenizerLayer graphs over ragged ids, by skip_special_tokens."""
+    spec = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
+    graphs = {}
+    for skip in (False, True):
+        layer = DetokenizerLayer.from_pretrained(str(path), skip_special_tokens=skip)
+        graphs[skip] = tf.function(layer.__call__, input_signature=[spec])
+    return graphs
+
+
+def decode_mismatches(hf, decode, texts: list[str], rng: random.Random, skip: bool):
+    """Id rows whose decoding differs: the texts' ids and as many rows of random ids."""
+    rows = hf(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    size = len(hf)  # 17 ms: transformers builds the whole vocabulary for it
+    rows += [[rng.randrange(size) for _ in range(rng.randrange(24))] for _ in texts]
+    ours = decode(tf.ragged.constant(rows, dtype=tf.int32, row_splits_dtype=tf.int64))
+    theirs = hf.batch_decode(rows, skip_special_tokens=skip)
+    for ids, got, want in zip(rows, ours.numpy(), theirs, strict=True):
+        if got.decode() != want:
+            yield ids
 
 
 def mismatches(got: dict, want, padded: bool):
@@ -181,7 +215,9 @@ def main(argv: list[str]) -> int:
             elapsed = time.monotonic() - started
             rows.append([name, f"{elapsed:.0f} s", f"{tried:,}", f"{wrong:,}"])
             print(f"{name}: {tried} inputs, {wrong} mismatches", flush=True)
-    table = markdown_table(["tokenizer", "time", "inputs (singles + pairs)", "mismatches"], rows)
+    table = markdown_table(
+        ["tokenizer", "time", "inputs (singles + pairs + decoded rows)", "mismatches"], rows
+    )
     summary = (
         f"Fuzzing against the HF fast tokenizer (padding, truncation, max_length={MAX_LENGTH}; "
         f"generated texts plus fragments of {source}).\n\n"

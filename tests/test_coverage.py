@@ -18,8 +18,9 @@ import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from tfpipe import TokenizerLayer
+from tfpipe import DetokenizerLayer, TokenizerLayer
 from tfpipe.tokenization import UnsupportedComponentError
+from tfpipe.tokenization.decoders import DECODERS
 from tfpipe.tokenization.pipeline import CHILDREN, REGISTRIES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "components.md"
@@ -156,6 +157,8 @@ def installed_types() -> list[tuple[str, str]]:
 
 def registry(section: str) -> set[str]:
     """The types tfpipe compiles in `section` (a Sequence is a container of them)."""
+    if section == "decoder":
+        return set(DECODERS) | {"Sequence"}
     types = set(REGISTRIES.get(section, ()))
     return types | {"Sequence"} if section in CHILDREN else types
 
@@ -170,9 +173,10 @@ def json_options(section: str, kind: str) -> set[str]:
     return set(json.loads(example(section, kind).__getstate__())) - {"type"}
 
 
-def build(section: str, component, folder: Path) -> TokenizerLayer:
-    """TokenizerLayer.from_pretrained on a tokenizer.json holding `component` in `section`
-    (and a tiny WordPiece model, unless it is the model)."""
+def build(section: str, component, folder: Path, layer=TokenizerLayer):
+    """`layer` (TokenizerLayer, or DetokenizerLayer for decoders).from_pretrained on a
+    tokenizer.json holding `component` in `section` (and a tiny WordPiece model, unless it
+    is the model)."""
     model = models.WordPiece({"[UNK]": 0, "a": 1, "##a": 2}, unk_token="[UNK]")
     tokenizer = Tokenizer(component if section == "model" else model)
     if section != "model":
@@ -180,12 +184,15 @@ def build(section: str, component, folder: Path) -> TokenizerLayer:
     folder.mkdir(exist_ok=True)
     path = folder / "tokenizer.json"
     tokenizer.save(str(path))
+    if layer is DetokenizerLayer:
+        return DetokenizerLayer.from_pretrained(path)
     return TokenizerLayer.from_pretrained(path, padding=False)
 
 
 def check_refused(section: str, kind: str, component, folder: Path) -> None:
+    layer = DetokenizerLayer if section == "decoder" else TokenizerLayer
     with pytest.raises(UnsupportedComponentError, match=re.escape(repr(kind))) as error:
-        build(section, component, folder)
+        build(section, component, folder, layer)
     assert error.value.section == section
 
 
@@ -214,8 +221,6 @@ def test_a_type_is_supported_exactly_when_its_registry_has_it(section, kind):
     row = TYPE_ROWS[section, kind]
     if kind in registry(section):
         assert row.status == "supported"
-    elif section == "decoder":
-        assert row.status == "ignored", "decoders are not compiled: tfpipe only encodes"
     else:
         assert row.status == "refused" and row.notes, "a refused type needs its reason"
     options = {row.status for row in ROWS if (row.section, row.type) == (section, kind)}
@@ -253,8 +258,9 @@ def test_a_refused_option_is_refused_at_build(key, tmp_path):
         check_refused(section, kind, component, tmp_path / str(index))
 
 
-def test_decoders_are_ignored(tmp_path):
-    """A tokenizer.json with every decoder builds, and encodes as the reference does."""
+def test_decoders_leave_encoding_alone(tmp_path):
+    """A tokenizer.json with every decoder (the refused CTC too: it only decodes) builds a
+    TokenizerLayer, which encodes as the reference does."""
     kinds = [kind for section, kind in installed_types() if section == "decoder"]
     every = decoders.Sequence([example("decoder", kind) for kind in kinds])
     layer = build("decoder", every, tmp_path)

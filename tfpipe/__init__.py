@@ -15,6 +15,7 @@ from tfpipe.heads import (
 )
 from tfpipe.keras_files import read_archived_weights_in_memory
 from tfpipe.pipelines import PipelineError, pipeline
+from tfpipe.tokenization.detokenizer_layer import DetokenizerLayer
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.transformer import ModelLoadError, TransformerLayer
 
@@ -22,6 +23,7 @@ __all__ = [
     "CandidatePairs",
     "CandidateSimilarity",
     "ClassProbabilities",
+    "DetokenizerLayer",
     "EntailmentProbabilities",
     "ExportError",
     "LabelLookup",

@@ -189,6 +189,7 @@ def _read_reference(path: Path) -> tuple[str, dict]:
         "pad_token_type_id": int(reference.pad_token_type_id),
         "eos_token": reference.eos_token,
         "model_input_names": list(reference.model_input_names),
+        "clean_up_tokenization_spaces": bool(reference.clean_up_tokenization_spaces),
     }
     return reference.backend_tokenizer.to_str(), settings
 
