@@ -20,7 +20,7 @@ BYTE_STRINGS = [bytes([b]) for b in range(256)]
 class ByteLevel:
     def __init__(self, component: dict) -> None:
         del component  # its options apply to encoding only
-        chars = byte_chars()
+        chars = byte_chars(np.arange(256, dtype=np.int32)).numpy()
         table = np.full(int(chars.max()) + 2, -1, np.int32)
         table[chars] = np.arange(256)
         self.byte_of_char = table

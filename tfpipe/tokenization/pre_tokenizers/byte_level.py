@@ -197,19 +197,9 @@ def byte_chars(values: tf.Tensor) -> tf.Tensor:
     return values + shift
 
 
-def byte_chars() -> np.ndarray:
-    """The byte-level character of each byte (GPT-2's bytes_to_unicode)."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    byte_char = np.zeros(256, np.int64)
-    byte_char[printable] = printable
-    others = [b for b in range(256) if b not in set(printable)]
-    byte_char[others] = 256 + np.arange(len(others))
-    return byte_char
-
-
 def byte_level_alphabet() -> CodepointMap:
     """Each code point → the byte-level characters of its UTF-8 bytes."""
-    byte_char = byte_chars()
+    byte_char = byte_chars(np.arange(256, dtype=np.int64)).numpy()
     cps = np.arange(NUM_CODEPOINTS, dtype=np.int64)
     lengths = 1 + (cps >= 0x80) + (cps >= 0x800) + (cps >= 0x10000)
     lead = np.array([0, 0, 0xC0, 0xE0, 0xF0])[lengths]
