@@ -24,6 +24,7 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_classes,
     probe_map,
 )
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.normalizers.stages import reference_normalizer
 from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
@@ -39,6 +40,9 @@ CR, LF = 0x0D, 0x0A
 LABEL_MASK = (1 << 31) | 0xFF
 HAS_LEAF = 1 << 8
 VALUE_MASK = (1 << 31) - 1
+# Per code point, what it may start: a grapheme replaced by its own replacement (a key), or
+# one replaced by a multi-character key it begins. Other graphemes map character by character.
+STARTS_NOTHING, STARTS_WHOLE_KEY, IS_KEY = 0, 1, 2
 
 
 def charsmap_rules(blob: str) -> dict[str, str]:
@@ -147,9 +151,10 @@ class Precompiled(tf.Module):
         classes = cached_arrays(
             {**key, "part": "grapheme classes"}, lambda: _grapheme_classes(normalize, rules)
         )
-        is_key = np.zeros_like(classes["joins"])
-        is_key[[ord(k) for k in rules if len(k) == 1]] = 1
         whole = {k: v for k, v in rules.items() if len(k) > 1 and _utf8_size(k) <= MAX_WHOLE_BYTES}
+        key_starts = np.zeros_like(classes["joins"])
+        key_starts[[ord(k[0]) for k in whole]] = STARTS_WHOLE_KEY
+        key_starts[[ord(k) for k in rules if len(k) == 1]] = IS_KEY
         self.whole_keys = string_table({k: i for i, k in enumerate(whole)}) if whole else None
         replacements = [[ord(c) for c in v] for v in whole.values()]
         self.max_whole_replacement = max((len(r) for r in replacements), default=0)
@@ -167,11 +172,19 @@ class Precompiled(tf.Module):
         deltas = np.where(mapping.lengths == 1, mapping.firsts - codepoints, 0)
         self.map = BlockTable.from_dense(mapping.lengths, deltas, mapping.extra_offsets)
         self.classes = BlockTable.from_dense(
-            classes["joins"], classes["blocks"], classes["prepends"], is_key
+            classes["joins"], classes["blocks"], classes["prepends"], key_starts
         )
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        """Every code point to one (most batches): the first outputs, without expanding."""
         lengths, firsts, offsets = self._outputs(cps)
+        return functional_cond(
+            tf.reduce_all(lengths == 1),
+            lambda: cps.with_values(firsts),
+            lambda: self._expand(cps, lengths, firsts, offsets),
+        )
+
+    def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
         many = tf.gather(self.extra, tf.gather(offsets, source) + within)
@@ -183,24 +196,31 @@ class Precompiled(tf.Module):
         return self._outputs(cps)[0]
 
     def _outputs(self, cps: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(output length, first output, offset of the others in `extra`) per code point."""
+        """(output length, first output, offset of the others in `extra`) per code point.
+
+        Only a multi-character grapheme whose first character starts a key is replaced
+        whole; a batch without one (nearly all, even in scripts full of combining marks)
+        skips the grapheme analysis, which a functional cond then never runs.
+        """
         values = cps.values
         lengths, deltas, offsets = self.map.lookup(values)
         firsts = values + deltas
-        joins, blocks, prepends, is_key = self.classes.lookup(values)
+        joins, blocks, prepends, starts = self.classes.lookup(values)
         control = blocks > 0
         join = ~row_starts_mask(cps) & (
             ((joins > 0) & ~previous(control, False))
             | (previous(prepends > 0, False) & ~control)
             | ((values == LF) & (previous(values, -1) == CR))
         )
-        return tf.cond(
-            tf.reduce_any(join),
-            lambda: self._whole_graphemes(values, join, is_key, lengths, firsts, offsets),
+        # Every multi-character grapheme has a join at its second character.
+        starts_key = previous(starts > STARTS_NOTHING, False)
+        return functional_cond(
+            tf.reduce_any(join & starts_key),
+            lambda: self._whole_graphemes(values, join, starts, lengths, firsts, offsets),
             lambda: (lengths, firsts, offsets),
         )
 
-    def _whole_graphemes(self, values, join, is_key, lengths, firsts, offsets):
+    def _whole_graphemes(self, values, join, starts, lengths, firsts, offsets):
         """Outputs of characters in short multi-character graphemes that a key prefixes."""
         grapheme = tf.cumsum(tf.cast(~join, tf.int32)) - 1
         count = tf.reduce_max(tf.concat([grapheme, [-1]], 0)) + 1
@@ -208,7 +228,7 @@ class Precompiled(tf.Module):
         size = tf.math.unsorted_segment_sum(utf8_lengths(values), grapheme, count)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(values)), grapheme, count)
         short = (chars > 1) & (size <= MAX_WHOLE_BYTES)
-        key_first = short & (tf.gather(is_key, first) > 0)
+        key_first = short & (tf.gather(starts, first) == IS_KEY)
         # Shortest key prefix of 2 … 5 characters when the first character is not a key.
         rule = tf.fill([count], -1)
         if self.whole_keys is not None:
