@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfpipe.tokenization.decoders.tokens import is_first
+from tfpipe.tokenization.decoders.tokens import BYTE_STRINGS, is_first
 from tfpipe.tokenization.ragged_ops import previous, row_ids, select
 
 # Rust's u8::from_str_radix(token[3..5], 16) also takes a sign: "<0x+F>" is byte 15.
 BYTE_TOKEN = r"<0x(?:\+[0-9A-Fa-f]|[0-9A-Fa-f]{2})>"
-BYTE_STRINGS = [bytes([b]) for b in range(256)]
 REPLACEMENT = "\ufffd"
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfpipe.tokenization.decoders.tokens import joined_rows, one_per_row
+from tfpipe.tokenization.decoders.tokens import BYTE_STRINGS, joined_rows
 from tfpipe.tokenization.pre_tokenizers.byte_level import byte_chars
-from tfpipe.tokenization.ragged_ops import row_ids
-
-BYTE_STRINGS = [bytes([b]) for b in range(256)]
+from tfpipe.tokenization.ragged_ops import one_per_row, row_ids
 
 
 class ByteLevel:

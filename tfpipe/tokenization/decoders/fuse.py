@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfpipe.tokenization.decoders.tokens import joined_rows, one_per_row
+from tfpipe.tokenization.decoders.tokens import joined_rows
+from tfpipe.tokenization.ragged_ops import one_per_row
 
 
 class Fuse:

@@ -6,6 +6,9 @@ import tensorflow as tf
 
 from tfpipe.tokenization.ragged_ops import positions_in_rows, row_ids
 
+# Each byte as a one-byte string, gathered to rebuild byte sequences.
+BYTE_STRINGS = [bytes([b]) for b in range(256)]
+
 
 def is_first(tokens: tf.RaggedTensor) -> tf.Tensor:
     """True for each row's first token."""
@@ -45,12 +48,6 @@ def joined_rows(tokens: tf.RaggedTensor, separator: str = "") -> tf.Tensor:
     return tf.strings.unsorted_segment_join(
         tokens.values, row_ids(tokens), tokens.nrows(out_type=tf.int32), separator=separator
     )
-
-
-def one_per_row(texts: tf.Tensor) -> tf.RaggedTensor:
-    """[rows] strings as rows of one token each."""
-    splits = tf.range(tf.size(texts, out_type=tf.int64) + 1)
-    return tf.RaggedTensor.from_row_splits(texts, splits, validate=False)
 
 
 def _re2_literal(text: str) -> str:
