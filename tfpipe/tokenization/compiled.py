@@ -33,7 +33,8 @@ class CompiledTokenizer:
     """The pipeline of one tokenizer.json and its traced encoders.
 
     `encoder(limit)` is the graph function over a batch of strings; with a word-token
-    limit (models that `limits_word_tokens`) it may stop early inside long words. Each is
+    limit (models that `limits_word_tokens`) it may stop early inside long words; with
+    `with_words`, each token's word index is packed with its id (word_index.py). Each is
     traced once, on first use, whichever layer uses it first.
     """
 
@@ -42,17 +43,22 @@ class CompiledTokenizer:
         self.pipeline = TokenizationPipeline(document)
         # Cutting long texts before whitespace is exact for this document (truncation.py).
         self.whitespace_cut_is_exact = whitespace_cut_is_exact(document)
-        self._encoders: dict[int | None, tf.types.experimental.GenericFunction] = {}
+        self._encoders: dict[tuple, tf.types.experimental.GenericFunction] = {}
 
-    def encoder(self, word_token_limit: int | None = None) -> tf.types.experimental.GenericFunction:
+    def encoder(
+        self, word_token_limit: int | None = None, with_words: bool = False
+    ) -> tf.types.experimental.GenericFunction:
         """The encoder stopping words after `word_token_limit` tokens (None: never)."""
         if word_token_limit is not None and not self.pipeline.limits_word_tokens:
             word_token_limit = None
-        encoder = self._encoders.get(word_token_limit)
+        key = (word_token_limit, with_words)
+        encoder = self._encoders.get(key)
         if encoder is None:
-            encode = functools.partial(self.pipeline.encode, word_token_limit=word_token_limit)
+            encode = functools.partial(
+                self.pipeline.encode, word_token_limit=word_token_limit, with_words=with_words
+            )
             # setdefault: a thread losing the race uses the winner's, never traced twice.
-            encoder = self._encoders.setdefault(word_token_limit, _graph_function(encode))
+            encoder = self._encoders.setdefault(key, _graph_function(encode))
         return encoder
 
 

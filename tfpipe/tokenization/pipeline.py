@@ -22,7 +22,8 @@ from tfpipe.tokenization.normalizers.stages import reference_normalizer, whitesp
 from tfpipe.tokenization.pre_tokenizers import PRE_TOKENIZERS, PreTokenizer
 from tfpipe.tokenization.pre_tokenizers.whitespace import word_space_other_classes
 from tfpipe.tokenization.processors import POST_PROCESSORS, PostProcessor
-from tfpipe.tokenization.ragged_ops import merge_inner, one_per_row, rows_from_ids, select
+from tfpipe.tokenization.ragged_ops import merge_inner, ordered_pieces, rows_from_ids, select
+from tfpipe.tokenization.word_index import Words, interleave_words, pack, words_of_pieces
 
 SUPPORTED_SECTIONS = {
     "version",
@@ -113,13 +114,7 @@ def interleave(
     `token_ids` (flat over all pieces) is ≥ 0 for added-token pieces; the other pieces, in
     order, have their ids in the rows of `text_ids`.
     """
-    is_token = token_ids >= 0
-    tokens = one_per_row(select(token_ids, is_token))
-    combined = tf.concat([text_ids, tokens], axis=0)
-    source = tf.concat(
-        [tf.where(~is_token)[:, 0], tf.where(is_token)[:, 0]], axis=0
-    )
-    ordered = tf.gather(combined, tf.argsort(source))
+    ordered = ordered_pieces(text_ids, token_ids, token_ids >= 0)
     return merge_inner(tf.RaggedTensor.from_row_splits(ordered, splits, validate=False))
 
 
@@ -153,21 +148,28 @@ class TokenizationPipeline(tf.Module):
         """Whether `encode` can stop early inside long words (`word_token_limit`)."""
         return isinstance(self.model, Unigram)
 
-    def encode(self, texts: tf.Tensor, word_token_limit: int | None = None) -> tf.RaggedTensor:
+    def encode(
+        self, texts: tf.Tensor, word_token_limit: int | None = None, with_words: bool = False
+    ) -> tf.RaggedTensor:
         """[batch] strings → [batch, (ids)] token ids, before special tokens and truncation.
 
         With Metaspace `first`, every piece of text carries its anchored prefix (anchoring):
         a text starts with one code point at original offset 0, its first. With
         `word_token_limit` (models that `limits_word_tokens`), a word's ids may end after
         its first `word_token_limit` or more: right truncation to that many keeps the same.
+        `with_words` packs each token's word index with its id (word_index.py), at the cost
+        of a few ops per step that the ids alone do not pay.
         """
         cps = decode_replacing_errors(texts)
         if self.raw_tokens is not None:
             # The token matcher reads bytes: the decoded text's, invalid input replaced.
             texts = tf.strings.unicode_encode(cps, "UTF-8")
         anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
-        encode_text = functools.partial(self._normalize_then_split, limit=word_token_limit)
-        return self._split_on(self.raw_tokens, texts, cps, anchored, encode_text)
+        encode_text = functools.partial(
+            self._normalize_then_split, limit=word_token_limit, with_words=with_words
+        )
+        encoded = self._split_on(self.raw_tokens, texts, cps, anchored, encode_text)
+        return pack(encoded) if with_words else encoded
 
     def _split_on(
         self,
@@ -176,12 +178,13 @@ class TokenizationPipeline(tf.Module):
         cps: tf.RaggedTensor,
         anchored: tf.Tensor | None,
         encode_text,
-    ):
+    ) -> tf.RaggedTensor | Words:
         """Encode the text between the matcher's tokens with `encode_text` (taking code points
         and their anchored prefixes); `cps` are the texts' code points.
 
         A batch without any token (most requests) encodes `cps` as they are: one cond picks
-        what is encoded, one whether token ids are put back between the pieces.
+        what is encoded, one whether token ids are put back between the pieces. When
+        `encode_text` returns `Words`, so does this.
         """
         if matcher is None:
             return encode_text(cps, anchored)
@@ -207,26 +210,31 @@ class TokenizationPipeline(tf.Module):
 
         text_cps, splits, ids, *text_anchored = tf.cond(found, split, unsplit)
         encoded = encode_text(text_cps, text_anchored[0] if with_anchor else None)
-        return tf.cond(found, lambda: interleave(splits, encoded, ids), lambda: encoded)
+        join = interleave_words if isinstance(encoded, Words) else interleave
+        return tf.cond(found, lambda: join(splits, encoded, ids), lambda: encoded)
 
     def _normalize_then_split(
-        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None
+        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None, with_words: bool
     ):
         if anchored is None:
             cps = self.normalizer(cps)
         else:
             cps, anchored = anchoring.normalize(self.normalizer.stages, cps, anchored)
-        encode_normalized = functools.partial(self._encode_normalized, limit=limit)
+        encode_normalized = functools.partial(
+            self._encode_normalized, limit=limit, with_words=with_words
+        )
         if self.normalized_tokens is None:
             return encode_normalized(cps, anchored)
         normalized = tf.strings.unicode_encode(cps, "UTF-8")
         return self._split_on(self.normalized_tokens, normalized, cps, anchored, encode_normalized)
 
     def _encode_normalized(
-        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None
-    ) -> tf.RaggedTensor:
+        self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None, with_words: bool
+    ) -> tf.RaggedTensor | Words:
         words, piece_of_word = self.pre_tokenizer(cps, anchored)
         word_ids = self.model(words) if limit is None else self.model(words, limit)
+        if with_words:
+            return words_of_pieces(word_ids, words, piece_of_word, cps.nrows())
         per_piece = rows_from_ids(word_ids, piece_of_word, cps.nrows())
         return merge_inner(per_piece)
 

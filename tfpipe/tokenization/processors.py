@@ -27,6 +27,9 @@ FIRST_MARKER, SECOND_MARKER = 4_000_000_001, 4_000_000_002
 FIRST_LENGTH, SECOND_LENGTH = 2, 3
 MARKERS_PER_SEQUENCE = (FIRST_LENGTH, SECOND_LENGTH)
 SECTION = "post_processor"
+# Per-token outputs beside the ids (TokenizerLayer's return_special_tokens_mask and
+# return_word_ids).
+ANNOTATIONS = ("special_tokens_mask", "word_ids", "sequence_ids")
 
 
 @dataclass(frozen=True)
@@ -135,22 +138,31 @@ class PostProcessor:
         masking, concatenation and densifying (the bulk of a batch-1 request's ops).
         """
         template = self.pair if len(sequences) == 2 else self.single
-        values, types, firsts = [], [], []
+        slot, pad_slot = self._padded_slots(template, sequences, kept, keep_last, padding)
+        ids = tf.gather(self._ids_table(template, sequences, padding.pad_id), slot)
+        type_ids = tf.gather(self._types_table(template, sequences, padding.pad_type_id), slot)
+        return ids, type_ids, tf.cast(slot != pad_slot, tf.int32)
+
+    def _padded_slots(
+        self,
+        template: tuple[TemplateItem, ...],
+        sequences: list[tf.RaggedTensor],
+        kept: list[tf.Tensor],
+        keep_last: bool,
+        padding: Padding,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """([batch, width] index of every cell's source in the tables, the pad slot)."""
+        firsts = []
         size = tf.constant(0)
-        for index, (sequence, keep) in enumerate(zip(sequences, kept, strict=True)):
+        for sequence, keep in zip(sequences, kept, strict=True):
             first = tf.cast(sequence.row_starts(), tf.int32)
             if keep_last:
                 first += tf.cast(sequence.row_lengths(), tf.int32) - keep
             firsts.append(size + first)
-            count = tf.size(sequence.values)
-            values.append(sequence.values)
-            types.append(tf.fill([count], _type_of_sequence(template, index)))
-            size += count
-        specials = [item for item in template if item.sequence is None]
-        values.append(tf.constant([item.token_id for item in specials] + [padding.pad_id]))
-        types.append(tf.constant([item.type_id for item in specials] + [padding.pad_type_id]))
-        pad_slot = size + len(specials)
-        total = sum(kept[1:], kept[0]) + len(specials)
+            size += tf.size(sequence.values)
+        specials = sum(item.sequence is None for item in template)
+        pad_slot = size + specials
+        total = sum(kept[1:], kept[0]) + specials
         width = padding.width(total)
         position = tf.range(width)[tf.newaxis, :]
         if padding.left:
@@ -170,9 +182,91 @@ class PostProcessor:
             slot = tf.where(position < _column(end), source, slot)
         if padding.left:
             slot = tf.where(position >= 0, slot, pad_slot)
-        ids = tf.gather(tf.concat(values, 0), slot)
-        type_ids = tf.gather(tf.concat(types, 0), slot)
-        return ids, type_ids, tf.cast(slot != pad_slot, tf.int32)
+        return slot, pad_slot
+
+    def _ids_table(self, template, sequences, pad_id: int) -> tf.Tensor:
+        specials = [item.token_id for item in template if item.sequence is None]
+        return _table([s.values for s in sequences], specials, pad_id)
+
+    def _types_table(self, template, sequences, pad_type_id: int) -> tf.Tensor:
+        specials = [item.type_id for item in template if item.sequence is None]
+        types = [
+            tf.fill([tf.size(s.values)], _type_of_sequence(template, index))
+            for index, s in enumerate(sequences)
+        ]
+        return _table(types, specials, pad_type_id)
+
+    def annotated(
+        self,
+        sequences: list[tf.RaggedTensor],
+        words: list[tf.RaggedTensor],
+        kept: list[tf.Tensor],
+        keep_last: bool,
+        padding: Padding | None,
+        names: tuple[str, ...],
+    ) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        """The attention mask and the outputs `names` (input_ids, token_type_ids and any of
+        ANNOTATIONS) of `padded`, or without `padding` of `__call__`: every output one gather
+        from its table by the same slots.
+
+        `words` holds each token's word index, shaped as `sequences`; without padding both
+        are already truncated. Special tokens of the template and padding are special
+        (mask 1) and of no word and no sequence (-1), as `tokenizers`' Encoding has them.
+        """
+        template = self.pair if len(sequences) == 2 else self.single
+        if padding is None:
+            slot, pad_id, pad_type_id = self._slots(template, sequences), 0, 0
+        else:
+            slot, pad_slot = self._padded_slots(template, sequences, kept, keep_last, padding)
+            pad_id, pad_type_id = padding.pad_id, padding.pad_type_id
+        count = sum(item.sequence is None for item in template)
+        sizes = [tf.size(s.values) for s in sequences]
+        tables = {
+            "input_ids": lambda: self._ids_table(template, sequences, pad_id),
+            "token_type_ids": lambda: self._types_table(template, sequences, pad_type_id),
+            "special_tokens_mask": lambda: _table(
+                [tf.zeros([n], tf.int32) for n in sizes], [1] * count, 1
+            ),
+            "word_ids": lambda: _table([w.values for w in words], [-1] * count, -1),
+            "sequence_ids": lambda: _table(
+                [tf.fill([n], index) for index, n in enumerate(sizes)], [-1] * count, -1
+            ),
+        }
+        if padding is None:
+            outputs = {"attention_mask": slot.with_values(tf.ones_like(slot.values))}
+            take = lambda table: slot.with_values(tf.gather(table, slot.values))  # noqa: E731
+        else:
+            outputs = {"attention_mask": tf.cast(slot != pad_slot, tf.int32)}
+            take = lambda table: tf.gather(table, slot)  # noqa: E731
+        for name in names:
+            outputs[name] = take(tables[name]())
+        return outputs
+
+    def _slots(
+        self, template: tuple[TemplateItem, ...], sequences: list[tf.RaggedTensor]
+    ) -> tf.RaggedTensor:
+        """[batch, (tokens)] index of every token's source in the tables, unpadded."""
+        batch = sequences[0].nrows(out_type=tf.int64)
+        starts = tf.cumsum([tf.size(s.values) for s in sequences], exclusive=True)
+        size = sum(tf.size(s.values) for s in sequences)
+        parts, special = [], 0
+        for item in template:
+            if item.sequence is None:
+                part = one_per_row(tf.fill([batch], size + special))
+                special += 1
+            else:
+                sequence = sequences[item.sequence]
+                part = sequence.with_values(
+                    starts[item.sequence] + tf.range(tf.size(sequence.values))
+                )
+            parts.append(part)
+        return concat_rows(parts)
+
+
+def _table(per_sequence: list[tf.Tensor], specials: list[int], pad: int) -> tf.Tensor:
+    """The sequences' values, then one value per special token of the template, then pad."""
+    return tf.concat([*per_sequence, tf.constant(specials + [pad], tf.int32)], 0)
+
 
 def _type_of_sequence(template: tuple[TemplateItem, ...], sequence: int) -> int:
     return next(item.type_id for item in template if item.sequence == sequence)

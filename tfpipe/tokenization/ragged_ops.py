@@ -98,6 +98,19 @@ def one_per_row(values: tf.Tensor) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
 
+def ordered_pieces(
+    text_rows: tf.RaggedTensor, token_values: tf.Tensor, is_token: tf.Tensor
+) -> tf.RaggedTensor:
+    """[pieces, (values)]: piece i is `token_values[i]` alone where `is_token[i]`, else the
+    next row of `text_rows` (the text pieces' rows, in order)."""
+    tokens = one_per_row(select(token_values, is_token))
+    combined = tf.concat([text_rows, tokens], axis=0)
+    source = tf.concat(
+        [tf.where(~is_token)[:, 0], tf.where(is_token)[:, 0]], axis=0
+    )
+    return tf.gather(combined, tf.argsort(source))
+
+
 def replace_rows(
     rows: tf.RaggedTensor, replaced: tf.Tensor, replacements: tf.RaggedTensor
 ) -> tf.RaggedTensor:

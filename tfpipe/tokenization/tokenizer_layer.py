@@ -26,6 +26,7 @@ from tfpipe.tokenization.truncation import (
     keep_lengths,
     truncate_rows,
 )
+from tfpipe.tokenization.word_index import unpack
 
 PADDING = ("longest", "max_length")
 
@@ -100,6 +101,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
         pad_to_multiple_of: int | None = None,
         return_token_type_ids: bool | None = None,
         pad_token: str | None = None,
+        return_special_tokens_mask: bool = False,
+        return_word_ids: bool = False,
         **kwargs,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -132,8 +135,12 @@ class TokenizerLayer(tf_keras.layers.Layer):
         self._compiled = compiled
         self.pipeline = compiled.pipeline
         self._cut_bytes = self._early_stop_bytes(compiled.whitespace_cut_is_exact)
-        self._encode = compiled.encoder()
-        self._encode_limited = compiled.encoder(self._word_token_limit())
+        # Word indices ride with the ids through a second encoder, traced only when asked.
+        self.return_special_tokens_mask = bool(return_special_tokens_mask)
+        self.return_word_ids = bool(return_word_ids)
+        words = self.return_word_ids
+        self._encode = compiled.encoder(with_words=words)
+        self._encode_limited = compiled.encoder(self._word_token_limit(), with_words=words)
 
     def _padding_settings(self) -> Padding | None:
         if not self.padding:
@@ -262,6 +269,9 @@ class TokenizerLayer(tf_keras.layers.Layer):
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
             sequences = self._encode_pair(text, text_pair)
         kept, checks = self._kept_lengths(sequences)
+        if self.return_special_tokens_mask or self.return_word_ids:
+            with tf.control_dependencies(checks):
+                return self._annotated(sequences, kept)
         with tf.control_dependencies(checks):
             if self._padding is None:
                 ids, type_ids, mask = self._unpadded(sequences, kept)
@@ -316,6 +326,29 @@ class TokenizerLayer(tf_keras.layers.Layer):
         ids, type_ids = self.pipeline.post_processor(sequences)
         return ids, type_ids, ids.with_values(tf.ones_like(ids.values))
 
+    def _annotated(
+        self, sequences: list[tf.RaggedTensor], kept: list[tf.Tensor]
+    ) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        """`call`'s outputs plus special_tokens_mask and/or word_ids and sequence_ids, all
+        gathered by the post-processor from one set of slots (its `annotated`)."""
+        left = self.settings["truncation_side"] == "left"
+        if self._padding is None and self._budget(pair=len(sequences) == 2) is not None:
+            side = "left" if left else "right"
+            sequences = [truncate_rows(s, k, side) for s, k in zip(sequences, kept, strict=True)]
+        words = sequences
+        if self.return_word_ids:
+            unpacked = [unpack(s) for s in sequences]
+            sequences, words = [ids for ids, _ in unpacked], [w for _, w in unpacked]
+        names = ("input_ids",) + (("token_type_ids",) if self.return_token_type_ids else ())
+        names += ("special_tokens_mask",) if self.return_special_tokens_mask else ()
+        names += ("word_ids", "sequence_ids") if self.return_word_ids else ()
+        outputs = self.pipeline.post_processor.annotated(
+            sequences, words, kept, left, self._padding, names
+        )
+        if not self.return_attention_mask:
+            del outputs["attention_mask"]
+        return outputs
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
@@ -327,6 +360,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
             pad_to_multiple_of=self.pad_to_multiple_of,
             return_token_type_ids=self.return_token_type_ids,
             pad_token=self.pad_token,
+            return_special_tokens_mask=self.return_special_tokens_mask,
+            return_word_ids=self.return_word_ids,
         )
         return config
 
