@@ -6,7 +6,8 @@ whitespace runs and newlines, long runs of one character (markdown tables), digi
 (with superscript and Arabic-Indic digits), contractions, emoji sequences with modifiers and
 joiners, combining marks, the tokenizer's own special and added tokens, and cut-and-spliced
 course text — are encoded by both with padding="longest", truncation and max_length=64, singles
-and pairs, and the singles' ids and as many rows of random ids are decoded by both
+and pairs (ids, masks, type ids, special_tokens_mask, word_ids and sequence_ids), and the
+singles' ids and as many rows of random ids are decoded by both
 (`batch_decode`, special tokens kept and skipped in turn), until the time budget runs out.
 Every differing text is a bug: it is printed and written to `--failures` (JSON lines) so it
 can become a regression test.
@@ -121,7 +122,9 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
     hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     pad = hf.pad_token is not None
     options = dict(padding="longest" if pad else False, truncation=True, max_length=MAX_LENGTH)
-    layer = TokenizerLayer.from_pretrained(str(path), **options)
+    layer = TokenizerLayer.from_pretrained(
+        str(path), return_special_tokens_mask=True, return_word_ids=True, **options
+    )
     spec = tf.TensorSpec([None], tf.string)
     single = tf.function(lambda t: layer(t), input_signature=[spec])
     pair = tf.function(lambda t, p: layer(t, text_pair=p), input_signature=[spec, spec])
@@ -134,9 +137,9 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
         texts = [generate.text() for _ in range(64)]
         partners = [generate.text() for _ in range(64)]
         for got, want, pairs in (
-            (single(tf.constant(texts)), hf(texts, **options), None),
-            (pair(tf.constant(texts), tf.constant(partners)), hf(texts, partners, **options),
-             partners),
+            (single(tf.constant(texts)), expected(hf, texts, None, options), None),
+            (pair(tf.constant(texts), tf.constant(partners)),
+             expected(hf, texts, partners, options), partners),
         ):
             for index, problem in mismatches(got, want, pad):
                 wrong += 1
@@ -154,6 +157,17 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
             failures.write(json.dumps(record) + "\n")
         tried += 2 * len(texts)
     return tried, wrong
+
+
+def expected(hf, texts: list[str], pairs: list[str] | None, options: dict) -> dict:
+    """HF's outputs with return_special_tokens_mask, plus each row's word_ids and
+    sequence_ids (None as -1, as the layer returns them)."""
+    encoding = hf(texts, pairs, return_special_tokens_mask=True, **options)
+    rows = dict(encoding)
+    for key in ("word_ids", "sequence_ids"):
+        ids = [getattr(encoding, key)(i) for i in range(len(texts))]
+        rows[key] = [[-1 if i is None else i for i in row] for row in ids]
+    return rows
 
 
 def decoders_of(path: Path) -> dict[bool, object]:
