@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras
 from model_fixtures import load_hf_tokenizer
 from parity import LayerRunner, layer_rows, python_text, shifted, split_by_hf_acceptance
-from samples import FULL, sample
+from samples import FULL
 
 from tfpipe import TokenizerLayer
 from tfpipe.tokenization.compiled import compiled_tokenizer
@@ -36,6 +36,10 @@ COMBOS = (
     ("max_length", "only_second", MAX_LENGTH, 8),
 )
 NO_NONE = -1
+# Every n-th course text for the family tests and for the sweep, smaller strides in a full run
+# (`samples.sample` would take all 24k texts there, for every combination).
+FAMILY_STRIDE = 120 if FULL else 600
+SWEEP_STRIDE = 24 if FULL else 120
 
 
 # --- Comparison ----------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ def run_combo(path, hf_tokenizer, tokenizer_layer, texts, pairs, combo) -> None:
 @pytest.mark.parametrize("name", FAMILIES)
 def test_word_ids_match_hf_on_course_texts(name, combo, shared_dir, corpus, hf_tokenizer,
                                            tokenizer_layer):
-    texts = sample(corpus, 40)
+    texts = corpus[::FAMILY_STRIDE]
     run_combo(shared_dir / "tokenizers" / name, hf_tokenizer, tokenizer_layer, texts,
               shifted(texts, 7), combo)
 
@@ -197,7 +201,7 @@ def left_sided_copy(path, tmp_path, hf_tokenizer):
 def test_left_truncation_and_left_padding_match_hf(name, shared_dir, corpus, hf_tokenizer,
                                                    tokenizer_layer, tmp_path):
     folder = left_sided_copy(shared_dir / "tokenizers" / name, tmp_path, hf_tokenizer)
-    texts = sample(corpus, 30) + edge_texts(hf_tokenizer(folder))
+    texts = corpus[:: 2 * FAMILY_STRIDE] + edge_texts(hf_tokenizer(folder))
     for combo in (("longest", "longest_first", MAX_LENGTH, 8), (False, "only_first", 24, None)):
         run_combo(folder, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 5), combo)
 
@@ -265,6 +269,8 @@ FULL_COMBOS = [
     for padding in ("longest", "max_length", False)
     for truncation in ("longest_first", "only_first", "only_second", False)
     for max_length, multiple in ((24, None), (64, 8))
+    # HF returns unequal rows there, which no tensor holds (docs/how-it-works.md, edges).
+    if not (padding == "max_length" and truncation is False)
 ]
 
 
@@ -272,7 +278,7 @@ FULL_COMBOS = [
 @pytest.mark.parametrize("name", SHARED)
 def test_every_tokenizer_strategy_and_padding_match_hf(name, shared_dir, corpus, hf_tokenizer,
                                                        tokenizer_layer):
-    texts = sample(corpus, 2000 if FULL else 200)
+    texts = corpus[::SWEEP_STRIDE]
     pairs = shifted(texts, 11)
     path = shared_dir / "tokenizers" / name
     for combo in FULL_COMBOS:
