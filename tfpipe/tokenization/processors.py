@@ -138,9 +138,9 @@ class PostProcessor:
         masking, concatenation and densifying (the bulk of a batch-1 request's ops).
         """
         template = self.pair if len(sequences) == 2 else self.single
-        slot, pad_slot = self._padded_slots(template, sequences, kept, keep_last, padding)
+        slot, pad_slot, sizes = self._padded_slots(template, sequences, kept, keep_last, padding)
         ids = tf.gather(self._ids_table(template, sequences, padding.pad_id), slot)
-        type_ids = tf.gather(self._types_table(template, sequences, padding.pad_type_id), slot)
+        type_ids = tf.gather(self._types_table(template, sizes, padding.pad_type_id), slot)
         return ids, type_ids, tf.cast(slot != pad_slot, tf.int32)
 
     def _padded_slots(
@@ -150,16 +150,18 @@ class PostProcessor:
         kept: list[tf.Tensor],
         keep_last: bool,
         padding: Padding,
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """([batch, width] index of every cell's source in the tables, the pad slot)."""
-        firsts = []
+    ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        """([batch, width] index of every cell's source in the tables, the pad slot, each
+        sequence's count of values)."""
+        firsts, sizes = [], []
         size = tf.constant(0)
         for sequence, keep in zip(sequences, kept, strict=True):
             first = tf.cast(sequence.row_starts(), tf.int32)
             if keep_last:
                 first += tf.cast(sequence.row_lengths(), tf.int32) - keep
             firsts.append(size + first)
-            size += tf.size(sequence.values)
+            sizes.append(tf.size(sequence.values))
+            size += sizes[-1]
         specials = sum(item.sequence is None for item in template)
         pad_slot = size + specials
         total = sum(kept[1:], kept[0]) + specials
@@ -182,18 +184,15 @@ class PostProcessor:
             slot = tf.where(position < _column(end), source, slot)
         if padding.left:
             slot = tf.where(position >= 0, slot, pad_slot)
-        return slot, pad_slot
+        return slot, pad_slot, sizes
 
     def _ids_table(self, template, sequences, pad_id: int) -> tf.Tensor:
         specials = [item.token_id for item in template if item.sequence is None]
         return _table([s.values for s in sequences], specials, pad_id)
 
-    def _types_table(self, template, sequences, pad_type_id: int) -> tf.Tensor:
+    def _types_table(self, template, sizes: list[tf.Tensor], pad_type_id: int) -> tf.Tensor:
         specials = [item.type_id for item in template if item.sequence is None]
-        types = [
-            tf.fill([tf.size(s.values)], _type_of_sequence(template, index))
-            for index, s in enumerate(sequences)
-        ]
+        types = [tf.fill([n], _type_of_sequence(template, index)) for index, n in enumerate(sizes)]
         return _table(types, specials, pad_type_id)
 
     def annotated(
@@ -215,15 +214,17 @@ class PostProcessor:
         """
         template = self.pair if len(sequences) == 2 else self.single
         if padding is None:
-            slot, pad_id, pad_type_id = self._slots(template, sequences), 0, 0
+            sizes = [tf.size(s.values) for s in sequences]
+            slot, pad_id, pad_type_id = self._slots(template, sequences, sizes), 0, 0
         else:
-            slot, pad_slot = self._padded_slots(template, sequences, kept, keep_last, padding)
+            slot, pad_slot, sizes = self._padded_slots(
+                template, sequences, kept, keep_last, padding
+            )
             pad_id, pad_type_id = padding.pad_id, padding.pad_type_id
         count = sum(item.sequence is None for item in template)
-        sizes = [tf.size(s.values) for s in sequences]
         tables = {
             "input_ids": lambda: self._ids_table(template, sequences, pad_id),
-            "token_type_ids": lambda: self._types_table(template, sequences, pad_type_id),
+            "token_type_ids": lambda: self._types_table(template, sizes, pad_type_id),
             "special_tokens_mask": lambda: _table(
                 [tf.zeros([n], tf.int32) for n in sizes], [1] * count, 1
             ),
@@ -243,12 +244,15 @@ class PostProcessor:
         return outputs
 
     def _slots(
-        self, template: tuple[TemplateItem, ...], sequences: list[tf.RaggedTensor]
+        self,
+        template: tuple[TemplateItem, ...],
+        sequences: list[tf.RaggedTensor],
+        sizes: list[tf.Tensor],
     ) -> tf.RaggedTensor:
         """[batch, (tokens)] index of every token's source in the tables, unpadded."""
         batch = sequences[0].nrows(out_type=tf.int64)
-        starts = tf.cumsum([tf.size(s.values) for s in sequences], exclusive=True)
-        size = sum(tf.size(s.values) for s in sequences)
+        starts = tf.cumsum(sizes, exclusive=True)
+        size = tf.add_n(sizes)
         parts, special = [], 0
         for item in template:
             if item.sequence is None:
@@ -256,9 +260,7 @@ class PostProcessor:
                 special += 1
             else:
                 sequence = sequences[item.sequence]
-                part = sequence.with_values(
-                    starts[item.sequence] + tf.range(tf.size(sequence.values))
-                )
+                part = sequence.with_values(starts[item.sequence] + tf.range(sizes[item.sequence]))
             parts.append(part)
         return concat_rows(parts)
 
