@@ -206,6 +206,25 @@ def test_left_truncation_and_left_padding_match_hf(name, shared_dir, corpus, hf_
         run_combo(folder, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 5), combo)
 
 
+def test_words_without_tokens_still_take_an_index(tmp_path):
+    """A BPE without unk drops characters it lacks: the word `b` yields no token, and the
+    next word is still numbered after it (tokenizers numbers splits, not tokens)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"a": 0, "c": 1, "<pad>": 2, "ac": 3}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[("a", "c")]))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.add_special_tokens(["<pad>"])
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>"}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    hf = PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
+    layer = LayerRunner(TokenizerLayer.from_pretrained(tmp_path, **ANNOTATED))
+    texts = ["a b c", "bb a<pad>c b ac", "b", ""]
+    check_annotations(layer, hf, texts, padding="longest", truncation=True)
+
+
 def test_empty_batch_gives_annotations_shaped_as_ids(shared_dir, tokenizer_layer):
     path = shared_dir / "tokenizers" / "bert-base-cased"
     for padding in ("longest", False):

@@ -41,7 +41,10 @@ class TemplateItem:
     token_id: int | None = None
 
 
-def _reference_encoding(component: dict, pair: bool) -> tuple[list[int], list[int]]:
+def _reference_encoding(
+    component: dict | None, pair: bool, pad: bool = False
+) -> tuple[list[int], list[int]] | list[int | None]:
+    """The marker encoding's (ids, type ids); with `pad`, its sequence ids padded by one."""
     tokenizer = reference_tokenizer(
         pre_tokenizer={"type": "WhitespaceSplit"},
         post_processor=component,
@@ -53,6 +56,9 @@ def _reference_encoding(component: dict, pair: bool) -> tuple[list[int], list[in
     )
     first = " ".join(["a"] * FIRST_LENGTH)
     second = " ".join(["b"] * SECOND_LENGTH) if pair else None
+    if pad:
+        tokenizer.enable_padding(length=FIRST_LENGTH + SECOND_LENGTH + 8)
+        return tokenizer.encode(first, second).sequence_ids
     encoding = tokenizer.encode(first, second)
     return encoding.ids, encoding.type_ids
 
@@ -87,6 +93,13 @@ class PostProcessor:
     """The compiled `post_processor` section: templates for single texts and pairs."""
 
     def __init__(self, component: dict | None) -> None:
+        # The sequence id tokenizers reports on padding, single texts and pairs: -1 (None),
+        # except where no post-processor marked the sequence ranges of a single text; its
+        # Encoding then reports sequence 0 everywhere, padding included.
+        self.pad_sequence_id = {
+            pair: _none_as(_reference_encoding(component, pair, pad=True)[-1])
+            for pair in (False, True)
+        }
         if component is None:
             self.single = (TemplateItem(0, sequence=0),)
             self.pair = (TemplateItem(0, sequence=0), TemplateItem(1, sequence=1))
@@ -210,7 +223,8 @@ class PostProcessor:
 
         `words` holds each token's word index, shaped as `sequences`; without padding both
         are already truncated. Special tokens of the template and padding are special
-        (mask 1) and of no word and no sequence (-1), as `tokenizers`' Encoding has them.
+        (mask 1) and of no word and no sequence (-1), as `tokenizers`' Encoding has them
+        (padding's sequence: `pad_sequence_id`).
         """
         template = self.pair if len(sequences) == 2 else self.single
         if padding is None:
@@ -230,7 +244,9 @@ class PostProcessor:
             ),
             "word_ids": lambda: _table([w.values for w in words], [-1] * count, -1),
             "sequence_ids": lambda: _table(
-                [tf.fill([n], index) for index, n in enumerate(sizes)], [-1] * count, -1
+                [tf.fill([n], index) for index, n in enumerate(sizes)],
+                [-1] * count,
+                self.pad_sequence_id[len(sequences) == 2],
             ),
         }
         if padding is None:
@@ -268,6 +284,10 @@ class PostProcessor:
 def _table(per_sequence: list[tf.Tensor], specials: list[int], pad: int) -> tf.Tensor:
     """The sequences' values, then one value per special token of the template, then pad."""
     return tf.concat([*per_sequence, tf.constant(specials + [pad], tf.int32)], 0)
+
+
+def _none_as(value: int | None, none: int = -1) -> int:
+    return none if value is None else value
 
 
 def _type_of_sequence(template: tuple[TemplateItem, ...], sequence: int) -> int:
