@@ -22,10 +22,20 @@ from tfpipe.tokenization.compiled import compiled_tokenizer
 ANNOTATED = dict(return_special_tokens_mask=True, return_word_ids=True)
 FAMILIES = ("bert-base-cased", "roberta-base", "t5-small", "llama-2")
 SHARED = (
-    "albert-base-v2", "bert-base-cased", "bert-base-chinese", "bert-base-uncased",
-    "deberta-v3-small", "distilbert-base-uncased", "gpt-neox-20b", "gpt2",
-    "hf-fixture-test-sentencepiece", "hf-fixture-test-sentencepiece-bpe",
-    "hf-fixture-test-sentencepiece-no-bos", "llama-2", "roberta-base", "t5-small",
+    "albert-base-v2",
+    "bert-base-cased",
+    "bert-base-chinese",
+    "bert-base-uncased",
+    "deberta-v3-small",
+    "distilbert-base-uncased",
+    "gpt-neox-20b",
+    "gpt2",
+    "hf-fixture-test-sentencepiece",
+    "hf-fixture-test-sentencepiece-bpe",
+    "hf-fixture-test-sentencepiece-no-bos",
+    "llama-2",
+    "roberta-base",
+    "t5-small",
 )
 # (padding, truncation, max_length, pad_to_multiple_of): the default run's combinations. One
 # max_length: Unigram traces an encoder per word-token limit, which follows max_length.
@@ -60,8 +70,9 @@ def hf_rows(hf, texts: Sequence, pairs: Sequence | None, **kwargs) -> dict[str, 
     return rows
 
 
-def mismatches(output: dict, want: dict, texts: Sequence, pairs: Sequence | None,
-               padded: bool) -> list[str]:
+def mismatches(
+    output: dict, want: dict, texts: Sequence, pairs: Sequence | None, padded: bool
+) -> list[str]:
     """One line per problem: keys, dtype/density, shapes, then each row and key that differs."""
     got, problems = layer_rows(output, padded)
     if set(got) != set(want):
@@ -79,8 +90,14 @@ def mismatches(output: dict, want: dict, texts: Sequence, pairs: Sequence | None
     return problems
 
 
-def check_annotations(layer: LayerRunner, hf, texts: Sequence, pairs: Sequence | None = None,
-                      batch_size: int = 256, **hf_kwargs) -> None:
+def check_annotations(
+    layer: LayerRunner,
+    hf,
+    texts: Sequence,
+    pairs: Sequence | None = None,
+    batch_size: int = 256,
+    **hf_kwargs,
+) -> None:
     """Every output of the layer equals HF's on every batch (HF call arguments ``hf_kwargs``)."""
     padded = hf_kwargs.get("padding", False) not in (False, "do_not_pad")
     problems = []
@@ -114,11 +131,17 @@ def tokenizer_pair(path, hf_tokenizer, tokenizer_layer, padding, **config):
 def run_combo(path, hf_tokenizer, tokenizer_layer, texts, pairs, combo) -> None:
     padding, truncation, max_length, multiple = combo
     layer, hf = tokenizer_pair(
-        path, hf_tokenizer, tokenizer_layer, padding,
-        truncation=truncation, max_length=max_length, pad_to_multiple_of=multiple,
+        path,
+        hf_tokenizer,
+        tokenizer_layer,
+        padding,
+        truncation=truncation,
+        max_length=max_length,
+        pad_to_multiple_of=multiple,
     )
-    kwargs = dict(padding=padding, truncation=truncation, max_length=max_length,
-                  pad_to_multiple_of=multiple)
+    kwargs = dict(
+        padding=padding, truncation=truncation, max_length=max_length, pad_to_multiple_of=multiple
+    )
     for batch_pairs in (None, pairs):
         if truncation == "only_second" and batch_pairs is None:
             continue
@@ -131,11 +154,18 @@ def run_combo(path, hf_tokenizer, tokenizer_layer, texts, pairs, combo) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS, ids=["longest", "unpadded", "max_length-only_second"])
 @pytest.mark.parametrize("name", FAMILIES)
-def test_word_ids_match_hf_on_course_texts(name, combo, shared_dir, corpus, hf_tokenizer,
-                                           tokenizer_layer):
+def test_word_ids_match_hf_on_course_texts(
+    name, combo, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
     texts = corpus[::FAMILY_STRIDE]
-    run_combo(shared_dir / "tokenizers" / name, hf_tokenizer, tokenizer_layer, texts,
-              shifted(texts, 7), combo)
+    run_combo(
+        shared_dir / "tokenizers" / name,
+        hf_tokenizer,
+        tokenizer_layer,
+        texts,
+        shifted(texts, 7),
+        combo,
+    )
 
 
 def edge_texts(hf) -> list[str | bytes]:
@@ -169,8 +199,9 @@ def test_word_ids_match_hf_on_added_tokens_empty_and_invalid_texts(
         run_combo(path, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 3), combo)
 
 
-def test_long_texts_cut_before_encoding_keep_exact_word_ids(shared_dir, hf_tokenizer,
-                                                            tokenizer_layer):
+def test_long_texts_cut_before_encoding_keep_exact_word_ids(
+    shared_dir, hf_tokenizer, tokenizer_layer
+):
     """bert cuts long single texts before whitespace; t5 (Unigram) stops inside long words."""
     prose = "Hello, world! Naïve café; 東京 tokenization ok. " * 400
     for name in ("bert-base-cased", "t5-small"):
@@ -198,8 +229,9 @@ def left_sided_copy(path, tmp_path, hf_tokenizer):
 
 
 @pytest.mark.parametrize("name", ["bert-base-cased", "llama-2"])
-def test_left_truncation_and_left_padding_match_hf(name, shared_dir, corpus, hf_tokenizer,
-                                                   tokenizer_layer, tmp_path):
+def test_left_truncation_and_left_padding_match_hf(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer, tmp_path
+):
     folder = left_sided_copy(shared_dir / "tokenizers" / name, tmp_path, hf_tokenizer)
     texts = corpus[:: 2 * FAMILY_STRIDE] + edge_texts(hf_tokenizer(folder))
     for combo in (("longest", "longest_first", MAX_LENGTH, 8), (False, "only_first", 24, None)):
@@ -270,15 +302,22 @@ def test_export_with_annotations_passes_the_self_check(shared_dir, hf_tokenizer,
 
     path = shared_dir / "tokenizers" / "roberta-base"
     layer = TokenizerLayer.from_pretrained(path, max_length=16, **ANNOTATED)
-    inputs = {name: tf_keras.Input(shape=(), dtype=tf.string, name=name)
-              for name in ("text", "text_pair")}
+    inputs = {
+        name: tf_keras.Input(shape=(), dtype=tf.string, name=name) for name in ("text", "text_pair")
+    }
     model = tf_keras.Model(inputs, layer(inputs["text"], text_pair=inputs["text_pair"]))
     texts = ["Hello <mask> world, a long enough sentence to be truncated here", "", "x"]
     pairs = ["a pair", "b\xe9", "<s> c d e"]
-    exported = export(model, tmp_path / "annotated" / "1", warmup_texts=texts,
-                      warmup_text_pairs=pairs, serving_base_path=None)
-    want = hf_rows(hf_tokenizer(path), texts, pairs, padding="longest", truncation=True,
-                   max_length=16)
+    exported = export(
+        model,
+        tmp_path / "annotated" / "1",
+        warmup_texts=texts,
+        warmup_text_pairs=pairs,
+        serving_base_path=None,
+    )
+    want = hf_rows(
+        hf_tokenizer(path), texts, pairs, padding="longest", truncation=True, max_length=16
+    )
     assert exported.served_outputs == want
 
 
@@ -297,8 +336,9 @@ FULL_COMBOS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHARED)
-def test_every_tokenizer_strategy_and_padding_match_hf(name, shared_dir, corpus, hf_tokenizer,
-                                                       tokenizer_layer):
+def test_every_tokenizer_strategy_and_padding_match_hf(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
     texts = corpus[::SWEEP_STRIDE]
     pairs = shifted(texts, 11)
     path = shared_dir / "tokenizers" / name
