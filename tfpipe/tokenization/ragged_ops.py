@@ -167,3 +167,12 @@ def expand_values(
     cumulative = tf.concat([[0], tf.cumsum(lengths)], axis=0)
     new_splits = tf.gather(cumulative, tf.cast(row_splits, tf.int32))
     return source, within, tf.cast(new_splits, row_splits.dtype)
+
+
+def cumsum_in_rows(values: tf.Tensor, rows: tf.RaggedTensor, exclusive: bool = False) -> tf.Tensor:
+    """The cumulative sum of `values` (flat, as `rows.values`) restarting at every row."""
+    total = tf.cumsum(values, exclusive=True)
+    padded = tf.concat([total, tf.reduce_sum(values, keepdims=True)], 0)
+    start = tf.gather(padded, tf.cast(rows.row_starts(), tf.int32))
+    within = total - tf.gather(start, row_ids(rows))
+    return within if exclusive else within + values

@@ -38,3 +38,10 @@ class WordLevel(tf.Module):
         check = tf.debugging.Assert(tf.reduce_all(ids >= 0), [MISSING_UNK])
         with tf.control_dependencies([check]):
             return one_per_row(tf.identity(ids))
+
+    def tokenize_with_spans(
+        self, words: tf.RaggedTensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """(token ids, and per token its [start, stop) in its word: all of it)."""
+        ids = self(words)
+        return ids, tf.zeros_like(ids.values), tf.cast(words.row_lengths(), tf.int32)

@@ -15,6 +15,7 @@ from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.pointer_doubling import reached
 from tfpipe.tokenization.ragged_ops import (
+    cumsum_in_rows,
     one_per_row,
     positions_in_rows,
     repeat_range,
@@ -61,6 +62,27 @@ class WordPiece(tf.Module):
         self.vocab = string_table(vocab)
         self.longest = BlockTable.from_dense(*_longest_entries(vocab, self.prefix))
         self.longest_entry = max((len(token) for token in vocab), default=1)
+        self.token_lengths = np.zeros(max(vocab.values(), default=0) + 1, np.int32)
+        self.token_lengths[list(vocab.values())] = [len(token) for token in vocab]
+
+    def tokenize_with_spans(
+        self, words: tf.RaggedTensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """(token ids, and per token, flat, its [start, stop) in its word's code points)."""
+        ids = self(words)
+        return (ids, *self.spans(words, ids))
+
+    def spans(self, words: tf.RaggedTensor, ids: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Per token of `ids` (flat), its [start, stop) in its word's code points: a word of one
+        token is all that token's (an unknown word's too); the others are their entries, less
+        the prefix after the first."""
+        owner = row_ids(ids)
+        length = tf.gather(self.token_lengths, ids.values)
+        length -= tf.where(positions_in_rows(ids, owner) > 0, len(self.prefix), 0)
+        single = tf.gather(ids.row_lengths() == 1, owner)
+        length = tf.where(single, tf.gather(tf.cast(words.row_lengths(), tf.int32), owner), length)
+        stop = cumsum_in_rows(length, ids)
+        return stop - length, stop
 
     def __call__(self, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)].

@@ -21,10 +21,12 @@ from tfpipe.tokenization.normalizers.replace import compile_replace
 from tfpipe.tokenization.normalizers.stages import Stage, fuse_local_maps, group_local_runs
 from tfpipe.tokenization.normalizers.strip import compile_strip
 from tfpipe.tokenization.normalizers.unicode import (
+    aligned_steps,
     compile_character_map,
     compile_composition,
     compile_decomposition,
 )
+from tfpipe.tokenization.ragged_ops import positions_in_rows
 
 SECTION = "normalizer"
 NORMALIZERS: dict[str, Callable[[dict], list[Stage]]] = {
@@ -42,6 +44,15 @@ NORMALIZERS: dict[str, Callable[[dict], list[Stage]]] = {
     "ByteLevel": compile_byte_level,
     "Nmt": compile_character_map,
 }
+
+
+def components(component: dict | None) -> list[dict]:
+    """The section's components in order, Sequences opened (none for no normalizer)."""
+    if component is None:
+        return []
+    if component.get("type") == "Sequence":
+        return [leaf for child in component["normalizers"] for leaf in components(child)]
+    return [component]
 
 
 def compile_stages(component: dict | None) -> list[Stage]:
@@ -67,8 +78,24 @@ class Normalizer(tf.Module):
         super().__init__(name="normalizer")
         self.stages = fuse_local_maps(compile_stages(component))
         self._steps = group_local_runs(self.stages)
+        self._aligned_steps = fuse_local_maps(
+            [
+                step
+                for child in components(component)
+                for step in aligned_steps(compile_stages(child))
+            ]
+        )
 
     def __call__(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         for step in self._steps:
             cps = step.apply(cps)
         return cps
+
+    def aligned(self, cps: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """`__call__`, and the alignment of every output code point: int32 [code points, 2],
+        the [start, end) in code points of its row's input that it comes from."""
+        position = positions_in_rows(cps)
+        alignment = tf.stack([position, position + 1], axis=1)
+        for step in self._aligned_steps:
+            cps, alignment = step.apply_aligned(cps, alignment)
+        return cps, alignment

@@ -26,8 +26,14 @@ from tfpipe.tokenization.codepoint_tables import (
 )
 from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.normalizers.stages import reference_normalizer
-from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.normalizers.stages import reference_normalizer, slot_alignment
+from tfpipe.tokenization.ragged_ops import (
+    expand_values,
+    previous,
+    row_ids,
+    row_starts_mask,
+    select,
+)
 from tfpipe.tokenization.utf8 import utf8_lengths
 from tfpipe.tokenization.vocabulary import string_table
 
@@ -184,6 +190,28 @@ class Precompiled(tf.Module):
             lambda: self._expand(cps, lengths, firsts, offsets),
         )
 
+    def apply_aligned(self, cps, alignment):
+        """Alignments as the reference's replacement changes move them: a part (a character,
+        or a grapheme replaced whole) of k code points becoming m takes k input slots, its
+        first min(k, m) outputs one each and the last of them the rest; a part becoming
+        nothing gives its slots to the output before it, and at a row's start loses them (so
+        every later alignment shifts back: docs/how-it-works.md#offsets)."""
+        lengths, firsts, offsets, parts = self._outputs(cps, with_parts=True)
+        rows = self._expand(cps, lengths, firsts, offsets)
+        source, within, _ = expand_values(lengths, cps.row_splits)
+        m, k = tf.gather(lengths, source), tf.gather(parts, source)
+        last = tf.minimum(m, k) - 1
+        weight = tf.where(within < last, 1, tf.where(within == last, 1 + tf.maximum(k - m, 0), 0))
+        # A part becoming nothing: its slots go to the output before it, if its row has one.
+        outputs_before = tf.cumsum(lengths, exclusive=True)
+        row_first = tf.gather(outputs_before, tf.cast(cps.row_starts(), tf.int32))
+        receiver = outputs_before - 1
+        gives = (lengths == 0) & (parts > 0) & (receiver >= tf.gather(row_first, row_ids(cps)))
+        weight = tf.tensor_scatter_nd_add(
+            weight, select(receiver, gives)[:, tf.newaxis], select(parts, gives)
+        )
+        return rows, slot_alignment(cps, rows, weight, alignment)
+
     def _expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
@@ -195,8 +223,10 @@ class Precompiled(tf.Module):
         """How many code points each code point becomes (0 when dropped with its grapheme)."""
         return self._outputs(cps)[0]
 
-    def _outputs(self, cps: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(output length, first output, offset of the others in `extra`) per code point.
+    def _outputs(self, cps: tf.RaggedTensor, with_parts: bool = False) -> tuple:
+        """(output length, first output, offset of the others in `extra`) per code point, and
+        with `with_parts` its part size: 1, the grapheme's length for the first code point of
+        a grapheme replaced whole, 0 for its others.
 
         Only a multi-character grapheme whose first character starts a key is replaced
         whole; a batch without one (nearly all, even in scripts full of combining marks)
@@ -214,14 +244,16 @@ class Precompiled(tf.Module):
         )
         # Every multi-character grapheme has a join at its second character.
         starts_key = previous(starts > STARTS_NOTHING, False)
+        outputs = (lengths, firsts, offsets) + ((tf.ones_like(lengths),) if with_parts else ())
         return functional_cond(
             tf.reduce_any(join & starts_key),
-            lambda: self._whole_graphemes(values, join, starts, lengths, firsts, offsets),
-            lambda: (lengths, firsts, offsets),
+            lambda: self._whole_graphemes(values, join, starts, *outputs),
+            lambda: outputs,
         )
 
-    def _whole_graphemes(self, values, join, starts, lengths, firsts, offsets):
-        """Outputs of characters in short multi-character graphemes that a key prefixes."""
+    def _whole_graphemes(self, values, join, starts, lengths, firsts, offsets, *parts):
+        """Outputs of characters in short multi-character graphemes that a key prefixes (and
+        with `parts`, the part sizes)."""
         grapheme = tf.cumsum(tf.cast(~join, tf.int32)) - 1
         count = tf.reduce_max(tf.concat([grapheme, [-1]], 0)) + 1
         chars = tf.math.unsorted_segment_sum(tf.ones_like(grapheme), grapheme, count)
@@ -256,7 +288,11 @@ class Precompiled(tf.Module):
         )
         firsts = tf.where(by_rule, tf.gather(self.replacement_firsts, safe_rule), firsts)
         offsets = tf.where(by_rule, tf.gather(self.replacement_offsets, safe_rule), offsets)
-        return lengths, firsts, offsets
+        if not parts:
+            return lengths, firsts, offsets
+        whole_first = is_first & tf.gather(replaced, grapheme)
+        part = tf.where(dropped, 0, tf.where(whole_first, tf.gather(chars, grapheme), 1))
+        return lengths, firsts, offsets, part
 
 
 def compile_precompiled(component: dict) -> list[Precompiled]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from tfpipe.tokenization.ragged_ops import concat_rows
+from tfpipe.tokenization.ragged_ops import concat_rows, row_ids
 
 
 @dataclass
@@ -16,16 +16,28 @@ class Prepend:
     content: str
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        return concat_rows([self._prefixes(cps), cps])
+
+    def apply_aligned(self, cps, alignment):
+        """The prepended code points take the alignment of the first one."""
+        prefixes = self._prefixes(cps)
+        first = tf.gather(tf.cast(cps.row_starts(), tf.int32), row_ids(prefixes))
+        source = concat_rows(
+            [prefixes.with_values(first), cps.with_values(tf.range(tf.size(cps.values)))]
+        )
+        return concat_rows([prefixes, cps]), tf.gather(alignment, source.values)
+
+    def _prefixes(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        """`content` for every non-empty row, nothing for the others."""
         prefix = tf.constant([ord(c) for c in self.content], cps.values.dtype)
         nonempty = tf.cast(cps.row_lengths() > 0, cps.row_splits.dtype)
         repeats = tf.size(prefix, out_type=cps.row_splits.dtype)
         within = tf.math.floormod(
             tf.range(tf.reduce_sum(nonempty) * repeats), tf.maximum(repeats, 1)
         )
-        prefixes = tf.RaggedTensor.from_row_lengths(
+        return tf.RaggedTensor.from_row_lengths(
             tf.gather(prefix, within), nonempty * repeats, validate=False
         )
-        return concat_rows([prefixes, cps])
 
 
 def compile_prepend(component: dict) -> list[Prepend]:

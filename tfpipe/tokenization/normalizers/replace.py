@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.normalizers.stages import Stage, local_map
-from tfpipe.tokenization.ragged_ops import expand_values, positions_in_rows
+from tfpipe.tokenization.ragged_ops import expand_values, positions_in_rows, row_ids
 from tfpipe.tokenization.regex.matcher import Matcher, compile_matcher
 
 SECTION = "normalizer"
@@ -34,6 +34,20 @@ class Replace:
         return self.matcher.segments(cps.values, cps.row_splits)
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        return self._replaced(cps)[0]
+
+    def apply_aligned(self, cps, alignment):
+        """Kept code points keep their alignment; a match's replacement takes that of the
+        match's last code point (of the one before an empty match; [0, 0] at a row's start)."""
+        rows, kept_at, match_last, from_content = self._replaced(cps)
+        row_start = tf.gather(tf.cast(cps.row_starts(), tf.int32), row_ids(rows))
+        source = tf.where(from_content, match_last, kept_at)
+        aligned = tf.gather(alignment, tf.maximum(source, 0))
+        return rows, tf.where((source >= row_start)[:, tf.newaxis], aligned, 0)
+
+    def _replaced(self, cps: tf.RaggedTensor):
+        """(the rows replaced; per output: the input code point it keeps, the last code point
+        of the match it replaces, whether it is replacement content)."""
         segments = self.segments(cps)
         lengths = segments.values
         is_match = positions_in_rows(segments) % 2 == 1
@@ -47,9 +61,11 @@ class Replace:
         kept = tf.gather(tf.concat([cps.values, tf.zeros([1], cps.values.dtype)], 0), kept_at)
         replaced = tf.gather(content, tf.where(from_content, within, len(self.content)))
         values = tf.where(from_content, tf.cast(replaced, cps.values.dtype), kept)
-        return tf.RaggedTensor.from_row_splits(
+        rows = tf.RaggedTensor.from_row_splits(
             values, tf.cast(splits, cps.row_splits.dtype), validate=False
         )
+        match_last = tf.gather(first + lengths, source) - 1
+        return rows, kept_at, match_last, from_content
 
 
 def compile_replace(component: dict) -> list[Stage]:
@@ -57,7 +73,7 @@ def compile_replace(component: dict) -> list[Stage]:
     pattern = component.get("pattern", {})
     if not isinstance(pattern, dict) or len(pattern) != 1:
         raise UnsupportedComponentError(SECTION, "Replace", f"pattern {pattern!r}")
-    (kind, source), = pattern.items()
+    ((kind, source),) = pattern.items()
     if kind == "String" and isinstance(source, str) and len(source) == 1:
         return local_map(component)
     content = component.get("content", "")

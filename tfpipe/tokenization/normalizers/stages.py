@@ -31,7 +31,7 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_map,
 )
 from tfpipe.tokenization.control_flow import functional_cond
-from tfpipe.tokenization.ragged_ops import expand_values, previous, row_starts_mask
+from tfpipe.tokenization.ragged_ops import expand_values, previous, row_ids, row_starts_mask
 from tfpipe.tokenization.reference import reference_tokenizer
 
 
@@ -39,6 +39,16 @@ class Stage(Protocol):
     """One compiled normalizer step: a ragged batch of code points in, one out."""
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor: ...
+
+
+class AlignedStage(Protocol):
+    """A step that also moves each code point's alignment, int32 [code points, 2] (the
+    [start, end) of the original text it covers) as tokenizers' NormalizedString moves it
+    (docs/how-it-works.md#offsets)."""
+
+    def apply_aligned(
+        self, cps: tf.RaggedTensor, alignment: tf.Tensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]: ...
 
 
 @dataclass
@@ -76,11 +86,22 @@ class LocalMap:
 
     def expand(self, cps, lengths, firsts, offsets) -> tf.RaggedTensor:
         """The general case: some code points map to none or to several."""
+        return self.expand_from(cps, lengths, firsts, offsets)[0]
+
+    def expand_from(
+        self, cps, lengths, firsts, offsets
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """`expand`, and per output its input code point and index among that one's outputs."""
         source, within, splits = expand_values(lengths, cps.row_splits)
         single = tf.gather(lengths, source) == 1
         many = tf.gather(self.extra, tf.gather(offsets, source) + within)
         values = tf.where(single, tf.gather(firsts, source), many)
-        return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
+        return tf.RaggedTensor.from_row_splits(values, splits, validate=False), source, within
+
+    def apply_aligned(self, cps, alignment):
+        """Every output of a code point takes its alignment; a deleted one's goes with it."""
+        rows, source, _ = self.expand_from(cps, *self.lookup(cps.values))
+        return rows, tf.gather(alignment, source)
 
 
 @dataclass
@@ -105,9 +126,17 @@ class CanonicalReorder:
 
     @staticmethod
     def _sorted(values: tf.Tensor, ccc: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
+        return tf.gather(values, CanonicalReorder.order(ccc, starts))
+
+    def sort_order(self, cps: tf.RaggedTensor) -> tf.Tensor:
+        """The permutation of `cps.values` that `apply` makes."""
+        (ccc,) = self.table.lookup(cps.values)
+        return self.order(ccc, row_starts_mask(cps))
+
+    @staticmethod
+    def order(ccc: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
         segment = tf.cumsum(tf.cast((ccc == 0) | starts, tf.int64)) - 1
-        order = tf.argsort(segment * 256 + tf.cast(ccc, tf.int64), stable=True)
-        return tf.gather(values, order)
+        return tf.argsort(segment * 256 + tf.cast(ccc, tf.int64), stable=True)
 
 
 class LocalRun:
@@ -181,6 +210,21 @@ def _mark_unsafe(mapping: CodepointMap, unsafe: np.ndarray) -> CodepointMap:
         mapping.extra,
         mapping.extra_offsets,
     )
+
+
+def slot_alignment(
+    inputs: tf.RaggedTensor, outputs: tf.RaggedTensor, weight: tf.Tensor, alignment: tf.Tensor
+) -> tf.Tensor:
+    """Alignments of `outputs` that take `weight` input slots each, in order along their row
+    (tokenizers' `transform` changes): one taking slots gets the first's alignment, one taking
+    none that of the slot before it ([0, 0] at a row's start)."""
+    taken = tf.cumsum(weight, exclusive=True)
+    out_row = row_ids(outputs)
+    taken -= tf.gather(tf.gather(taken, tf.cast(outputs.row_starts(), tf.int32)), out_row)
+    slot = tf.where(weight > 0, taken, taken - 1)
+    in_row_start = tf.gather(tf.cast(inputs.row_starts(), tf.int32), out_row)
+    aligned = tf.gather(alignment, in_row_start + tf.maximum(slot, 0))
+    return tf.where((slot >= 0)[:, tf.newaxis], aligned, 0)
 
 
 def fuse_local_maps(stages: list[Stage]) -> list[Stage]:

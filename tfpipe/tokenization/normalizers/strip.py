@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import BlockTable
 from tfpipe.tokenization.normalizers.stages import whitespace_classes
-from tfpipe.tokenization.ragged_ops import mask_values, positions_in_rows, row_ids
+from tfpipe.tokenization.ragged_ops import mask_values, positions_in_rows, row_ids, select
 
 
 @dataclass
@@ -24,6 +24,14 @@ class Strip:
         self.table = BlockTable.from_dense(self.whitespace)
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
+        return mask_values(cps, self._kept(cps))
+
+    def apply_aligned(self, cps, alignment):
+        """What is kept keeps its alignment."""
+        keep = self._kept(cps)
+        return mask_values(cps, keep), select(alignment, keep)
+
+    def _kept(self, cps: tf.RaggedTensor) -> tf.Tensor:
         (space,) = self.table.lookup(cps.values)
         ids = row_ids(cps)
         position = positions_in_rows(cps, ids)
@@ -35,7 +43,7 @@ class Strip:
         if self.right:
             text = tf.where(space > 0, -1, position)
             keep &= position <= tf.gather(tf.math.unsorted_segment_max(text, ids, nrows), ids)
-        return mask_values(cps, keep)
+        return keep
 
 
 def compile_strip(component: dict) -> list[Strip]:

@@ -10,13 +10,21 @@ characters removed or made spaces, one code point at a time).
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 from tokenizers import normalizers as hf_normalizers
 
 from tfpipe.tokenization.codepoint_tables import BlockTable, all_codepoints, cached_arrays
-from tfpipe.tokenization.normalizers.stages import Stage, canonical_reorder, local_map
+from tfpipe.tokenization.normalizers.stages import (
+    CanonicalReorder,
+    LocalMap,
+    Stage,
+    canonical_reorder,
+    local_map,
+    slot_alignment,
+)
 from tfpipe.tokenization.ragged_ops import mask_values, row_starts_mask, select
 
 
@@ -48,19 +56,42 @@ class Compose(tf.Module):
         )
 
     def apply(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
-        values = cps.values
-        ccc, joins = self.table.lookup(values)
-        new_segment = row_starts_mask(cps) | ((ccc == 0) & (joins == 0))
-        segment = tf.cumsum(tf.cast(new_segment, tf.int32)) - 1
-        count = tf.reduce_sum(tf.cast(new_segment, tf.int32))
-        seg_length = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment, count)
+        ccc, segment, seg_length = self._segments(cps)
         return tf.cond(
             tf.reduce_any(seg_length > 1),
             lambda: self._compose(cps, ccc, segment, seg_length),
             lambda: cps,
         )
 
+    def _segments(self, cps: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(combining classes, segment of every code point, length of every segment)."""
+        ccc, joins = self.table.lookup(cps.values)
+        new_segment = row_starts_mask(cps) | ((ccc == 0) & (joins == 0))
+        segment = tf.cumsum(tf.cast(new_segment, tf.int32)) - 1
+        count = tf.reduce_sum(tf.cast(new_segment, tf.int32))
+        seg_length = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment, count)
+        return ccc, segment, seg_length
+
     def _compose(self, cps, ccc, segment, seg_length) -> tf.RaggedTensor:
+        out, deleted, _ = self._composed(cps, ccc, segment, seg_length, tf.ones_like(ccc))
+        return mask_values(cps.with_values(out), ~deleted)
+
+    def apply_weighted(
+        self, cps: tf.RaggedTensor, weight: tf.Tensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """`apply`, and per output the sum of the weights of the code points it is made of."""
+        ccc, segment, seg_length = self._segments(cps)
+
+        def compose() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            out, deleted, absorbed = self._composed(cps, ccc, segment, seg_length, weight)
+            rows = mask_values(cps.with_values(out), ~deleted)
+            return rows, select(weight + absorbed, ~deleted)
+
+        return tf.cond(tf.reduce_any(seg_length > 1), compose, lambda: (cps, weight))
+
+    def _composed(self, cps, ccc, segment, seg_length, weight):
+        """(values with composites written at their starters, which values they absorbed, the
+        summed `weight` each starter absorbed)."""
         values = cps.values
         long_segment = tf.cast(tf.where(seg_length > 1)[:, 0], tf.int32)
         segment_start = tf.math.unsorted_segment_min(
@@ -70,7 +101,7 @@ class Compose(tf.Module):
         length = tf.gather(seg_length, long_segment)
         starter = tf.where(tf.gather(ccc, first) == 0, tf.gather(values, first), -1)
 
-        def step(k, starter, starter_at, last, out, deleted):
+        def step(k, starter, starter_at, last, out, deleted, absorbed):
             active = length > k
             at = first + k
             at_safe = tf.where(active, at, first)
@@ -85,18 +116,17 @@ class Compose(tf.Module):
             becomes_starter = active & ~combine & (char_ccc == 0)
             starter = tf.where(combine, composite, tf.where(becomes_starter, char, starter))
             starter_at = tf.where(becomes_starter, at, starter_at)
-            last = tf.where(
-                combine | ~active, last, tf.where(char_ccc == 0, -1, char_ccc)
-            )
+            last = tf.where(combine | ~active, last, tf.where(char_ccc == 0, -1, char_ccc))
             written = tf.expand_dims(select(starter_at, combine), 1)
             out = tf.tensor_scatter_nd_update(out, written, select(starter, combine))
             removed = tf.expand_dims(select(at, combine), 1)
             deleted = tf.tensor_scatter_nd_update(
                 deleted, removed, tf.ones_like(removed[:, 0], tf.bool)
             )
-            return k + 1, starter, starter_at, last, out, deleted
+            absorbed = tf.tensor_scatter_nd_add(absorbed, written, tf.gather(weight, removed[:, 0]))
+            return k + 1, starter, starter_at, last, out, deleted, absorbed
 
-        _, _, _, _, out, deleted = tf.while_loop(
+        _, _, _, _, out, deleted, absorbed = tf.while_loop(
             lambda k, *_: k < tf.reduce_max(length),
             step,
             (
@@ -106,9 +136,50 @@ class Compose(tf.Module):
                 tf.fill(tf.shape(first), -1),
                 values,
                 tf.zeros_like(values, tf.bool),
+                tf.zeros_like(weight),
             ),
         )
-        return mask_values(cps.with_values(out), ~deleted)
+        return out, deleted, absorbed
+
+
+@dataclass
+class AlignedNormalization:
+    """A decomposition (`LocalMap` then `CanonicalReorder`), composed for NFC/NFKC, as one
+    step with alignments: tokenizers runs it as one transform, where each code point's first
+    output takes the next input slot and its other outputs the slot before, and where these
+    roles move with the code points through reordering and composition (a composite takes as
+    many slots as its parts). Each output's weight is the slots it takes."""
+
+    decomposition: LocalMap
+    reorder: CanonicalReorder
+    compose: Compose | None = None
+
+    def apply_aligned(self, cps, alignment):
+        lookup = self.decomposition.lookup(cps.values)
+        rows, _, within = self.decomposition.expand_from(cps, *lookup)
+        order = self.reorder.sort_order(rows)
+        rows = rows.with_values(tf.gather(rows.values, order))
+        weight = tf.gather(tf.cast(within == 0, tf.int32), order)
+        if self.compose is not None:
+            rows, weight = self.compose.apply_weighted(rows, weight)
+        return rows, slot_alignment(cps, rows, weight, alignment)
+
+
+def aligned_steps(stages: list[Stage]) -> list:
+    """One component's stages for the aligned path: each decomposition (with its composition)
+    as an `AlignedNormalization`, other stages as they are."""
+    steps, index = [], 0
+    while index < len(stages):
+        stage = stages[index]
+        follows = stages[index + 1 : index + 3]
+        if isinstance(stage, LocalMap) and follows and isinstance(follows[0], CanonicalReorder):
+            compose = follows[1] if len(follows) > 1 and isinstance(follows[1], Compose) else None
+            steps.append(AlignedNormalization(stage, follows[0], compose))
+            index += 3 if compose is not None else 2
+        else:
+            steps.append(stage)
+            index += 1
+    return steps
 
 
 def decompose(component: dict) -> list[Stage]:

@@ -35,6 +35,8 @@ from tfpipe.tokenization.pre_tokenizers.whitespace import (
 from tfpipe.tokenization.ragged_ops import positions_in_rows, row_ids
 
 Step = Stage | Rewrite
+# Payload entries: which code points sit at original offset 0; their alignments.
+FLAGS, ALIGNMENT = "anchored", "alignment"
 
 PRE_TOKENIZERS: dict[str, Callable[[dict], list[Step]]] = {
     "WhitespaceSplit": compile_whitespace_split,
@@ -110,19 +112,39 @@ class PreTokenizer:
         `anchored` (int32 per piece, required when `needs_anchor`): how many leading code points
         of each piece sit at offset 0 of the original text.
         """
-        flags = None
+        payload = {}
         if self.needs_anchor:
             if anchored is None:
                 raise ValueError("Metaspace prepend_scheme 'first' needs `anchored`")
-            flags = positions_in_rows(pieces) < tf.gather(anchored, row_ids(pieces))
+            payload[FLAGS] = positions_in_rows(pieces) < tf.gather(anchored, row_ids(pieces))
+        words, piece_of, _ = self._split(pieces, payload)
+        return words, piece_of
+
+    def aligned(
+        self, pieces: tf.RaggedTensor, alignment: tf.Tensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """`__call__`, and the alignment (int32 [code points, 2], in the original text) of the
+        words' code points, from that of the pieces': what a rewrite inserts or expands takes
+        the alignment of the code point it comes from. Offset 0 is read off the alignments."""
+        payload = {ALIGNMENT: alignment}
+        if self.needs_anchor:
+            payload[FLAGS] = tf.equal(alignment[:, 0], 0)
+        words, piece_of, payload = self._split(pieces, payload)
+        return words, piece_of, payload[ALIGNMENT]
+
+    def _split(self, pieces: tf.RaggedTensor, payload: dict[str, tf.Tensor]):
+        """Run the steps, carrying per-code-point `payload` tensors along."""
         piece_of = None
         for index, step in enumerate(self.steps):
-            flags = flags if index < self.anchored_steps else None
+            if index == self.anchored_steps:
+                payload = {name: value for name, value in payload.items() if name != FLAGS}
             if isinstance(step, Rewrite):
-                pieces, flags = step.rewrite(pieces, flags)
+                pieces, source = step.rewrite(pieces, payload.get(FLAGS), track=bool(payload))
+                if source is not None:
+                    payload = {name: tf.gather(value, source) for name, value in payload.items()}
                 continue
-            pieces, owner, flags = step.split(pieces, flags)
+            pieces, owner, payload = step.split(pieces, payload)
             piece_of = owner if piece_of is None else tf.gather(piece_of, owner)
         if piece_of is None:
             piece_of = tf.range(tf.cast(pieces.nrows(), tf.int32))
-        return pieces, piece_of
+        return pieces, piece_of, payload

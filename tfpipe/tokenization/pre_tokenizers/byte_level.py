@@ -133,9 +133,9 @@ class PrependSpace(Rewrite):
     """add_prefix_space: U+0020 in front of every non-empty piece not starting with one."""
 
     def rewrite(
-        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None, track: bool = False
     ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
-        return prepend_char(pieces, BLANK, flags)
+        return prepend_char(pieces, BLANK, track=track)
 
 
 class ByteAlphabet(Rewrite):
@@ -151,20 +151,24 @@ class ByteAlphabet(Rewrite):
         self.ascii = byte_chars(np.arange(0x80, dtype=np.int32)).numpy()
 
     def rewrite(
-        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None, track: bool = False
     ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
         cps = pieces.values
-        return tf.cond(
-            tf.reduce_all(cps < 0x80),
-            lambda: (pieces.with_values(tf.gather(self.ascii, cps)), flags),
-            lambda: _expanded(pieces, flags),
-        )
+
+        def ascii_only() -> tuple:
+            rows = pieces.with_values(tf.gather(self.ascii, cps))
+            return (rows, tf.range(tf.size(cps))) if track else rows
+
+        def expanded() -> tuple:
+            rows, source = _expanded(pieces)
+            return (rows, source) if track else rows
+
+        rewritten = tf.cond(tf.reduce_all(cps < 0x80), ascii_only, expanded)
+        return rewritten if track else (rewritten, None)
 
 
-def _expanded(
-    pieces: tf.RaggedTensor, flags: tf.Tensor | None
-) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
-    """The general case: code points of several bytes."""
+def _expanded(pieces: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+    """The general case: code points of several bytes; and each output's code point."""
     cps = pieces.values
     lengths = utf8_lengths(cps)
     kept = tf.where(tf.reshape(tf.range(4) < lengths[:, None], [-1]))[:, 0]
@@ -173,7 +177,7 @@ def _expanded(
     expanded = tf.RaggedTensor.from_row_splits(
         values, tf.gather(ends, pieces.row_splits), validate=False
     )
-    return expanded, None if flags is None else tf.gather(flags, kept // 4)
+    return expanded, tf.cast(kept // 4, tf.int32)
 
 
 def _utf8_slots(cps: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
@@ -191,9 +195,9 @@ def _utf8_slots(cps: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
 def byte_chars(values: tf.Tensor) -> tf.Tensor:
     """Bytes → GPT-2's bytes_to_unicode characters: printable bytes stand for themselves,
     the others (0x00-0x20, 0x7F-0xA0, 0xAD) become 256, 257, … in byte order."""
-    shift = tf.where(
-        values <= 0x20, 256, tf.where(values == 0xAD, 323 - 0xAD, 0)
-    ) + tf.where((values >= 0x7F) & (values <= 0xA0), 289 - 0x7F, 0)
+    shift = tf.where(values <= 0x20, 256, tf.where(values == 0xAD, 323 - 0xAD, 0)) + tf.where(
+        (values >= 0x7F) & (values <= 0xA0), 289 - 0x7F, 0
+    )
     return values + shift
 
 

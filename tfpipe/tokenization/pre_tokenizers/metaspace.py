@@ -62,43 +62,47 @@ class Metaspace(Rewrite):
         return self.scheme == "first"
 
     def rewrite(
-        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None, track: bool = False
     ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
         """Rewrite the pieces; `flags` (offset 0, per code point) are required for `first`."""
         values = pieces.values
         replacement = tf.constant(self.replacement, values.dtype)
         pieces = pieces.with_values(tf.where(values == BLANK, replacement, values))
         if self.scheme == "never":
-            return pieces, flags
-        return prepend_char(pieces, self.replacement, flags, anchored_only=self.reads_anchor)
+            return pieces, None
+        return prepend_char(
+            pieces, self.replacement, flags if self.reads_anchor else None, track=track
+        )
 
 
 def prepend_char(
-    pieces: tf.RaggedTensor, char: int, flags: tf.Tensor | None = None, anchored_only=False
+    pieces: tf.RaggedTensor, char: int, anchored: tf.Tensor | None = None, track: bool = False
 ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
-    """Prefix every non-empty piece not starting with `char` with it; with `anchored_only`,
-    only pieces whose first code point is flagged. `tokenizers` aligns the prefix to the code
-    point it precedes, so it takes that code point's flag."""
-    if anchored_only and flags is None:
-        raise ValueError("prepending to anchored pieces only needs their flags")
+    """Prefix every non-empty piece not starting with `char` with it; given `anchored` flags
+    (per code point), only pieces whose first code point is flagged. `tokenizers` aligns the
+    prefix to the code point it precedes: with `track`, that is where it comes from."""
     values = pieces.values
     nonempty = pieces.row_lengths() > 0
     first_index = tf.where(nonempty, pieces.row_starts(), 0)
     padded = tf.concat([values, tf.constant([char], values.dtype)], 0)
     first = tf.where(nonempty, tf.gather(padded, first_index), char)
     needs = first != char
-    if flags is not None:
-        first_flag = tf.gather(tf.concat([flags, [False]], 0), first_index)
-        needs = needs & first_flag if anchored_only else needs
+    if anchored is not None:
+        needs &= tf.gather(tf.concat([anchored, [False]], 0), first_index)
     counts = tf.cast(needs, pieces.row_splits.dtype)
     prefix = tf.RaggedTensor.from_row_lengths(
         tf.fill([tf.reduce_sum(counts)], tf.constant(char, values.dtype)), counts
     )
     prepended = concat_rows([prefix, pieces])
-    if flags is None:
+    if not track:
         return prepended, None
-    prefix_flags = prefix.with_values(select(first_flag, needs))
-    return prepended, concat_rows([prefix_flags, pieces.with_values(flags)]).values
+    sources = concat_rows(
+        [
+            prefix.with_values(tf.cast(select(first_index, needs), tf.int32)),
+            pieces.with_values(tf.range(tf.size(values))),
+        ]
+    )
+    return prepended, sources.values
 
 
 def compile_metaspace(component: dict) -> list[Rewrite | SplitStage]:

@@ -54,9 +54,9 @@ def isolated_classes(component: dict) -> np.ndarray:
     def classify(char: str) -> int:
         return int(len(splitter.pre_tokenize_str("a" + char + "a")) == 3)
 
-    return cached_arrays(
-        {"classes": component}, lambda: {"classes": probe_classes(classify)}
-    )["classes"]
+    return cached_arrays({"classes": component}, lambda: {"classes": probe_classes(classify)})[
+        "classes"
+    ]
 
 
 def split_behaviour(component: dict, key: str = "behavior") -> str:
@@ -85,14 +85,16 @@ class Rewrite(ABC):
     """A step that rewrites the code points of every piece, splitting none.
 
     `flags` (bool per code point, or None) mark the code points at original offset 0, which
-    Metaspace `first` reads; a rewrite carries them to its output as `tokenizers` aligns it.
+    Metaspace `first` reads. With `track`, a rewrite also returns where each output code point
+    comes from (an index into the input's values, as `tokenizers` aligns it; None when they
+    map one to one), so the caller carries per-code-point payloads (the flags, alignments).
     """
 
     reads_anchor = False
 
     @abstractmethod
     def rewrite(
-        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None
+        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None, track: bool = False
     ) -> tuple[tf.RaggedTensor, tf.Tensor | None]: ...
 
 
@@ -168,9 +170,10 @@ class SplitPhase:
         return words, piece_of
 
     def split(
-        self, pieces: tf.RaggedTensor, flags: tf.Tensor | None = None
-    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor | None]:
-        """`__call__`, plus the per-code-point `flags` of the words' code points."""
+        self, pieces: tf.RaggedTensor, payload: dict[str, tf.Tensor] | None = None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """`__call__`, plus the per-code-point `payload` tensors of the words' code points."""
+        payload = payload or {}
         values = pieces.values
         pieces_starting = rows_starting_at(pieces)
         starts = pieces_starting > 0
@@ -186,12 +189,12 @@ class SplitPhase:
         if not self.removes:
             # Every piece starts a word: a word's piece counts the pieces up to its start.
             piece_of = tf.cumsum(select(pieces_starting, starts)) - 1
-            return rows_from_starts(values, starts), piece_of, flags
+            return rows_from_starts(values, starts), piece_of, payload
         kept = ~removed
         piece_of = select(row_ids(pieces), kept)
         values, starts = select(values, kept), select(starts, kept)
-        flags = None if flags is None else select(flags, kept)
-        return rows_from_starts(values, starts), select(piece_of, starts), flags
+        payload = {name: select(value, kept) for name, value in payload.items()}
+        return rows_from_starts(values, starts), select(piece_of, starts), payload
 
 
 def split_kept(

@@ -13,10 +13,13 @@ from tfpipe.tokenization.models.unigram.viterbi import backtrack, viterbi
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
     expand,
+    following,
     mask_values,
     positions_in_rows,
     previous,
     replace_rows,
+    row_ids,
+    row_starts_mask,
     rows_from_ids,
     select,
 )
@@ -54,67 +57,94 @@ class Unigram(tf.Module):
                 SECTION, "Unigram", "byte_fallback needs all 256 <0xXX> tokens"
             )
 
-    def __call__(self, words: tf.RaggedTensor, token_limit: int | None = None) -> tf.RaggedTensor:
+    def __call__(
+        self, words: tf.RaggedTensor, token_limit: int | None = None, starts: bool = False
+    ) -> tf.RaggedTensor:
         """[words, (code points)] → [words, (token ids)].
 
         With `token_limit`, a word may come back cut: as the exact first tokens of its
         segmentation, at least `token_limit` of them (for right truncation, which keeps no
-        more; see `early_stop`).
+        more; see `early_stop`). With `starts`, each value is start << 32 | id (int64), the
+        start of the token's piece in its word (see `tokenize_with_spans`).
         """
         strings = tf.strings.unicode_encode(words, "UTF-8")
         unique, inverse = tf.unique(strings, out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(strings)), inverse, tf.size(unique))
         unique_words = tf.gather(words, first)
         if token_limit is None:
-            ids = self._tokenize(unique, unique_words)
+            ids = self._tokenize(unique, unique_words, starts)
         else:
-            ids = self._tokenize_within(unique, unique_words, token_limit)
+            ids = self._tokenize_within(unique, unique_words, token_limit, starts)
         return tf.gather(ids, inverse)
 
+    def tokenize_with_spans(
+        self, words: tf.RaggedTensor
+    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
+        """(token ids, and per token, flat, its [start, stop) in its word's code points).
+
+        A token spans its piece: a fused unknown run, and every byte token made of one, all
+        of it (as the reference's offsets). Pieces tile the word, so a piece stops where the
+        next one starts, the last at the word's end.
+        """
+        packed = self(words, starts=True)
+        values = packed.values
+        ids = packed.with_values(tf.cast(tf.bitwise.bitwise_and(values, INT32_MAX), tf.int32))
+        start = tf.cast(tf.bitwise.right_shift(values, 32), tf.int32)
+        new_piece = row_starts_mask(packed) | (start != previous(start, -1))
+        piece_start = select(start, new_piece)
+        piece_word = select(row_ids(packed), new_piece)
+        word_length = tf.gather(tf.cast(words.row_lengths(), tf.int32), piece_word)
+        same_word = following(piece_word, -1) == piece_word
+        piece_stop = tf.where(same_word, following(piece_start, 0), word_length)
+        piece = tf.cumsum(tf.cast(new_piece, tf.int32)) - 1
+        return ids, start, tf.gather(piece_stop, piece)
+
     def _tokenize_within(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int
+        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int, starts: bool
     ) -> tf.RaggedTensor:
         """Segment words, the long ones from their first `kept` characters only."""
         kept = cut_length(self.lattice.longest_piece, token_limit)
         if kept > INT32_MAX:
             # No word is that long.
-            return self._tokenize(strings, words)
+            return self._tokenize(strings, words, starts)
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > kept),
-            lambda: self._tokenize_cut(strings, words, kept, token_limit),
-            lambda: self._tokenize(strings, words),
+            lambda: self._tokenize_cut(strings, words, kept, token_limit, starts),
+            lambda: self._tokenize(strings, words, starts),
         )
 
     def _tokenize_cut(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int
+        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int, starts: bool
     ) -> tf.RaggedTensor:
         cut_words = mask_values(words, positions_in_rows(words) < kept)
         cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
-        ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+        ids, settled = self._segment(cut_strings, cut_words, starts, settle=(kept, token_limit))
         unsettled = ~settled
 
         def tokenize_unsettled_whole() -> tf.RaggedTensor:
-            whole = self._tokenize(select(strings, unsettled), select(words, unsettled))
+            whole = self._tokenize(select(strings, unsettled), select(words, unsettled), starts)
             return replace_rows(ids, unsettled, whole)
 
         return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
 
-    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
+    def _tokenize(
+        self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool
+    ) -> tf.RaggedTensor:
         """Segment every word, the ones longer than `LONG_WORD_CHARS` apart."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > LONG_WORD_CHARS),
-            lambda: self._tokenize_long_apart(strings, words),
-            lambda: self._segment(strings, words),
+            lambda: self._tokenize_long_apart(strings, words, starts),
+            lambda: self._segment(strings, words, starts),
         )
 
-    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
+    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool):
         """Short words in one Viterbi pass (its loop runs as long as the longest word),
         long ones from checked block passes (`_segment_long_words`)."""
         long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
-        short_rows = self._segment(select(strings, ~long), select(words, ~long))
-        long_rows = self._segment_long_words(select(strings, long), select(words, long))
+        short_rows = self._segment(select(strings, ~long), select(words, ~long), starts)
+        long_rows = self._segment_long_words(select(strings, long), select(words, long), starts)
         short_rank = tf.cumsum(tf.cast(~long, tf.int32)) - 1
         long_rank = tf.cumsum(tf.cast(long, tf.int32)) - 1 + tf.cast(short_rows.nrows(), tf.int32)
         return tf.gather(
@@ -125,6 +155,7 @@ class Unigram(tf.Module):
         self,
         strings: tf.Tensor,
         words: tf.RaggedTensor,
+        starts: bool,
         settle: tuple[int, int] | None = None,
     ):
         """Segment every word in one Viterbi pass; with `settle` = (kept, token_limit),
@@ -142,30 +173,38 @@ class Unigram(tf.Module):
             )
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
         rank = tf.math.invert_permutation(order)
-        sorted_rows = self._rows((word, start, stop, ids), sorted_words, tf.gather(strings, order))
+        sorted_rows = self._rows(
+            (word, start, stop, ids), sorted_words, tf.gather(strings, order), starts
+        )
         rows = tf.gather(sorted_rows, rank)
         if settle is None:
             return rows
         return rows, tf.gather(settled, rank)
 
-    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
+    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool):
         """Segment long words from checked block passes (`long_words`); words failing the
         check get the stepwise pass."""
         pieces, checked = checked_pieces(self.lattice, words)
-        rows = self._rows(pieces, words, strings)
+        rows = self._rows(pieces, words, strings, starts)
 
         def segment_unchecked_stepwise() -> tf.RaggedTensor:
-            unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
+            unchecked = self._segment(select(strings, ~checked), select(words, ~checked), starts)
             return replace_rows(rows, ~checked, unchecked)
 
         return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
 
-    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor) -> tf.RaggedTensor:
+    def _rows(
+        self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor, starts: bool
+    ) -> tf.RaggedTensor:
         """Pieces (word, start, stop, id) of `words`, in text order → [words, (token ids)]:
-        unknown runs fused (and turned into bytes with byte_fallback)."""
+        unknown runs fused (and turned into bytes with byte_fallback); with `starts`, values
+        start << 32 | id."""
         word, start, stop, ids = self._fuse_unknown(*pieces)
         if self.byte_fallback:
-            ids, word = self._bytes_for_unknown(words, strings, word, start, stop, ids)
+            ids, owner = self._bytes_for_unknown(words, strings, word, start, stop, ids)
+            word, start = tf.gather(word, owner), tf.gather(start, owner)
+        if starts:
+            ids = tf.bitwise.left_shift(tf.cast(start, tf.int64), 32) | tf.cast(ids, tf.int64)
         return rows_from_ids(ids, word, words.nrows())
 
     def _fuse_unknown(self, word, start, stop, ids):
@@ -203,4 +242,4 @@ class Unigram(tf.Module):
             tf.gather(self.byte_ids, tf.clip_by_value(byte, 0, 255)),
             tf.gather(ids, owner),
         )
-        return out, tf.gather(word, owner)
+        return out, owner
