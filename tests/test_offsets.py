@@ -10,7 +10,7 @@ import json
 
 import pytest
 import tensorflow as tf
-from samples import sample, slow_beyond
+from samples import FULL, slow_beyond
 from tokenizers import PreTokenizedString, Tokenizer
 
 from tfpipe.tokenization.models import compile_model
@@ -70,7 +70,14 @@ def shared_document(shared_dir, name: str) -> tuple[dict, Tokenizer]:
 
 @pytest.fixture(scope="module")
 def texts(corpus, generated_texts) -> list[str]:
-    return EDGE_TEXTS + sample(corpus, 400) + sample(generated_texts, 600, keep_first=100)
+    """An even spread of course and generated texts: the reference's per-code-point splits
+    cost milliseconds a text, so the full run takes thousands, not the whole corpus."""
+    size = 3000 if FULL else 500
+    return EDGE_TEXTS + spread(corpus, size) + spread(generated_texts, size)
+
+
+def spread(texts: list[str], size: int) -> list[str]:
+    return texts[:: max(1, len(texts) // size)][:size]
 
 
 def reference_splits(text: str, normalizer=None, pre_tokenizer=None, chars: bool = False):
