@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.normalizers.stages import whitespace_classes
-from tfpipe.tokenization.ragged_ops import row_ids
+from tfpipe.tokenization.ragged_ops import expand, following, previous, row_ids
 
 # The byte-level character of the space byte: what a ByteLevel token's spaces look like.
 BYTE_LEVEL_SPACE = "\u0120"
@@ -38,6 +38,43 @@ def token_offsets(
         tf.gather(alignment[:, 0], first + start),
         tf.gather(alignment[:, 1], first + tf.maximum(stop - 1, start)),
     )
+
+
+def pack_offsets(start: tf.Tensor, end: tf.Tensor) -> tf.Tensor:
+    """start << 32 | end, int64: offsets move with ragged ops as one value."""
+    return tf.bitwise.left_shift(tf.cast(start, tf.int64), 32) | tf.cast(end, tf.int64)
+
+
+def unpack_offsets(packed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    start = tf.bitwise.right_shift(packed, 32)
+    return tf.cast(start, tf.int32), tf.cast(packed - tf.bitwise.left_shift(start, 32), tf.int32)
+
+
+def part_alignments(
+    parts: tf.RaggedTensor,
+    starts: tf.Tensor,
+    is_text: tf.Tensor,
+    cps: tf.RaggedTensor,
+    alignment: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """For rows cut into parts (text between added tokens, and the tokens): the alignments of
+    the text parts' code points, and each part's packed offsets (used for the tokens).
+
+    `starts`: each part's first code point in its row. Parts tile their row, so a token,
+    with any whitespace its lstrip/rstrip took from the text beside it, spans from the end
+    of the text part before it to the start of the one after it.
+    """
+    length = tf.strings.length(parts.values, unit="UTF8_CHAR")
+    row_start = tf.gather(tf.cast(cps.row_starts(), tf.int32), row_ids(parts))
+    text_length = tf.where(is_text, length, 0)
+    part, within = expand(text_length)
+    text_alignment = tf.gather(alignment, tf.gather(row_start + starts, part) + within)
+    begin = row_start + previous(starts + length, 0)
+    end = row_start + following(starts, 0)
+    safe = tf.maximum(tf.size(cps.values) - 1, 0)
+    first = tf.gather(alignment[:, 0], tf.clip_by_value(begin, 0, safe))
+    last = tf.gather(alignment[:, 1], tf.clip_by_value(tf.maximum(end - 1, begin), 0, safe))
+    return text_alignment, pack_offsets(first, last)
 
 
 def space_counts(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:

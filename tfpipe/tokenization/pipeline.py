@@ -19,10 +19,17 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_type
 from tfpipe.tokenization.normalizers import NORMALIZERS, Normalizer
 from tfpipe.tokenization.normalizers.stages import reference_normalizer, whitespace_classes
+from tfpipe.tokenization.offsets import pack_offsets, part_alignments, token_offsets
 from tfpipe.tokenization.pre_tokenizers import PRE_TOKENIZERS, PreTokenizer
 from tfpipe.tokenization.pre_tokenizers.whitespace import word_space_other_classes
 from tfpipe.tokenization.processors import POST_PROCESSORS, PostProcessor
-from tfpipe.tokenization.ragged_ops import merge_inner, ordered_pieces, rows_from_ids, select
+from tfpipe.tokenization.ragged_ops import (
+    merge_inner,
+    ordered_pieces,
+    positions_in_rows,
+    rows_from_ids,
+    select,
+)
 from tfpipe.tokenization.word_index import Words, interleave_words, pack, words_of_pieces
 
 SUPPORTED_SECTIONS = {
@@ -148,6 +155,22 @@ class TokenizationPipeline(tf.Module):
         """Whether `encode` can stop early inside long words (`word_token_limit`)."""
         return isinstance(self.model, Unigram)
 
+    def encode_with_offsets(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """`encode` with words (packed as `with_words` packs them), and each token's offsets in
+        the original text, in code points: [batch, (start << 32 | end)] int64 (offsets.py).
+
+        Each code point carries its alignment through the normalizer and pre-tokenizer (and
+        the added-token splits), so anchoring is read off the alignments."""
+        cps = decode_replacing_errors(texts)
+        if self.raw_tokens is not None:
+            texts = tf.strings.unicode_encode(cps, "UTF-8")
+        position = positions_in_rows(cps)
+        alignment = tf.stack([position, position + 1], axis=1)
+        encoded = self._split_on(
+            self.raw_tokens, texts, cps, alignment, self._normalize_then_split_aligned, True
+        )
+        return pack(encoded), encoded.offsets
+
     def encode(
         self, texts: tf.Tensor, word_token_limit: int | None = None, with_words: bool = False
     ) -> tf.RaggedTensor:
@@ -176,40 +199,52 @@ class TokenizationPipeline(tf.Module):
         matcher: TokenMatcher | None,
         texts: tf.Tensor,
         cps: tf.RaggedTensor,
-        anchored: tf.Tensor | None,
+        carried: tf.Tensor | None,
         encode_text,
+        aligned: bool = False,
     ) -> tf.RaggedTensor | Words:
         """Encode the text between the matcher's tokens with `encode_text` (taking code points
-        and their anchored prefixes); `cps` are the texts' code points.
+        and what they carry); `cps` are the texts' code points.
 
-        A batch without any token (most requests) encodes `cps` as they are: one cond picks
-        what is encoded, one whether token ids are put back between the pieces. When
-        `encode_text` returns `Words`, so does this.
+        `carried` is each text's anchored prefix, or with `aligned` each code point's
+        alignment (and the added tokens get offsets). A batch without any token (most
+        requests) encodes `cps` as they are: one cond picks what is encoded, one whether token
+        ids are put back between the pieces. When `encode_text` returns `Words`, so does this.
         """
         if matcher is None:
-            return encode_text(cps, anchored)
+            return encode_text(cps, carried)
         marked, found = matcher.find(texts)
-        with_anchor = anchored is not None
+        with_starts = carried is not None
 
         def split() -> tuple:
-            if with_anchor:
+            if with_starts:
                 parts, ids, starts = matcher.split(marked, with_starts=True)
             else:
                 parts, ids = matcher.split(marked)
             is_text = ids.values < 0
             text_cps = tf.strings.unicode_decode(select(parts.values, is_text), "UTF-8")
             split_parts = (text_cps, parts.row_splits, ids.values)
-            if not with_anchor:
+            if aligned:
+                return (*split_parts, *part_alignments(parts, starts, is_text, cps, carried))
+            if not with_starts:
                 return split_parts
-            prefixes = anchoring.first_part_prefix(parts, starts, anchored)
+            prefixes = anchoring.first_part_prefix(parts, starts, carried)
             return (*split_parts, select(prefixes, is_text))
 
         def unsplit() -> tuple:
             no_parts = (cps, tf.zeros([1], tf.int64), tf.zeros([0], tf.int32))
-            return (*no_parts, anchored) if with_anchor else no_parts
+            if aligned:
+                return (*no_parts, carried, tf.zeros([0], tf.int64))
+            return (*no_parts, carried) if with_starts else no_parts
 
-        text_cps, splits, ids, *text_anchored = tf.cond(found, split, unsplit)
-        encoded = encode_text(text_cps, text_anchored[0] if with_anchor else None)
+        text_cps, splits, ids, *text_carried = tf.cond(found, split, unsplit)
+        encoded = encode_text(text_cps, text_carried[0] if with_starts else None)
+        if aligned:
+            return tf.cond(
+                found,
+                lambda: interleave_words(splits, encoded, ids, text_carried[1]),
+                lambda: encoded,
+            )
         join = interleave_words if isinstance(encoded, Words) else interleave
         return tf.cond(found, lambda: join(splits, encoded, ids), lambda: encoded)
 
@@ -227,6 +262,23 @@ class TokenizationPipeline(tf.Module):
             return encode_normalized(cps, anchored)
         normalized = tf.strings.unicode_encode(cps, "UTF-8")
         return self._split_on(self.normalized_tokens, normalized, cps, anchored, encode_normalized)
+
+    def _normalize_then_split_aligned(self, cps: tf.RaggedTensor, alignment: tf.Tensor) -> Words:
+        cps, alignment = self.normalizer.aligned(cps, alignment)
+        if self.normalized_tokens is None:
+            return self._encode_aligned(cps, alignment)
+        normalized = tf.strings.unicode_encode(cps, "UTF-8")
+        return self._split_on(
+            self.normalized_tokens, normalized, cps, alignment, self._encode_aligned, True
+        )
+
+    def _encode_aligned(self, cps: tf.RaggedTensor, alignment: tf.Tensor) -> Words:
+        """Pieces of normalized code points with their alignments → their tokens, with words
+        and offsets."""
+        words, piece_of_word, word_alignment = self.pre_tokenizer.aligned(cps, alignment)
+        ids, start, stop = self.model.tokenize_with_spans(words)
+        offsets = pack_offsets(*token_offsets(words, word_alignment, ids, start, stop))
+        return words_of_pieces(ids, words, piece_of_word, cps.nrows(), ids.with_values(offsets))
 
     def _encode_normalized(
         self, cps: tf.RaggedTensor, anchored: tf.Tensor | None, limit: int | None, with_words: bool

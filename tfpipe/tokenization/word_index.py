@@ -24,17 +24,24 @@ ID_BITS = 32
 
 
 class Words(NamedTuple):
-    """Per piece: token ids, each token's word index within the piece, words in the piece."""
+    """Per piece: token ids, each token's word index within the piece, words in the piece,
+    and when asked each token's original offsets (start << 32 | end, see offsets.py)."""
 
     ids: tf.RaggedTensor
     words: tf.RaggedTensor
     counts: tf.Tensor
+    offsets: tf.RaggedTensor | None = None
 
 
 def words_of_pieces(
-    tokens: tf.RaggedTensor, words: tf.RaggedTensor, piece_of_word: tf.Tensor, pieces: tf.Tensor
+    tokens: tf.RaggedTensor,
+    words: tf.RaggedTensor,
+    piece_of_word: tf.Tensor,
+    pieces: tf.Tensor,
+    offsets: tf.RaggedTensor | None = None,
 ) -> Words:
-    """The model's [words, (ids)] `tokens` grouped into pieces, each token with its word.
+    """The model's [words, (ids)] `tokens` grouped into pieces, each token with its word
+    (and `offsets`, shaped as `tokens`).
 
     `words` ([words, (code points)]) tells the empty words apart: they are no split.
     """
@@ -43,15 +50,20 @@ def words_of_pieces(
     first = tf.cumsum(counts, exclusive=True)
     index = tf.cumsum(nonempty, exclusive=True) - tf.gather(first, piece_of_word)
     token_words = tokens.with_values(tf.gather(index, row_ids(tokens)))
-    ids = merge_inner(rows_from_ids(tokens, piece_of_word, pieces))
-    return Words(ids, merge_inner(rows_from_ids(token_words, piece_of_word, pieces)), counts)
+    def per_piece(rows: tf.RaggedTensor) -> tf.RaggedTensor:
+        return merge_inner(rows_from_ids(rows, piece_of_word, pieces))
+
+    grouped = None if offsets is None else per_piece(offsets)
+    return Words(per_piece(tokens), per_piece(token_words), counts, grouped)
 
 
-def interleave_words(splits: tf.Tensor, text: Words, token_ids: tf.Tensor) -> Words:
+def interleave_words(
+    splits: tf.Tensor, text: Words, token_ids: tf.Tensor, token_offsets: tf.Tensor | None = None
+) -> Words:
     """`pipeline.interleave` carrying word indices: an added token is a word of its own.
 
-    `splits`: the rows' splits into pieces; `token_ids` (one per piece) ≥ 0 for added tokens;
-    `text` holds the text pieces, in order.
+    `splits`: the rows' splits into pieces; `token_ids` (one per piece) ≥ 0 for added tokens,
+    `token_offsets` theirs when `text` has offsets; `text` holds the text pieces, in order.
     """
     is_token = token_ids >= 0
     ids = ordered_pieces(text.ids, token_ids, is_token)
@@ -64,7 +76,10 @@ def interleave_words(splits: tf.Tensor, text: Words, token_ids: tf.Tensor) -> Wo
     before = ends[:-1] - tf.gather(ends, tf.gather(splits, row_of_piece))
     words = local.with_values(local.values + tf.gather(before, row_ids(local)))
     row_counts = tf.gather(ends, splits[1:]) - tf.gather(ends, splits[:-1])
-    return Words(_rows(ids, splits), _rows(words, splits), row_counts)
+    offsets = None
+    if text.offsets is not None:
+        offsets = _rows(ordered_pieces(text.offsets, token_offsets, is_token), splits)
+    return Words(_rows(ids, splits), _rows(words, splits), row_counts, offsets)
 
 
 def _rows(pieces: tf.RaggedTensor, splits: tf.Tensor) -> tf.RaggedTensor:

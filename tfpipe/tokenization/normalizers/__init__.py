@@ -91,11 +91,15 @@ class Normalizer(tf.Module):
             cps = step.apply(cps)
         return cps
 
-    def aligned(self, cps: tf.RaggedTensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+    def aligned(
+        self, cps: tf.RaggedTensor, alignment: tf.Tensor | None = None
+    ) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """`__call__`, and the alignment of every output code point: int32 [code points, 2],
-        the [start, end) in code points of its row's input that it comes from."""
-        position = positions_in_rows(cps)
-        alignment = tf.stack([position, position + 1], axis=1)
+        the original [start, end) it comes from, moved on from the input's `alignment` (by
+        default each code point its own position in its row)."""
+        if alignment is None:
+            position = positions_in_rows(cps)
+            alignment = tf.stack([position, position + 1], axis=1)
         for step in self._aligned_steps:
             cps, alignment = step.apply_aligned(cps, alignment)
         return cps, alignment
