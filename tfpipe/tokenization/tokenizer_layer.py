@@ -16,6 +16,7 @@ import tf_keras
 
 from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference, pad_token_id
 from tfpipe.tokenization.compiled import compiled_tokenizer
+from tfpipe.tokenization.overflow import check_stride, windowed_outputs
 from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
 from tfpipe.tokenization.truncation import (
@@ -100,6 +101,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
         pad_to_multiple_of: int | None = None,
         return_token_type_ids: bool | None = None,
         pad_token: str | None = None,
+        return_overflowing_tokens: bool = False,
+        stride: int = 0,
         **kwargs,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -126,11 +129,15 @@ class TokenizerLayer(tf_keras.layers.Layer):
             else pad_token_id(tokenizer_json, pad_token)
         )
         self._padding = self._padding_settings()
+        # Overflow windows need every token: set before the early-stop limits below.
+        self.return_overflowing_tokens = bool(return_overflowing_tokens)
         compiled = compiled_tokenizer(tokenizer_json)
         # A plain attribute: the layer holds the memo entry alive; tf.Module tracking (and so
         # SavedModel export) goes through the pipeline and encoders below.
         self._compiled = compiled
         self.pipeline = compiled.pipeline
+        truncated_length = self.max_length if self.truncation else None
+        self.stride = check_stride(stride, truncated_length, self._specials())
         self._cut_bytes = self._early_stop_bytes(compiled.whitespace_cut_is_exact)
         self._encode = compiled.encoder()
         self._encode_limited = compiled.encoder(self._word_token_limit())
@@ -194,6 +201,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if (
             budget is None
             or budget <= 0
+            or self.return_overflowing_tokens
             or self.truncation not in ("longest_first", "only_first")
             or self.settings["truncation_side"] != "right"
             or not whitespace_cut_is_exact
@@ -211,6 +219,7 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if (
             budget is None
             or budget <= 0
+            or self.return_overflowing_tokens
             or self.settings["truncation_side"] != "right"
             or not self.pipeline.limits_word_tokens
         ):
@@ -221,13 +230,16 @@ class TokenizerLayer(tf_keras.layers.Layer):
         """Tokens the sequences may keep, or None when nothing is truncated."""
         if not self.truncation or self.max_length is None:
             return None
-        special = self.pipeline.post_processor.num_special_tokens(pair=pair)
+        special = self._specials(pair)
         # tokenizers computes max_length - specials unsigned: a negative budget wraps around
         # to "unlimited" and nothing is truncated. Token counts are int32 in the graph, so a
         # larger budget is the same as the largest int32.
         if self.max_length < special:
             return None
         return min(self.max_length - special, INT32_MAX)
+
+    def _specials(self, pair: bool = False) -> int:
+        return self.pipeline.post_processor.num_special_tokens(pair=pair)
 
     def _encode_single(self, text: tf.Tensor) -> tf.RaggedTensor:
         """Encode single texts; in a batch holding a long one, texts are cut first where that
@@ -262,6 +274,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
             sequences = self._encode_pair(text, text_pair)
         kept, checks = self._kept_lengths(sequences)
+        if self.return_overflowing_tokens:
+            return self._windowed(sequences, kept, checks)
         with tf.control_dependencies(checks):
             if self._padding is None:
                 ids, type_ids, mask = self._unpadded(sequences, kept)
@@ -275,6 +289,28 @@ class TokenizerLayer(tf_keras.layers.Layer):
             outputs["token_type_ids"] = type_ids
         if self.return_attention_mask:
             outputs["attention_mask"] = mask
+        return outputs
+
+    def _windowed(
+        self, sequences: list[tf.RaggedTensor], kept: list[tf.Tensor], checks: list
+    ) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        """`call` with return_overflowing_tokens: one output row per overflow window."""
+        ids, type_ids, mask, sample = windowed_outputs(
+            sequences,
+            kept,
+            checks,
+            post_processor=self.pipeline.post_processor,
+            padding=self._padding,
+            budget=self._budget(pair=len(sequences) == 2),
+            stride=self.stride,
+            left=self.settings["truncation_side"] == "left",
+        )
+        outputs = {"input_ids": ids}
+        if self.return_token_type_ids:
+            outputs["token_type_ids"] = type_ids
+        if self.return_attention_mask:
+            outputs["attention_mask"] = mask
+        outputs["overflow_to_sample_mapping"] = sample
         return outputs
 
     def _encode_pair(self, text: tf.Tensor, text_pair: tf.Tensor) -> list[tf.RaggedTensor]:
@@ -327,6 +363,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
             pad_to_multiple_of=self.pad_to_multiple_of,
             return_token_type_ids=self.return_token_type_ids,
             pad_token=self.pad_token,
+            return_overflowing_tokens=self.return_overflowing_tokens,
+            stride=self.stride,
         )
         return config
 
