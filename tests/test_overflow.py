@@ -346,3 +346,17 @@ def test_export_with_windows_passes_the_self_check(shared_dir, tmp_path):
     )
     served = report_["outputs"]["serving_default"]
     assert {k: served[k] for k in expected} == {k: list(v) for k, v in expected.items()}
+
+
+def test_traced_layer_gives_the_same_windows(shared_dir, corpus):
+    """Through a tf.function signature, as served: the asserts and windows in graph mode."""
+    layer, hf = tokenizer_pair(
+        shared_dir, "roberta-base", padding="longest", max_length=20, stride=2
+    )
+    traced = LayerRunner(layer.layer, traced=True)
+    kwargs = dict(padding="longest", truncation="longest_first", max_length=20, stride=2)
+    texts = corpus_texts(corpus)[:12]
+    check_windows(traced, hf, texts, corpus_texts(corpus, offset=5)[:12], **kwargs)
+    assert check_windows(traced, hf, texts, **kwargs) == 0
+    empty = traced([])
+    assert empty["input_ids"].shape[0] == 0 and empty[MAPPING].shape == (0,)
