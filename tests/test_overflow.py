@@ -41,11 +41,16 @@ ALL = [
 ]
 NAMES = slow_beyond(ALL, FAMILIES)
 TEXTS = (24, 400)  # corpus texts per call: default run, full run
+PAIR_CHARS = 300
 QUESTIONS = ["What is it?", "", "Who wrote the course about tokenizers and models?"]
 
 
-def corpus_texts(corpus: list[str], offset: int = 0) -> list[str]:
+def corpus_texts(corpus: list[str], offset: int = 0, max_chars: int | None = None) -> list[str]:
+    """An even spread of the corpus; `max_chars` bounds longest_first pairs, whose windows
+    are the product of both sequences' (two 10 kB texts: some 10^6 windows, in HF too)."""
     count = TEXTS[FULL]
+    if max_chars is not None:
+        corpus = [text for text in corpus if len(text) <= max_chars]
     step = max(1, len(corpus) // count)
     return corpus[offset::step][:count]
 
@@ -203,9 +208,10 @@ def test_pairs_give_hf_windows_for_every_strategy(
     layer, hf = tokenizer_pair(
         shared_dir, name, padding=padding, truncation=strategy, max_length=20, stride=stride
     )
-    texts = corpus_texts(corpus)
+    cap = PAIR_CHARS if strategy == "longest_first" else None
+    texts = corpus_texts(corpus, max_chars=cap)
     kwargs = dict(padding=padding, truncation=strategy, max_length=20, stride=stride)
-    check_windows(layer, hf, texts, corpus_texts(corpus, offset=7), **kwargs)
+    check_windows(layer, hf, texts, corpus_texts(corpus, offset=7, max_chars=cap), **kwargs)
 
 
 @pytest.mark.parametrize("name", slow_beyond(ALL, ["t5-small", "bert-base-cased"]))
@@ -217,7 +223,7 @@ def test_left_truncation_windows_end_at_the_text_end(name, padding, shared_dir, 
     texts = corpus_texts(corpus)
     kwargs = dict(padding=padding, truncation=True, max_length=20, stride=3)
     assert check_windows(layer, hf, texts, **kwargs) == 0
-    pairs = corpus_texts(corpus, offset=3)
+    texts, pairs = (corpus_texts(corpus, offset, PAIR_CHARS) for offset in (0, 3))
     check_windows(layer, hf, texts, pairs, **dict(kwargs, truncation="longest_first"))
 
 
@@ -355,8 +361,8 @@ def test_traced_layer_gives_the_same_windows(shared_dir, corpus):
     )
     traced = LayerRunner(layer.layer, traced=True)
     kwargs = dict(padding="longest", truncation="longest_first", max_length=20, stride=2)
-    texts = corpus_texts(corpus)[:12]
-    check_windows(traced, hf, texts, corpus_texts(corpus, offset=5)[:12], **kwargs)
+    texts = corpus_texts(corpus, max_chars=PAIR_CHARS)[:12]
+    check_windows(traced, hf, texts, corpus_texts(corpus, 5, PAIR_CHARS)[:12], **kwargs)
     assert check_windows(traced, hf, texts, **kwargs) == 0
     empty = traced([])
     assert empty["input_ids"].shape[0] == 0 and empty[MAPPING].shape == (0,)
