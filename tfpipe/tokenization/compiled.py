@@ -20,6 +20,7 @@ import weakref
 import tensorflow as tf
 
 from tfpipe.tokenization.checkpoint import read_as_tokenizers_does
+from tfpipe.tokenization.offsets import OffsetTrimmer
 from tfpipe.tokenization.pipeline import TokenizationPipeline
 from tfpipe.tokenization.truncation import whitespace_cut_is_exact
 
@@ -43,7 +44,22 @@ class CompiledTokenizer:
         self.pipeline = TokenizationPipeline(document)
         # Cutting long texts before whitespace is exact for this document (truncation.py).
         self.whitespace_cut_is_exact = whitespace_cut_is_exact(document)
+        self._document = document
         self._encoders: dict[tuple, tf.types.experimental.GenericFunction] = {}
+
+    @functools.cached_property
+    def offset_trimmer(self) -> OffsetTrimmer:
+        """The post-processor's trim_offsets step, built when offsets are first asked for."""
+        return OffsetTrimmer(self._document.get("post_processor"), self._document)
+
+    def offsets_encoder(self, unit: str) -> tf.types.experimental.GenericFunction:
+        """The encoder with word indices and offsets (`pipeline.encode_with_offsets`)."""
+        key = ("offsets", unit)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encode = functools.partial(self.pipeline.encode_with_offsets, unit=unit)
+            encoder = self._encoders.setdefault(key, _graph_function(encode))
+        return encoder
 
     def encoder(
         self, word_token_limit: int | None = None, with_words: bool = False

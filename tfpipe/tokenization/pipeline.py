@@ -19,7 +19,7 @@ from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_type
 from tfpipe.tokenization.normalizers import NORMALIZERS, Normalizer
 from tfpipe.tokenization.normalizers.stages import reference_normalizer, whitespace_classes
-from tfpipe.tokenization.offsets import pack_offsets, part_alignments, token_offsets
+from tfpipe.tokenization.offsets import in_bytes, pack_offsets, part_alignments, token_offsets
 from tfpipe.tokenization.pre_tokenizers import PRE_TOKENIZERS, PreTokenizer
 from tfpipe.tokenization.pre_tokenizers.whitespace import word_space_other_classes
 from tfpipe.tokenization.processors import POST_PROCESSORS, PostProcessor
@@ -125,12 +125,18 @@ def interleave(
     return merge_inner(tf.RaggedTensor.from_row_splits(ordered, splits, validate=False))
 
 
-def decode_replacing_errors(texts: tf.Tensor) -> tf.RaggedTensor:
+def decode_replacing_errors(texts: tf.Tensor, with_byte_starts: bool = False):
     """[batch] strings → [batch, (code points)], each invalid UTF-8 sequence U+FFFD as
-    Python's `bytes.decode("utf-8", errors="replace")` makes it."""
-    return tf.strings.unicode_decode(
+    Python's `bytes.decode("utf-8", errors="replace")` makes it; with `with_byte_starts`,
+    also where each code point starts in its string's bytes (flat, int64)."""
+    if not with_byte_starts:
+        return tf.strings.unicode_decode(
+            texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
+        )
+    cps, starts = tf.strings.unicode_decode_with_offsets(
         texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
     )
+    return cps, starts.values
 
 
 class TokenizationPipeline(tf.Module):
@@ -155,13 +161,20 @@ class TokenizationPipeline(tf.Module):
         """Whether `encode` can stop early inside long words (`word_token_limit`)."""
         return isinstance(self.model, Unigram)
 
-    def encode_with_offsets(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    def encode_with_offsets(
+        self, texts: tf.Tensor, unit: str = "char"
+    ) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """`encode` with words (packed as `with_words` packs them), and each token's offsets in
-        the original text, in code points: [batch, (start << 32 | end)] int64 (offsets.py).
+        the original text: [batch, (start << 32 | end)] int64 (offsets.py), in code points of
+        the decoded text, or with `unit` "byte" in bytes of the input.
 
         Each code point carries its alignment through the normalizer and pre-tokenizer (and
         the added-token splits), so anchoring is read off the alignments."""
-        cps = decode_replacing_errors(texts)
+        if unit == "byte":
+            cps, byte_starts = decode_replacing_errors(texts, with_byte_starts=True)
+        else:
+            cps = decode_replacing_errors(texts)
+        sizes = tf.strings.length(texts)
         if self.raw_tokens is not None:
             texts = tf.strings.unicode_encode(cps, "UTF-8")
         position = positions_in_rows(cps)
@@ -169,7 +182,11 @@ class TokenizationPipeline(tf.Module):
         encoded = self._split_on(
             self.raw_tokens, texts, cps, alignment, self._normalize_then_split_aligned, True
         )
-        return pack(encoded), encoded.offsets
+        offsets = encoded.offsets
+        if unit == "byte":
+            in_text = in_bytes(offsets.with_values(offsets.values[:, 0]), cps, byte_starts, sizes)
+            offsets = offsets.with_values(tf.stack([in_text, offsets.values[:, 1]], axis=1))
+        return pack(encoded), offsets
 
     def encode(
         self, texts: tf.Tensor, word_token_limit: int | None = None, with_words: bool = False
@@ -234,7 +251,7 @@ class TokenizationPipeline(tf.Module):
         def unsplit() -> tuple:
             no_parts = (cps, tf.zeros([1], tf.int64), tf.zeros([0], tf.int32))
             if aligned:
-                return (*no_parts, carried, tf.zeros([0], tf.int64))
+                return (*no_parts, carried, tf.zeros([0, 2], tf.int64))
             return (*no_parts, carried) if with_starts else no_parts
 
         text_cps, splits, ids, *text_carried = tf.cond(found, split, unsplit)
@@ -278,6 +295,8 @@ class TokenizationPipeline(tf.Module):
         words, piece_of_word, word_alignment = self.pre_tokenizer.aligned(cps, alignment)
         ids, start, stop = self.model.tokenize_with_spans(words)
         offsets = pack_offsets(*token_offsets(words, word_alignment, ids, start, stop))
+        # No whitespace taken, as added tokens take it (offsets.part_alignments).
+        offsets = tf.stack([offsets, tf.zeros_like(offsets)], axis=1)
         return words_of_pieces(ids, words, piece_of_word, cps.nrows(), ids.with_values(offsets))
 
     def _encode_normalized(

@@ -211,7 +211,7 @@ class PostProcessor:
     def annotated(
         self,
         sequences: list[tf.RaggedTensor],
-        words: list[tf.RaggedTensor],
+        columns: list[dict[str, tf.RaggedTensor]],
         kept: list[tf.Tensor],
         keep_last: bool,
         padding: Padding | None,
@@ -221,9 +221,10 @@ class PostProcessor:
         ANNOTATIONS) of `padded`, or without `padding` of `__call__`: every output one gather
         from its table by the same slots.
 
-        `words` holds each token's word index, shaped as `sequences`; without padding both
-        are already truncated. Special tokens of the template and padding are special
-        (mask 1) and of no word and no sequence (-1), as `tokenizers`' Encoding has them
+        `columns` holds per sequence its per-token values beside the ids (`word_ids`,
+        `offset_start`, `offset_end`), shaped as `sequences`; without padding all are already
+        truncated. Special tokens of the template and padding are special (mask 1), of no
+        word and no sequence (-1) and at offsets 0, as `tokenizers`' Encoding has them
         (padding's sequence: `pad_sequence_id`).
         """
         template = self.pair if len(sequences) == 2 else self.single
@@ -242,7 +243,9 @@ class PostProcessor:
             "special_tokens_mask": lambda: _table(
                 [tf.zeros([n], tf.int32) for n in sizes], [1] * count, 1
             ),
-            "word_ids": lambda: _table([w.values for w in words], [-1] * count, -1),
+            "word_ids": lambda: _column_table(columns, "word_ids", count, -1),
+            "offset_start": lambda: _column_table(columns, "offset_start", count, 0),
+            "offset_end": lambda: _column_table(columns, "offset_end", count, 0),
             "sequence_ids": lambda: _table(
                 [tf.fill([n], index) for index, n in enumerate(sizes)],
                 [-1] * count,
@@ -284,6 +287,10 @@ class PostProcessor:
 def _table(per_sequence: list[tf.Tensor], specials: list[int], pad: int) -> tf.Tensor:
     """The sequences' values, then one value per special token of the template, then pad."""
     return tf.concat([*per_sequence, tf.constant(specials + [pad], tf.int32)], 0)
+
+
+def _column_table(columns: list[dict], name: str, specials: int, fill: int) -> tf.Tensor:
+    return _table([c[name].values for c in columns], [fill] * specials, fill)
 
 
 def _none_as(value: int | None, none: int = -1) -> int:

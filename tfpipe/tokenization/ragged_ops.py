@@ -93,8 +93,8 @@ def merge_inner(rows: tf.RaggedTensor) -> tf.RaggedTensor:
 
 
 def one_per_row(values: tf.Tensor) -> tf.RaggedTensor:
-    """[n] values → [n, (1)] rows of one value each."""
-    splits = tf.range(tf.size(values, out_type=tf.int64) + 1)
+    """[n, ...] values → [n, (1), ...] rows of one value each."""
+    splits = tf.range(tf.shape(values, out_type=tf.int64)[0] + 1)
     return tf.RaggedTensor.from_row_splits(values, splits, validate=False)
 
 

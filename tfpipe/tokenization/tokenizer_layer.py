@@ -16,6 +16,15 @@ import tf_keras
 
 from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference, pad_token_id
 from tfpipe.tokenization.compiled import compiled_tokenizer
+from tfpipe.tokenization.layer_outputs import (
+    OFFSET_UNITS,
+    Extras,
+    Layout,
+    Sequence,
+    extra_outputs,
+    output_names,
+)
+from tfpipe.tokenization.overflow import check_stride
 from tfpipe.tokenization.padding import Padding
 from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
 from tfpipe.tokenization.truncation import (
@@ -26,7 +35,6 @@ from tfpipe.tokenization.truncation import (
     keep_lengths,
     truncate_rows,
 )
-from tfpipe.tokenization.word_index import unpack
 
 PADDING = ("longest", "max_length")
 
@@ -103,6 +111,10 @@ class TokenizerLayer(tf_keras.layers.Layer):
         pad_token: str | None = None,
         return_special_tokens_mask: bool = False,
         return_word_ids: bool = False,
+        return_overflowing_tokens: bool = False,
+        stride: int = 0,
+        return_offsets_mapping: bool = False,
+        offset_unit: str = "char",
         **kwargs,
     ) -> None:
         kwargs.setdefault("trainable", False)
@@ -129,18 +141,55 @@ class TokenizerLayer(tf_keras.layers.Layer):
             else pad_token_id(tokenizer_json, pad_token)
         )
         self._padding = self._padding_settings()
+        if offset_unit not in OFFSET_UNITS:
+            raise ValueError(f"offset_unit must be one of {OFFSET_UNITS}, got {offset_unit!r}")
+        self.offset_unit = offset_unit
         compiled = compiled_tokenizer(tokenizer_json)
         # A plain attribute: the layer holds the memo entry alive; tf.Module tracking (and so
         # SavedModel export) goes through the pipeline and encoders below.
         self._compiled = compiled
         self.pipeline = compiled.pipeline
+        truncated_length = self.max_length if self.truncation else None
+        # Set before the early-stop limits below: windows and offsets need every token.
+        self.extras = Extras(
+            special_tokens_mask=bool(return_special_tokens_mask),
+            word_ids=bool(return_word_ids),
+            offsets=bool(return_offsets_mapping),
+            overflowing=bool(return_overflowing_tokens),
+            stride=check_stride(stride, truncated_length, self._specials()),
+        )
         self._cut_bytes = self._early_stop_bytes(compiled.whitespace_cut_is_exact)
-        # Word indices ride with the ids through a second encoder, traced only when asked.
-        self.return_special_tokens_mask = bool(return_special_tokens_mask)
-        self.return_word_ids = bool(return_word_ids)
-        words = self.return_word_ids
-        self._encode = compiled.encoder(with_words=words)
-        self._encode_limited = compiled.encoder(self._word_token_limit(), with_words=words)
+        self._encode, self._encode_limited = self._encoders(compiled)
+
+    def _encoders(self, compiled) -> tuple:
+        """(encoder, encoder stopping long words early): with offsets one encoder carrying
+        them (offsets.py), with word ids one packing them (word_index.py), else ids alone."""
+        if self.extras.offsets:
+            encoder = compiled.offsets_encoder(self.offset_unit)
+            return encoder, encoder
+        words = self.extras.words
+        limited = compiled.encoder(self._word_token_limit(), with_words=words)
+        return compiled.encoder(with_words=words), limited
+
+    @property
+    def return_special_tokens_mask(self) -> bool:
+        return self.extras.special_tokens_mask
+
+    @property
+    def return_word_ids(self) -> bool:
+        return self.extras.word_ids
+
+    @property
+    def return_overflowing_tokens(self) -> bool:
+        return self.extras.overflowing
+
+    @property
+    def return_offsets_mapping(self) -> bool:
+        return self.extras.offsets
+
+    @property
+    def stride(self) -> int:
+        return self.extras.stride
 
     def _padding_settings(self) -> Padding | None:
         if not self.padding:
@@ -201,6 +250,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if (
             budget is None
             or budget <= 0
+            or self.extras.overflowing
+            or self.extras.offsets
             or self.truncation not in ("longest_first", "only_first")
             or self.settings["truncation_side"] != "right"
             or not whitespace_cut_is_exact
@@ -218,6 +269,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
         if (
             budget is None
             or budget <= 0
+            or self.extras.overflowing
+            or self.extras.offsets
             or self.settings["truncation_side"] != "right"
             or not self.pipeline.limits_word_tokens
         ):
@@ -228,13 +281,16 @@ class TokenizerLayer(tf_keras.layers.Layer):
         """Tokens the sequences may keep, or None when nothing is truncated."""
         if not self.truncation or self.max_length is None:
             return None
-        special = self.pipeline.post_processor.num_special_tokens(pair=pair)
+        special = self._specials(pair)
         # tokenizers computes max_length - specials unsigned: a negative budget wraps around
         # to "unlimited" and nothing is truncated. Token counts are int32 in the graph, so a
         # larger budget is the same as the largest int32.
         if self.max_length < special:
             return None
         return min(self.max_length - special, INT32_MAX)
+
+    def _specials(self, pair: bool = False) -> int:
+        return self.pipeline.post_processor.num_special_tokens(pair=pair)
 
     def _encode_single(self, text: tf.Tensor) -> tf.RaggedTensor:
         """Encode single texts; in a batch holding a long one, texts are cut first where that
@@ -268,10 +324,11 @@ class TokenizerLayer(tf_keras.layers.Layer):
         else:
             text, text_pair = check_same_batch(text, check_text_batch(text_pair, "text_pair"))
             sequences = self._encode_pair(text, text_pair)
+        if self.extras:
+            encoded = [Sequence.unpacked(s, self.extras) for s in sequences]
+            kept, checks = self._kept_lengths([s.ids for s in encoded])
+            return self._extra_outputs(encoded, kept, checks)
         kept, checks = self._kept_lengths(sequences)
-        if self.return_special_tokens_mask or self.return_word_ids:
-            with tf.control_dependencies(checks):
-                return self._annotated(sequences, kept)
         with tf.control_dependencies(checks):
             if self._padding is None:
                 ids, type_ids, mask = self._unpadded(sequences, kept)
@@ -326,25 +383,18 @@ class TokenizerLayer(tf_keras.layers.Layer):
         ids, type_ids = self.pipeline.post_processor(sequences)
         return ids, type_ids, ids.with_values(tf.ones_like(ids.values))
 
-    def _annotated(
-        self, sequences: list[tf.RaggedTensor], kept: list[tf.Tensor]
-    ) -> dict[str, tf.Tensor | tf.RaggedTensor]:
-        """`call`'s outputs plus special_tokens_mask and/or word_ids and sequence_ids, all
-        gathered by the post-processor from one set of slots (its `annotated`)."""
-        left = self.settings["truncation_side"] == "left"
-        if self._padding is None and self._budget(pair=len(sequences) == 2) is not None:
-            side = "left" if left else "right"
-            sequences = [truncate_rows(s, k, side) for s, k in zip(sequences, kept, strict=True)]
-        words = sequences
-        if self.return_word_ids:
-            unpacked = [unpack(s) for s in sequences]
-            sequences, words = [ids for ids, _ in unpacked], [w for _, w in unpacked]
-        names = ("input_ids",) + (("token_type_ids",) if self.return_token_type_ids else ())
-        names += ("special_tokens_mask",) if self.return_special_tokens_mask else ()
-        names += ("word_ids", "sequence_ids") if self.return_word_ids else ()
-        outputs = self.pipeline.post_processor.annotated(
-            sequences, words, kept, left, self._padding, names
+    def _extra_outputs(self, sequences, kept, checks) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        """`call` with any of the extra outputs (layer_outputs.py)."""
+        pair = len(sequences) == 2
+        layout = Layout(
+            post_processor=self.pipeline.post_processor,
+            padding=self._padding,
+            budget=self._budget(pair=pair),
+            left=self.settings["truncation_side"] == "left",
+            names=output_names(self.extras, self.return_token_type_ids),
+            trimmer=self._compiled.offset_trimmer if self.extras.offsets else None,
         )
+        outputs = extra_outputs(sequences, kept, checks, self.extras, layout)
         if not self.return_attention_mask:
             del outputs["attention_mask"]
         return outputs
@@ -360,8 +410,12 @@ class TokenizerLayer(tf_keras.layers.Layer):
             pad_to_multiple_of=self.pad_to_multiple_of,
             return_token_type_ids=self.return_token_type_ids,
             pad_token=self.pad_token,
-            return_special_tokens_mask=self.return_special_tokens_mask,
-            return_word_ids=self.return_word_ids,
+            return_special_tokens_mask=self.extras.special_tokens_mask,
+            return_word_ids=self.extras.word_ids,
+            return_overflowing_tokens=self.extras.overflowing,
+            stride=self.extras.stride,
+            return_offsets_mapping=self.extras.offsets,
+            offset_unit=self.offset_unit,
         )
         return config
 

@@ -204,7 +204,8 @@ class Precompiled(tf.Module):
         weight = tf.where(within < last, 1, tf.where(within == last, 1 + tf.maximum(k - m, 0), 0))
         # A part becoming nothing: its slots go to the output before it, if its row has one.
         outputs_before = tf.cumsum(lengths, exclusive=True)
-        row_first = tf.gather(outputs_before, tf.cast(cps.row_starts(), tf.int32))
+        total = tf.concat([outputs_before, tf.reduce_sum(lengths, keepdims=True)], 0)
+        row_first = tf.gather(total, tf.cast(cps.row_starts(), tf.int32))
         receiver = outputs_before - 1
         gives = (lengths == 0) & (parts > 0) & (receiver >= tf.gather(row_first, row_ids(cps)))
         weight = tf.tensor_scatter_nd_add(

@@ -31,7 +31,13 @@ from tfpipe.tokenization.codepoint_tables import (
     probe_map,
 )
 from tfpipe.tokenization.control_flow import functional_cond
-from tfpipe.tokenization.ragged_ops import expand_values, previous, row_ids, row_starts_mask
+from tfpipe.tokenization.ragged_ops import (
+    cumsum_in_rows,
+    expand_values,
+    previous,
+    row_ids,
+    row_starts_mask,
+)
 from tfpipe.tokenization.reference import reference_tokenizer
 
 
@@ -218,9 +224,8 @@ def slot_alignment(
     """Alignments of `outputs` that take `weight` input slots each, in order along their row
     (tokenizers' `transform` changes): one taking slots gets the first's alignment, one taking
     none that of the slot before it ([0, 0] at a row's start)."""
-    taken = tf.cumsum(weight, exclusive=True)
     out_row = row_ids(outputs)
-    taken -= tf.gather(tf.gather(taken, tf.cast(outputs.row_starts(), tf.int32)), out_row)
+    taken = cumsum_in_rows(weight, outputs, exclusive=True)
     slot = tf.where(weight > 0, taken, taken - 1)
     in_row_start = tf.gather(tf.cast(inputs.row_starts(), tf.int32), out_row)
     aligned = tf.gather(alignment, in_row_start + tf.maximum(slot, 0))
