@@ -10,20 +10,32 @@ import json
 
 import pytest
 import tensorflow as tf
+import tf_keras
+from annotations import (
+    ANNOTATED,
+    COMBOS,
+    FAMILIES,
+    FULL_COMBOS,
+    MAX_LENGTH,
+    SHARED,
+    edge_texts,
+    hf_rows,
+    left_sided_copy,
+    mismatches,
+    run_combo,
+    tokenizer_pair,
+)
+from parity import shifted
 from samples import FULL, slow_beyond
 from tokenizers import PreTokenizedString, Tokenizer
 
+from tfpipe import TokenizerLayer
 from tfpipe.tokenization.models import compile_model
 from tfpipe.tokenization.normalizers import Normalizer
 from tfpipe.tokenization.pipeline import decode_replacing_errors
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer
 
-SHARED_TOKENIZERS = (
-    "albert-base-v2", "bert-base-cased", "bert-base-chinese", "bert-base-uncased",
-    "deberta-v3-small", "distilbert-base-uncased", "gpt-neox-20b", "gpt2",
-    "hf-fixture-test-sentencepiece", "hf-fixture-test-sentencepiece-bpe",
-    "hf-fixture-test-sentencepiece-no-bos", "llama-2", "roberta-base", "t5-small",
-)
+SHARED_TOKENIZERS = SHARED
 # One per normalizer and model family in the default run.
 DEFAULT_TOKENIZERS = ("bert-base-uncased", "roberta-base", "t5-small", "llama-2")
 # Normalizer components the shared tokenizers lack, and sequences that chain edits.
@@ -57,9 +69,21 @@ NORMALIZERS = {
 }
 # Reordering and composition around a decomposed character, Hangul, ligatures, edges.
 EDGE_TEXTS = [
-    "", " ", "  lead trail  ", "Héllo 中文 İx\x00y", "a\u0301\u0316b", "e\u0301",
-    "\u00e9\u0316", "\u00e1\u0316\u0301", "\u1ead\u0309", "x\u0451\u0323\u031d\u0302\u031a",
-    "\u1100\u1161\u11a8", "\uac01a", "ﬁ ½ Å ǅ", "\ufeffx", "\u05d8\u05bc\u05ba",
+    "",
+    " ",
+    "  lead trail  ",
+    "Héllo 中文 İx\x00y",
+    "a\u0301\u0316b",
+    "e\u0301",
+    "\u00e9\u0316",
+    "\u00e1\u0316\u0301",
+    "\u1ead\u0309",
+    "x\u0451\u0323\u031d\u0302\u031a",
+    "\u1100\u1161\u11a8",
+    "\uac01a",
+    "ﬁ ½ Å ǅ",
+    "\ufeffx",
+    "\u05d8\u05bc\u05ba",
 ]
 
 
@@ -101,7 +125,7 @@ def rows_with_alignment(cps: tf.RaggedTensor, alignment: tf.Tensor) -> list[list
     ]
 
 
-def mismatches(expected: list, actual: list, texts: list[str]) -> list[str]:
+def differing(expected: list, actual: list, texts: list[str]) -> list[str]:
     return [
         f"{text!r}: tokenizers {want[:8]}… tfpipe {got[:8]}…"
         for text, want, got in zip(texts, expected, actual, strict=True)
@@ -111,12 +135,17 @@ def mismatches(expected: list, actual: list, texts: list[str]) -> list[str]:
 
 def check_normalizer(component: dict, texts: list[str]) -> None:
     reference = Tokenizer.from_str(
-        json.dumps({"version": "1.0", "normalizer": component, "model": {"type": "WordLevel",
-                    "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}})
+        json.dumps(
+            {
+                "version": "1.0",
+                "normalizer": component,
+                "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"},
+            }
+        )
     ).normalizer
     cps, alignment = Normalizer(component).aligned(decode_replacing_errors(tf.constant(texts)))
     expected = [reference_splits(text, reference, chars=True) for text in texts]
-    problems = mismatches(expected, rows_with_alignment(cps, alignment), texts)
+    problems = differing(expected, rows_with_alignment(cps, alignment), texts)
     assert not problems, f"{len(problems)} of {len(texts)} differ: {problems[:3]}"
 
 
@@ -152,7 +181,7 @@ def test_word_alignments_match_tokenizers(name, shared_dir, texts):
         reference_splits(text, reference.normalizer, reference.pre_tokenizer, chars=True)
         for text in texts
     ]
-    problems = mismatches(expected, actual, texts)
+    problems = differing(expected, actual, texts)
     assert not problems, f"{len(problems)} of {len(texts)} differ: {problems[:3]}"
 
 
@@ -174,12 +203,14 @@ def byte_starts(word: str) -> list[int]:
 def test_token_spans_match_tokenizers(name, shared_dir, texts):
     """Each model's tokens placed in their words, on every distinct word of the texts."""
     document, reference = shared_document(shared_dir, name)
-    words = sorted({
-        word
-        for text in texts
-        for word, _ in reference_splits(text, reference.normalizer, reference.pre_tokenizer)
-        if word
-    })
+    words = sorted(
+        {
+            word
+            for text in texts
+            for word, _ in reference_splits(text, reference.normalizer, reference.pre_tokenizer)
+            if word
+        }
+    )
     model = compile_model(document["model"])
     cps = [[ord(c) for c in word] for word in words]
     ids, start, stop = model.tokenize_with_spans(
@@ -191,5 +222,144 @@ def test_token_spans_match_tokenizers(name, shared_dir, texts):
         [(t.id, char_offsets(starts, t.offsets)) for t in reference.model.tokenize(word)]
         for word, starts in zip(words, map(byte_starts, words), strict=True)
     ]
-    problems = mismatches(expected, actual, words)
+    problems = differing(expected, actual, words)
     assert not problems, f"{len(problems)} of {len(words)} words differ: {problems[:3]}"
+
+
+# --- End to end: TokenizerLayer's offset_mapping against HF's ----------------------------------
+
+OFFSETS = dict(return_offsets_mapping=True, **ANNOTATED)
+OFFSET_FAMILIES = (*FAMILIES, "albert-base-v2")
+OFFSET_STRIDE = 200 if FULL else 800
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=["longest", "unpadded", "max_length-only_second"])
+@pytest.mark.parametrize("name", OFFSET_FAMILIES)
+def test_offset_mapping_matches_hf_on_course_texts(
+    name, combo, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
+    """Offsets, with every other output, on singles and pairs; albert's [MASK] takes the
+    space before it (lstrip), which roberta's trim_offsets takes back off <mask>."""
+    path = shared_dir / "tokenizers" / name
+    texts = corpus[::OFFSET_STRIDE] + edge_texts(hf_tokenizer(path))
+    run_combo(path, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 7), combo, OFFSETS)
+
+
+@pytest.mark.parametrize("name", ["roberta-base", "llama-2"])
+def test_offsets_follow_left_truncation(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer, tmp_path
+):
+    """The first token kept on the left is the one trim_offsets treats as first."""
+    folder = left_sided_copy(shared_dir / "tokenizers" / name, tmp_path, hf_tokenizer)
+    texts = corpus[::OFFSET_STRIDE] + edge_texts(hf_tokenizer(folder))
+    combo = ("longest", "longest_first", MAX_LENGTH, None)
+    run_combo(folder, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 5), combo, OFFSETS)
+
+
+@pytest.mark.parametrize("name", ["bert-base-cased", "roberta-base", "t5-small"])
+def test_offsets_in_question_answering_windows_match_hf(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
+    """Pairs windowed as question answering asks: only_second, max_length padding, a stride."""
+    path = shared_dir / "tokenizers" / name
+    contexts = [text for text in corpus[::OFFSET_STRIDE] if len(text) > 80]
+    asked = ("What is it?", "Who wrote this code, and why?", "Où ?", "")
+    questions = [asked[i % len(asked)] for i in range(len(contexts))]
+    options = dict(truncation="only_second", max_length=48, stride=12, padding="max_length")
+    layer, hf = tokenizer_pair(
+        path,
+        hf_tokenizer,
+        tokenizer_layer,
+        "max_length",
+        {**OFFSETS, "return_overflowing_tokens": True},
+        truncation="only_second",
+        max_length=48,
+        stride=12,
+    )
+    want = hf_rows(
+        hf,
+        questions,
+        contexts,
+        return_offsets_mapping=True,
+        return_overflowing_tokens=True,
+        **options,
+    )
+    problems = mismatches(layer(questions, contexts), want, questions, contexts, padded=True)
+    assert not problems, f"{len(problems)} problems; first 3:\n" + "\n".join(problems[:3])
+
+
+def test_byte_offsets_slice_the_input(shared_dir, tokenizer_layer, hf_tokenizer):
+    """offset_unit="byte": substr of the input at a token's byte offsets is the text at its
+    code-point offsets, invalid UTF-8 included (its U+FFFD spans the bytes it replaced)."""
+    path = shared_dir / "tokenizers" / "roberta-base"
+    texts = ["Naïve café 東京 <mask> ok", b"caf\xc3 \xff\xfe word \xe2\x82", "", "a\u0301 b"]
+    chars = tokenizer_layer(path, return_offsets_mapping=True)(texts)["offset_mapping"].numpy()
+    layer = tokenizer_layer(path, return_offsets_mapping=True, offset_unit="byte")
+    in_bytes = layer(texts)["offset_mapping"].numpy()
+    for text, char_row, byte_row in zip(texts, chars, in_bytes, strict=True):
+        raw = text if isinstance(text, bytes) else text.encode()
+        decoded = raw.decode("utf-8", errors="replace")
+        for (start, end), (byte_start, byte_end) in zip(char_row, byte_row, strict=True):
+            piece = raw[byte_start:byte_end].decode("utf-8", errors="replace")
+            assert piece == decoded[start:end]
+
+
+def test_offsets_of_an_empty_batch_and_the_option_off(shared_dir, tokenizer_layer):
+    path = shared_dir / "tokenizers" / "bert-base-cased"
+    for padding in ("longest", False):
+        output = tokenizer_layer(path, padding=padding, return_offsets_mapping=True)([])
+        assert output["offset_mapping"].shape[0] == 0
+    plain = tokenizer_layer(path)(["a b"])
+    assert "offset_mapping" not in plain
+
+
+def test_offset_unit_is_checked(shared_dir):
+    with pytest.raises(ValueError, match="offset_unit"):
+        TokenizerLayer.from_pretrained(
+            shared_dir / "tokenizers" / "bert-base-cased",
+            return_offsets_mapping=True,
+            offset_unit="word",
+        )
+
+
+def test_export_with_offsets_passes_the_self_check(shared_dir, hf_tokenizer, tmp_path):
+    """export() audits the ops and reloads the SavedModel in a TensorFlow-only process (TF1
+    `serve` loader); what it serves is what HF returns."""
+    from tfpipe.export import export
+
+    path = shared_dir / "tokenizers" / "roberta-base"
+    layer = TokenizerLayer.from_pretrained(path, max_length=16, **OFFSETS)
+    inputs = {
+        name: tf_keras.Input(shape=(), dtype=tf.string, name=name) for name in ("text", "text_pair")
+    }
+    model = tf_keras.Model(inputs, layer(inputs["text"], text_pair=inputs["text_pair"]))
+    texts = ["Hello <mask> world, a long enough sentence to be truncated here", "", "x é"]
+    pairs = ["a pair", "b\xe9", "<s> c d e"]
+    exported = export(
+        model,
+        tmp_path / "offsets" / "1",
+        warmup_texts=texts,
+        warmup_text_pairs=pairs,
+        serving_base_path=None,
+    )
+    want = hf_rows(
+        hf_tokenizer(path),
+        texts,
+        pairs,
+        padding="longest",
+        truncation=True,
+        max_length=16,
+        return_offsets_mapping=True,
+    )
+    assert exported.served_outputs == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED)
+def test_every_tokenizer_strategy_and_padding_offsets_match_hf(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
+    path = shared_dir / "tokenizers" / name
+    texts = corpus[::OFFSET_STRIDE] + edge_texts(hf_tokenizer(path))
+    for combo in FULL_COMBOS:
+        run_combo(path, hf_tokenizer, tokenizer_layer, texts, shifted(texts, 11), combo, OFFSETS)
