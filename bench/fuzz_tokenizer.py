@@ -6,9 +6,11 @@ whitespace runs and newlines, long runs of one character (markdown tables), digi
 (with superscript and Arabic-Indic digits), contractions, emoji sequences with modifiers and
 joiners, combining marks, the tokenizer's own special and added tokens, and cut-and-spliced
 course text — are encoded by both with padding="longest", truncation and max_length=64, singles
-and pairs (ids, masks, type ids, special_tokens_mask, word_ids and sequence_ids), and the
-singles' ids and as many rows of random ids are decoded by both
-(`batch_decode`, special tokens kept and skipped in turn), until the time budget runs out.
+and pairs (ids, masks, type ids, special_tokens_mask, word_ids, sequence_ids and
+offset_mapping), again as overflow windows (singles, and question-answering pairs: a short
+question, the text as context, only_second, a stride), and the singles' ids and as many rows
+of random ids are decoded by both (`batch_decode`, special tokens kept and skipped in turn),
+until the time budget runs out.
 Every differing text is a bug: it is printed and written to `--failures` (JSON lines) so it
 can become a regression test.
 
@@ -55,6 +57,10 @@ TRAINED = {
 }
 
 MAX_LENGTH = 64
+EXTRAS = dict(return_special_tokens_mask=True, return_word_ids=True, return_offsets_mapping=True)
+# Overflow windows of singles, and of question-answering pairs (a short question first).
+WINDOWS = dict(return_overflowing_tokens=True, stride=8, max_length=24)
+QA = dict(return_overflowing_tokens=True, stride=8, max_length=48, truncation="only_second")
 DEFAULT_TOKENIZERS = (
     "bert-base-cased", "roberta-base", "gpt2", "t5-small", "albert-base-v2", "llama-2",
     *TRAINED,
@@ -122,12 +128,11 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
     hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     pad = hf.pad_token is not None
     options = dict(padding="longest" if pad else False, truncation=True, max_length=MAX_LENGTH)
-    layer = TokenizerLayer.from_pretrained(
-        str(path), return_special_tokens_mask=True, return_word_ids=True, **options
-    )
-    spec = tf.TensorSpec([None], tf.string)
-    single = tf.function(lambda t: layer(t), input_signature=[spec])
-    pair = tf.function(lambda t, p: layer(t, text_pair=p), input_signature=[spec, spec])
+    layers = {
+        "plain": (encoder(path, options), options),
+        "windows": (encoder(path, {**options, **WINDOWS}), {**options, **WINDOWS}),
+        "qa": (encoder(path, {**options, **QA}), {**options, **QA}),
+    }
     specials = [t.content for t in hf.added_tokens_decoder.values()]
     generate = TextGenerator(seed, corpus, specials)
     decoders = decoders_of(path)
@@ -136,14 +141,16 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
     while time.monotonic() < deadline:
         texts = [generate.text() for _ in range(64)]
         partners = [generate.text() for _ in range(64)]
-        for got, want, pairs in (
-            (single(tf.constant(texts)), expected(hf, texts, None, options), None),
-            (pair(tf.constant(texts), tf.constant(partners)),
-             expected(hf, texts, partners, options), partners),
+        questions = [text[:12] for text in partners]
+        for (layer, layer_options), inputs, pairs in (
+            (layers["plain"], texts, None),
+            (layers["plain"], texts, partners),
+            (layers["windows"], texts, None),
+            (layers["qa"], questions, texts),
         ):
-            for index, problem in mismatches(got, want, pad):
+            for index, problem in compare(layer, hf, inputs, pairs, layer_options):
                 wrong += 1
-                record = {"tokenizer": name, "text": texts[index], "problem": problem,
+                record = {"tokenizer": name, "text": inputs[index], "problem": problem,
                           "pair": None if pairs is None else pairs[index]}
                 print(json.dumps(record, ensure_ascii=False)[:500], file=sys.stderr)
                 failures.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -159,13 +166,47 @@ def fuzz(name: str, path: Path, seconds: float, corpus: list[str], seed: int, fa
     return tried, wrong
 
 
+def encoder(path: Path, options: dict):
+    """The layer with every extra output, in tf.functions for singles and pairs."""
+    layer = TokenizerLayer.from_pretrained(str(path), **EXTRAS, **options)
+    spec = tf.TensorSpec([None], tf.string)
+    return {
+        False: tf.function(lambda t: layer(t), input_signature=[spec]),
+        True: tf.function(lambda t, p: layer(t, text_pair=p), input_signature=[spec, spec]),
+    }
+
+
+def compare(layer, hf, texts: list[str], pairs: list[str] | None, options: dict):
+    """(row, problem) for every row that differs; where HF refuses the batch (raises, or
+    panics on a stride), the layer must raise InvalidArgumentError."""
+    try:
+        want = expected(hf, texts, pairs, options)
+    except BaseException as error:  # noqa: BLE001 - a Rust panic is a BaseException
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        want = None
+    inputs = [tf.constant(texts)] + ([] if pairs is None else [tf.constant(pairs)])
+    try:
+        got = layer[pairs is not None](*inputs)
+    except tf.errors.InvalidArgumentError:
+        if want is not None:
+            yield 0, "the layer raised where HF did not"
+        return
+    if want is None:
+        yield 0, "HF raised where the layer did not"
+        return
+    yield from mismatches(got, want)
+
+
 def expected(hf, texts: list[str], pairs: list[str] | None, options: dict) -> dict:
-    """HF's outputs with return_special_tokens_mask, plus each row's word_ids and
+    """HF's outputs with every extra (offsets as lists), plus each row's word_ids and
     sequence_ids (None as -1, as the layer returns them)."""
-    encoding = hf(texts, pairs, return_special_tokens_mask=True, **options)
+    encoding = hf(texts, pairs, return_special_tokens_mask=True, return_offsets_mapping=True,
+                  **options)
     rows = dict(encoding)
+    rows["offset_mapping"] = [[list(span) for span in row] for row in rows["offset_mapping"]]
     for key in ("word_ids", "sequence_ids"):
-        ids = [getattr(encoding, key)(i) for i in range(len(texts))]
+        ids = [getattr(encoding, key)(i) for i in range(len(rows["input_ids"]))]
         rows[key] = [[-1 if i is None else i for i in row] for row in ids]
     return rows
 
@@ -192,16 +233,20 @@ def decode_mismatches(hf, decode, texts: list[str], rng: random.Random, skip: bo
             yield ids
 
 
-def mismatches(got: dict, want, padded: bool):
-    """(row, key) for every row whose ids, masks or type ids differ."""
+def mismatches(got: dict, want):
+    """(row, key) for every row whose outputs differ."""
     for key in want:
         if key not in got:
             yield 0, f"missing {key}"
             continue
         value = got[key]
-        rows = value.numpy().tolist() if padded else value.to_list()
-        for index, (ours, theirs) in enumerate(zip(rows, want[key], strict=True)):
-            if list(ours) != list(theirs):
+        rows = value.to_list() if isinstance(value, tf.RaggedTensor) else value.numpy().tolist()
+        theirs = [item if isinstance(item, int) else list(item) for item in want[key]]
+        if len(rows) != len(theirs):
+            yield 0, f"{key}: {len(rows)} rows, HF {len(theirs)}"
+            continue
+        for index, (ours, row) in enumerate(zip(rows, theirs, strict=True)):
+            if ours != row:
                 yield index, key
 
 
@@ -230,7 +275,7 @@ def main(argv: list[str]) -> int:
             rows.append([name, f"{elapsed:.0f} s", f"{tried:,}", f"{wrong:,}"])
             print(f"{name}: {tried} inputs, {wrong} mismatches", flush=True)
     table = markdown_table(
-        ["tokenizer", "time", "inputs (singles + pairs + decoded rows)", "mismatches"], rows
+        ["tokenizer", "time", "inputs (singles, pairs, windows, decoded rows)", "mismatches"], rows
     )
     summary = (
         f"Fuzzing against the HF fast tokenizer (padding, truncation, max_length={MAX_LENGTH}; "

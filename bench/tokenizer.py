@@ -53,6 +53,8 @@ DEFAULT_BATCH_SIZES = (1024, 32)
 QUICK = {"tokenizers": ["minilm", "roberta-base", "t5-small"], "max_texts": 1024, "repeats": 1}
 # Output keys compared for parity, when both sides return them.
 COMPARED = ("input_ids", "token_type_ids")
+# tfpipe with return_offsets_mapping=True: what offsets cost over ids alone.
+OFFSETS = "tfpipe offsets"
 
 Encoding = Mapping[str, object]
 
@@ -114,8 +116,11 @@ def batches_of(texts: list[str], size: int) -> list[list[str]]:
     return [texts[start : start + size] for start in range(0, len(texts), size)]
 
 
-def tfpipe_encoder(path: Path, pad_token_id: int) -> Callable[[tf.Tensor], Encoding]:
-    """The layer in a tf.function; raises UnsupportedComponentError for unsupported ones.
+def tfpipe_encoder(
+    path: Path, pad_token_id: int, offsets: bool = False
+) -> Callable[[tf.Tensor], Encoding]:
+    """The layer in a tf.function (with `offsets`, returning offset_mapping too); raises
+    UnsupportedComponentError for unsupported ones.
 
     `pad_token_id` is the HF tokenizer's, so checkpoints without a padding token (GPT-2)
     pad with the token the HF contender was given.
@@ -123,7 +128,12 @@ def tfpipe_encoder(path: Path, pad_token_id: int) -> Callable[[tf.Tensor], Encod
     tokenizer_json, settings = load_reference(path)
     settings["pad_token_id"] = pad_token_id
     layer = TokenizerLayer(
-        tokenizer_json, settings, max_length=MAX_LENGTH, padding="longest", truncation=True
+        tokenizer_json,
+        settings,
+        max_length=MAX_LENGTH,
+        padding="longest",
+        truncation=True,
+        return_offsets_mapping=offsets,
     )
     return tf.function(layer, input_signature=STRING_BATCH)
 
@@ -181,6 +191,7 @@ def contenders_for(texts: list[str], batch_size: int, encoders: dict) -> list[Co
     tensors = [tf.constant(batch) for batch in lists]
     contenders = [
         Contender("tfpipe", encoders["tfpipe"], tensors),
+        Contender(OFFSETS, encoders[OFFSETS], tensors),
         Contender("HF", encoders["HF"], lists),
     ]
     if encoders.get("TF Text") is not None:
@@ -245,7 +256,10 @@ def bench_tokenizer(name: str, texts: list[str], args: argparse.Namespace) -> li
     if hf.pad_token is None:
         hf.pad_token = hf.eos_token  # what GPT-style checkpoints are padded with in practice
     try:
-        encoders = {"tfpipe": tfpipe_encoder(path, hf.pad_token_id)}
+        encoders = {
+            "tfpipe": tfpipe_encoder(path, hf.pad_token_id),
+            OFFSETS: tfpipe_encoder(path, hf.pad_token_id, offsets=True),
+        }
     except UnsupportedComponentError as error:
         return [Row(name, note=f"not supported yet ({error})")]
     encoders["HF"] = hf_encoder(hf)
@@ -269,6 +283,13 @@ def rate(row: Row, label: str) -> str:
     return f"{row.texts_per_s[label]:,.0f}" if label in row.texts_per_s else "n/a"
 
 
+def offsets_cost(row: Row) -> str:
+    """How much longer tfpipe takes with offset_mapping than with ids alone."""
+    if OFFSETS not in row.texts_per_s:
+        return "n/a"
+    return f"{row.texts_per_s['tfpipe'] / row.texts_per_s[OFFSETS] - 1:+.0%}"
+
+
 def percent(row: Row, label: str) -> str:
     if label not in row.parity:
         return "n/a"
@@ -287,6 +308,7 @@ HEADERS = [
     "TF Text texts/s",
     "tfpipe ids = HF",
     "TF Text ids = HF",
+    "offsets cost",
 ]
 
 
@@ -307,6 +329,7 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
                 rate(row, "TF Text"),
                 percent(row, "tfpipe"),
                 percent(row, "TF Text"),
+                offsets_cost(row),
             ]
         )
     return cells
@@ -318,7 +341,8 @@ def header(args: argparse.Namespace, source: str, count: int) -> str:
         [
             f"Tokenizer throughput, texts/s: median of {args.repeats} interleaved passes over "
             f'{count} texts ({source}); padding="longest", truncation, '
-            f"max_length={MAX_LENGTH}. Ratios > 1 mean tfpipe is faster.",
+            f"max_length={MAX_LENGTH}. Ratios > 1 mean tfpipe is faster. Offsets cost: "
+            "tfpipe's time with offset_mapping over its time for ids alone, less 1.",
             "",
             f"- Machine: {machine_line()} (HF's RAYON and TF's thread pools at their defaults)",
             f"- Date: {today()}; command: `{command}`",

@@ -16,6 +16,7 @@ from trained_tokenizers import CL100K, GPT2_SPLIT
 
 from tfpipe.tokenization import UnsupportedComponentError
 from tfpipe.tokenization.normalizers import Normalizer
+from tfpipe.tokenization.pipeline import TokenizationPipeline
 from tfpipe.tokenization.pre_tokenizers import PreTokenizer
 from tfpipe.tokenization.reference import reference_tokenizer
 
@@ -296,3 +297,18 @@ def test_split_pattern_outside_the_supported_subset_raises_at_build(pattern):
 def test_split_pattern_with_multi_character_case_folding_raises_at_build(pattern):
     with pytest.raises(UnsupportedComponentError, match="case folding"):
         PreTokenizer(split(pattern))
+
+
+def test_bpe_without_merges_tokenizes_by_characters():
+    """An empty merge list (a character-level BPE) builds and equals the reference."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    reference = Tokenizer(
+        models.BPE(vocab={"a": 0, "b": 1, "[UNK]": 2}, merges=[], unk_token="[UNK]")
+    )
+    reference.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    pipeline = TokenizationPipeline(json.loads(reference.to_str()))
+    texts = ["ab ba c", "", "aaa"]
+    assert pipeline.encode(tf.constant(texts)).to_list() == [
+        reference.encode(text).ids for text in texts
+    ]

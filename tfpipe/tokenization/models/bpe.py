@@ -27,7 +27,7 @@ from tfpipe.tokenization.ragged_ops import (
 from tfpipe.tokenization.reference import reference_tokenizer
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.utf8 import utf8_byte, utf8_lengths
-from tfpipe.tokenization.vocabulary import string_table
+from tfpipe.tokenization.vocabulary import static_table, string_table
 
 SECTION = "model"
 # Merge table values are rank << 32 | GUARDED | merged id; a pair that does not merge looks up
@@ -138,11 +138,8 @@ class BPE(tf.Module):
         pairs = _merge_pairs(component, vocab, prefix)
         self._span_tables(vocab, prefix, suffix, {merged for _, merged in pairs.values()})
         keys, values = _merge_table(pairs)
-        self.merges = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(keys.reshape(-1), tf.int64), tf.constant(values.reshape(-1), tf.int64)
-            ),
-            default_value=NO_MERGE,
+        self.merges = static_table(
+            keys.reshape(-1), values.reshape(-1), tf.int64, tf.int64, NO_MERGE
         )
         self.vocab = string_table(vocab) if self.ignore_merges else None
         # With a prefix or suffix a symbol's id depends on its place in the word: no chunks.
@@ -150,12 +147,7 @@ class BPE(tf.Module):
         if not (prefix or suffix):
             self.rebuilt = string_table(_rebuilt_whole(component))
             keys = _joinable_pairs(vocab)
-            self.joinable = tf.lookup.StaticHashTable(
-                tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(keys), tf.ones(len(keys), tf.int32)
-                ),
-                default_value=0,
-            )
+            self.joinable = static_table(keys, np.ones(len(keys), np.int32), tf.int64, tf.int32, 0)
 
     def _span_tables(self, vocab: dict[str, int], prefix: str, suffix: str, merged: set) -> None:
         """What `spans` reads: each entry's length without its affixes, and whether the ids

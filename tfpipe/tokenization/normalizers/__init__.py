@@ -21,6 +21,7 @@ from tfpipe.tokenization.normalizers.replace import compile_replace
 from tfpipe.tokenization.normalizers.stages import Stage, fuse_local_maps, group_local_runs
 from tfpipe.tokenization.normalizers.strip import compile_strip
 from tfpipe.tokenization.normalizers.unicode import (
+    aligned_runs,
     aligned_steps,
     compile_character_map,
     compile_composition,
@@ -78,13 +79,10 @@ class Normalizer(tf.Module):
         super().__init__(name="normalizer")
         self.stages = fuse_local_maps(compile_stages(component))
         self._steps = group_local_runs(self.stages)
-        self._aligned_steps = fuse_local_maps(
-            [
-                step
-                for child in components(component)
-                for step in aligned_steps(compile_stages(child))
-            ]
-        )
+        steps = [
+            step for child in components(component) for step in aligned_steps(compile_stages(child))
+        ]
+        self._aligned_steps = aligned_runs(fuse_local_maps(steps))
 
     def __call__(self, cps: tf.RaggedTensor) -> tf.RaggedTensor:
         for step in self._steps:

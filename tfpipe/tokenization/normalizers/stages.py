@@ -106,8 +106,18 @@ class LocalMap:
 
     def apply_aligned(self, cps, alignment):
         """Every output of a code point takes its alignment; a deleted one's goes with it."""
-        rows, source, _ = self.expand_from(cps, *self.lookup(cps.values))
-        return rows, tf.gather(alignment, source)
+        return self.expand_aligned(cps, alignment, *self.lookup(cps.values))
+
+    def expand_aligned(self, cps, alignment, lengths, firsts, offsets):
+        def expanded() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            rows, source, _ = self.expand_from(cps, lengths, firsts, offsets)
+            return rows, tf.gather(alignment, source)
+
+        return tf.cond(
+            tf.reduce_all(lengths == 1),
+            lambda: (cps.with_values(firsts), alignment),
+            expanded,
+        )
 
 
 @dataclass
@@ -157,8 +167,12 @@ class LocalRun:
     the other code points with a length of -1.
     """
 
-    def __init__(self, stages: list[LocalMap | CanonicalReorder]) -> None:
+    def __init__(
+        self, stages: list[LocalMap | CanonicalReorder], aligned: list | None = None
+    ) -> None:
         self.stages = stages
+        # The same run for the aligned path, decompositions as one step (`AlignedNormalization`).
+        self.aligned = aligned or stages
         fused = _compose([stage for stage in stages if isinstance(stage, LocalMap)])
         self.fused = LocalMap(_mark_unsafe(fused, _reorder_unsafe(stages)))
 
@@ -181,6 +195,23 @@ class LocalRun:
         for stage in self.stages:
             cps = stage.apply(cps)
         return cps
+
+    def apply_aligned(self, cps, alignment):
+        """The fused map when no reordering shows (each output then keeps its code point's
+        alignment, as when no mark moves in tokenizers), else the aligned steps one by one."""
+        lengths, firsts, offsets = self.fused.lookup(cps.values)
+
+        def staged() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            rows, aligned = cps, alignment
+            for step in self.aligned:
+                rows, aligned = step.apply_aligned(rows, aligned)
+            return rows, aligned
+
+        return tf.cond(
+            tf.reduce_all(lengths >= 0),
+            lambda: self.fused.expand_aligned(cps, alignment, lengths, firsts, offsets),
+            staged,
+        )
 
 
 def _compose(maps: list[LocalMap]) -> CodepointMap:

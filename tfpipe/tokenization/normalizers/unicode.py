@@ -20,6 +20,7 @@ from tfpipe.tokenization.codepoint_tables import BlockTable, all_codepoints, cac
 from tfpipe.tokenization.normalizers.stages import (
     CanonicalReorder,
     LocalMap,
+    LocalRun,
     Stage,
     canonical_reorder,
     local_map,
@@ -154,6 +155,10 @@ class AlignedNormalization:
     reorder: CanonicalReorder
     compose: Compose | None = None
 
+    def stages(self) -> list:
+        """The plain stages it stands for."""
+        return [self.decomposition, self.reorder] + ([self.compose] if self.compose else [])
+
     def apply_aligned(self, cps, alignment):
         lookup = self.decomposition.lookup(cps.values)
         rows, _, within = self.decomposition.expand_from(cps, *lookup)
@@ -163,6 +168,30 @@ class AlignedNormalization:
         if self.compose is not None:
             rows, weight = self.compose.apply_weighted(rows, weight)
         return rows, slot_alignment(cps, rows, weight, alignment)
+
+
+def aligned_runs(steps: list) -> list:
+    """Aligned steps with each run of two or more local ones (maps, decompositions without
+    composition) as a `LocalRun`, which takes its fused map when a batch allows it."""
+    grouped, run = [], []
+    for step in [*steps, None]:
+        local = isinstance(step, LocalMap) or (
+            isinstance(step, AlignedNormalization) and step.compose is None
+        )
+        if local:
+            run.append(step)
+            continue
+        if len(run) > 1:
+            plain = [
+                s for r in run for s in (r.stages() if isinstance(r, AlignedNormalization) else [r])
+            ]
+            grouped.append(LocalRun(plain, aligned=run))
+        else:
+            grouped += run
+        run = []
+        if step is not None:
+            grouped.append(step)
+    return grouped
 
 
 def aligned_steps(stages: list[Stage]) -> list:
