@@ -185,3 +185,32 @@ FULL_COMBOS = [
     # HF returns unequal rows there, which no tensor holds (docs/how-it-works.md, edges).
     if not (padding == "max_length" and truncation is False)
 ]
+
+
+def served_and_expected(path, extras: dict, hf, tmp_path) -> tuple[dict, dict]:
+    """A text/text_pair model of a layer with `extras` on `path` exported by tfpipe.export
+    (op audit, and a TensorFlow-only process loading it with the TF1 `serve` loader): what
+    that process served for a few edge pairs, and what HF returns for them."""
+    import tensorflow as tf
+    import tf_keras
+
+    from tfpipe import TokenizerLayer
+    from tfpipe.export import export
+
+    layer = TokenizerLayer.from_pretrained(path, max_length=16, **extras)
+    inputs = {
+        name: tf_keras.Input(shape=(), dtype=tf.string, name=name) for name in ("text", "text_pair")
+    }
+    model = tf_keras.Model(inputs, layer(inputs["text"], text_pair=inputs["text_pair"]))
+    texts = ["Hello <mask> world, a long enough sentence to be truncated here", "", "x é"]
+    pairs = ["a pair", "b\xe9", "<s> c d e"]
+    exported = export(
+        model,
+        tmp_path / "extras" / "1",
+        warmup_texts=texts,
+        warmup_text_pairs=pairs,
+        serving_base_path=None,
+    )
+    options = {"return_offsets_mapping": True} if extras.get("return_offsets_mapping") else {}
+    want = hf_rows(hf, texts, pairs, padding="longest", truncation=True, max_length=16, **options)
+    return exported.served_outputs, want

@@ -10,7 +10,6 @@ import json
 
 import pytest
 import tensorflow as tf
-import tf_keras
 from annotations import (
     ANNOTATED,
     COMBOS,
@@ -23,6 +22,7 @@ from annotations import (
     left_sided_copy,
     mismatches,
     run_combo,
+    served_and_expected,
     tokenizer_pair,
 )
 from parity import shifted
@@ -325,33 +325,9 @@ def test_offset_unit_is_checked(shared_dir):
 def test_export_with_offsets_passes_the_self_check(shared_dir, hf_tokenizer, tmp_path):
     """export() audits the ops and reloads the SavedModel in a TensorFlow-only process (TF1
     `serve` loader); what it serves is what HF returns."""
-    from tfpipe.export import export
-
     path = shared_dir / "tokenizers" / "roberta-base"
-    layer = TokenizerLayer.from_pretrained(path, max_length=16, **OFFSETS)
-    inputs = {
-        name: tf_keras.Input(shape=(), dtype=tf.string, name=name) for name in ("text", "text_pair")
-    }
-    model = tf_keras.Model(inputs, layer(inputs["text"], text_pair=inputs["text_pair"]))
-    texts = ["Hello <mask> world, a long enough sentence to be truncated here", "", "x é"]
-    pairs = ["a pair", "b\xe9", "<s> c d e"]
-    exported = export(
-        model,
-        tmp_path / "offsets" / "1",
-        warmup_texts=texts,
-        warmup_text_pairs=pairs,
-        serving_base_path=None,
-    )
-    want = hf_rows(
-        hf_tokenizer(path),
-        texts,
-        pairs,
-        padding="longest",
-        truncation=True,
-        max_length=16,
-        return_offsets_mapping=True,
-    )
-    assert exported.served_outputs == want
+    served, want = served_and_expected(path, OFFSETS, hf_tokenizer(path), tmp_path)
+    assert served == want
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ ALL = [
     "hf-fixture-test-sentencepiece-no-bos",
 ]
 NAMES = slow_beyond(ALL, FAMILIES)
-TEXTS = (24, 400)  # corpus texts per call: default run, full run
+TEXTS = (24, 200)  # corpus texts per call: default run, full run
 PAIR_CHARS = 300
 QUESTIONS = ["What is it?", "", "Who wrote the course about tokenizers and models?"]
 

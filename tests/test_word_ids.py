@@ -8,7 +8,6 @@ import json
 
 import pytest
 import tensorflow as tf
-import tf_keras
 from annotations import (
     ANNOTATED,
     COMBOS,
@@ -22,6 +21,7 @@ from annotations import (
     left_sided_copy,
     mismatches,
     run_combo,
+    served_and_expected,
     tokenizer_pair,
 )
 from parity import LayerRunner, shifted
@@ -152,27 +152,9 @@ def test_get_config_round_trip_keeps_the_options(shared_dir, corpus):
 def test_export_with_annotations_passes_the_self_check(shared_dir, hf_tokenizer, tmp_path):
     """export() audits the ops and reloads the SavedModel in a TensorFlow-only process (TF1
     `serve` loader), which must return what the layer and HF return."""
-    from tfpipe.export import export
-
     path = shared_dir / "tokenizers" / "roberta-base"
-    layer = TokenizerLayer.from_pretrained(path, max_length=16, **ANNOTATED)
-    inputs = {
-        name: tf_keras.Input(shape=(), dtype=tf.string, name=name) for name in ("text", "text_pair")
-    }
-    model = tf_keras.Model(inputs, layer(inputs["text"], text_pair=inputs["text_pair"]))
-    texts = ["Hello <mask> world, a long enough sentence to be truncated here", "", "x"]
-    pairs = ["a pair", "b\xe9", "<s> c d e"]
-    exported = export(
-        model,
-        tmp_path / "annotated" / "1",
-        warmup_texts=texts,
-        warmup_text_pairs=pairs,
-        serving_base_path=None,
-    )
-    want = hf_rows(
-        hf_tokenizer(path), texts, pairs, padding="longest", truncation=True, max_length=16
-    )
-    assert exported.served_outputs == want
+    served, want = served_and_expected(path, ANNOTATED, hf_tokenizer(path), tmp_path)
+    assert served == want
 
 
 # --- Full run: every shared tokenizer, the corpus sample, every strategy and padding --------------

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.models.spans import SpansFromTokens
 from tfpipe.tokenization.ragged_ops import (
     bincount,
     cumsum_in_rows,
@@ -110,7 +111,7 @@ def _character_ids(vocab: dict[str, int], prefix: str, suffix: str) -> list[np.n
     return columns
 
 
-class BPE(tf.Module):
+class BPE(tf.Module, SpansFromTokens):
     """The compiled `model` section of type BPE."""
 
     def __init__(self, component: dict) -> None:
@@ -164,13 +165,6 @@ class BPE(tf.Module):
         self.spans_unsupported = (
             f"merges build {len(ambiguous)} unknown or byte-fallback tokens" if ambiguous else None
         )
-
-    def tokenize_with_spans(
-        self, words: tf.RaggedTensor
-    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
-        """(token ids, and per token, flat, its [start, stop) in its word's code points)."""
-        ids = self(words)
-        return (ids, *self.spans(words, ids))
 
     def spans(self, words: tf.RaggedTensor, ids: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Per token of `ids` (flat), its [start, stop) in its word's code points.

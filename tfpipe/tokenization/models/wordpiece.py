@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS, BlockTable
 from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
+from tfpipe.tokenization.models.spans import SpansFromTokens
 from tfpipe.tokenization.pointer_doubling import reached
 from tfpipe.tokenization.ragged_ops import (
     cumsum_in_rows,
@@ -45,7 +46,7 @@ def _longest_entries(vocab: dict[str, int], prefix: str) -> tuple[np.ndarray, np
     return initial, continuing
 
 
-class WordPiece(tf.Module):
+class WordPiece(tf.Module, SpansFromTokens):
     """The compiled `model` section of type WordPiece."""
 
     def __init__(self, component: dict) -> None:
@@ -64,13 +65,6 @@ class WordPiece(tf.Module):
         self.longest_entry = max((len(token) for token in vocab), default=1)
         self.token_lengths = np.zeros(max(vocab.values(), default=0) + 1, np.int32)
         self.token_lengths[list(vocab.values())] = [len(token) for token in vocab]
-
-    def tokenize_with_spans(
-        self, words: tf.RaggedTensor
-    ) -> tuple[tf.RaggedTensor, tf.Tensor, tf.Tensor]:
-        """(token ids, and per token, flat, its [start, stop) in its word's code points)."""
-        ids = self(words)
-        return (ids, *self.spans(words, ids))
 
     def spans(self, words: tf.RaggedTensor, ids: tf.RaggedTensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Per token of `ids` (flat), its [start, stop) in its word's code points: a word of one
