@@ -44,6 +44,8 @@ GROUPS = (
     ("test_sentencepiece_parity.py", "test_added_tokens.py", "test_overflow.py"),
     ("test_components.py", "test_tokenizer_layer.py", "test_unigram_long_words.py",
      "test_decoders.py", "test_word_ids.py"),
+    # Offsets, piece by piece and end to end (a process of its own: the group above is long).
+    ("test_offsets.py",),
     # Oniguruma patterns and the component types of issue 19: every code point, and trained
     # tokenizers whose whole-corpus pair runs take HF minutes in make test-full.
     ("test_regex.py", "test_more_components.py"),

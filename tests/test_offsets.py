@@ -17,6 +17,7 @@ from annotations import (
     FULL_COMBOS,
     MAX_LENGTH,
     SHARED,
+    check_annotations,
     edge_texts,
     hf_rows,
     left_sided_copy,
@@ -30,6 +31,7 @@ from samples import FULL, slow_beyond
 from tokenizers import PreTokenizedString, Tokenizer
 
 from tfpipe import TokenizerLayer
+from tfpipe.tokenization.checkpoint import read_as_tokenizers_does
 from tfpipe.tokenization.models import compile_model
 from tfpipe.tokenization.normalizers import Normalizer
 from tfpipe.tokenization.pipeline import decode_replacing_errors
@@ -88,8 +90,11 @@ EDGE_TEXTS = [
 
 
 def shared_document(shared_dir, name: str) -> tuple[dict, Tokenizer]:
+    """The tokenizer.json as `tokenizers` reads it (Unigram scores: checkpoint.py), and the
+    reference."""
     path = shared_dir / "tokenizers" / name / "tokenizer.json"
-    return json.loads(path.read_text(encoding="utf-8")), Tokenizer.from_file(str(path))
+    text = path.read_text(encoding="utf-8")
+    return read_as_tokenizers_does(text), Tokenizer.from_str(text)
 
 
 @pytest.fixture(scope="module")
@@ -328,6 +333,25 @@ def test_export_with_offsets_passes_the_self_check(shared_dir, hf_tokenizer, tmp
     path = shared_dir / "tokenizers" / "roberta-base"
     served, want = served_and_expected(path, OFFSETS, hf_tokenizer(path), tmp_path)
     assert served == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED)
+def test_offsets_match_hf_on_the_whole_corpus(
+    name, shared_dir, corpus, hf_tokenizer, tokenizer_layer
+):
+    """Every course text, untruncated and unpadded: ids, offsets, word ids and the rest."""
+    path = shared_dir / "tokenizers" / name
+    layer = tokenizer_layer(path, padding=False, truncation=False, **OFFSETS)
+    check_annotations(
+        layer,
+        hf_tokenizer(path),
+        corpus,
+        batch_size=512,
+        padding=False,
+        truncation=False,
+        return_offsets_mapping=True,
+    )
 
 
 @pytest.mark.slow
