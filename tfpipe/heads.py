@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.json_files import read_json, read_json_object
-from tfpipe.tokenization.tokenizer_layer import check_text_batch
+from tfpipe.tokenization.layer_inputs import check_text_batch
 
 POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
 # sentence-transformers' 1_Pooling/config.json flags, in the order it applies them.

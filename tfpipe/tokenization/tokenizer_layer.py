@@ -16,6 +16,12 @@ import tf_keras
 
 from tfpipe.tokenization.checkpoint import NO_LIMIT, load_reference, pad_token_id
 from tfpipe.tokenization.compiled import compiled_tokenizer
+from tfpipe.tokenization.layer_inputs import (
+    check_same_batch,
+    check_text_batch,
+    padding_mode,
+    truncation_strategy,
+)
 from tfpipe.tokenization.layer_outputs import (
     OFFSET_UNITS,
     Extras,
@@ -30,64 +36,10 @@ from tfpipe.tokenization.ragged_ops import INT32_MAX, replace_rows, select
 from tfpipe.tokenization.truncation import (
     CUT_BYTES_PER_TOKEN,
     CUT_SEARCH_BYTES,
-    STRATEGIES,
     cut_before_whitespace,
     keep_lengths,
     truncate_rows,
 )
-
-PADDING = ("longest", "max_length")
-
-
-def _padding_mode(padding) -> str | None:
-    if padding is True:
-        return "longest"
-    if padding in (False, None, "do_not_pad"):
-        return None
-    if padding not in PADDING:
-        raise ValueError(f"padding must be one of True, False, {PADDING} or 'do_not_pad'")
-    return padding
-
-
-def _truncation_strategy(truncation) -> str | None:
-    if truncation is True:
-        return "longest_first"
-    if truncation in (False, None, "do_not_truncate"):
-        return None
-    if truncation not in STRATEGIES:
-        raise ValueError(f"truncation must be True, False or one of {STRATEGIES}")
-    return truncation
-
-
-def check_text_batch(text, name: str) -> tf.Tensor:
-    """A rank-1 tf.string tensor, or a clear TypeError / InvalidArgumentError naming `name`.
-
-    The rank is also checked when the graph runs: a SavedModel signature declares `[None]`,
-    but neither a TF2 signature call nor a model server's session enforces it, and kernels
-    fed another rank fail with errors that name no input. EnsureShape does it, its node named
-    after the input, because grappler keeps it while it folds an Assert on the rank to the
-    declared, trusted shape.
-    """
-    if isinstance(text, tf.RaggedTensor | tf.SparseTensor):
-        raise TypeError(f"{name} must be a dense 1-D tf.string tensor, got {type(text).__name__}")
-    text = tf.convert_to_tensor(text)
-    if text.dtype != tf.string:
-        raise TypeError(f"{name} must be a tf.string tensor, got dtype {text.dtype.name}")
-    if text.shape.rank is not None and text.shape.rank != 1:
-        raise tf.errors.InvalidArgumentError(
-            None, None, f"{name} must be a 1-D batch of strings, got shape {text.shape}"
-        )
-    return tf.ensure_shape(text, [None], name=f"{name}.must_be_a_1-D_batch")
-
-
-def check_same_batch(text: tf.Tensor, text_pair: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(text, text_pair), usable only once their batch sizes are known to agree."""
-    sizes = [tf.size(text), tf.size(text_pair)]
-    check = tf.debugging.Assert(
-        tf.equal(*sizes), ["text and text_pair must have the same batch size, got", *sizes]
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(text), tf.identity(text_pair)
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
@@ -123,8 +75,8 @@ class TokenizerLayer(tf_keras.layers.Layer):
         # Kept as JSON text: tf-keras wraps dict attributes in trackable wrappers that do not
         # serialise back to JSON.
         self._settings_json = json.dumps(dict(settings))
-        self.padding = _padding_mode(padding)
-        self.truncation = _truncation_strategy(truncation)
+        self.padding = padding_mode(padding)
+        self.truncation = truncation_strategy(truncation)
         self.pad_to_multiple_of = pad_to_multiple_of
         self.requested_max_length = max_length
         self.max_length = self._resolve_max_length(max_length)
