@@ -45,11 +45,18 @@ class BuildContext:
             self.model_config()
 
     def tokenizer(
-        self, default_max_length: int | None = None, truncation: str | bool = True
+        self,
+        default_max_length: int | None = None,
+        truncation: str | bool = True,
+        **options: Any,
     ) -> TokenizerLayer:
-        """The tokenizer, padding to the longest text like ``padding=True``."""
+        """The tokenizer, padding to the longest text like ``padding=True``; ``options`` are
+        further TokenizerLayer options a task needs (offsets, windows), also applied to a
+        given layer (a copy of it with them)."""
         if isinstance(self.tokenizer_source, TokenizerLayer):
-            return self.tokenizer_source
+            if not options:
+                return self.tokenizer_source
+            return TokenizerLayer.from_config({**self.tokenizer_source.get_config(), **options})
         return TokenizerLayer.from_pretrained(
             os.fspath(self.tokenizer_source),
             max_length=self.max_length or default_max_length,
@@ -57,6 +64,7 @@ class BuildContext:
             truncation=truncation,
             pad_token=self.pad_token,
             name="tokenizer",
+            **options,
         )
 
     def transformer(

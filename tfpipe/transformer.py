@@ -26,8 +26,15 @@ TASK_MODEL_CLASSES: dict[str, str] = {
     "text-classification": "TFAutoModelForSequenceClassification",
     "zero-shot-classification": "TFAutoModelForSequenceClassification",
     "feature-extraction": "TFAutoModel",
+    "token-classification": "TFAutoModelForTokenClassification",
+    "question-answering": "TFAutoModelForQuestionAnswering",
+    "fill-mask": "TFAutoModelForMaskedLM",
 }
 CLASSIFICATION_TASKS = frozenset({"text-classification", "zero-shot-classification"})
+# Tasks whose output has one row per token: ``[batch, sequence, width]``.
+PER_TOKEN_TASKS = frozenset(
+    {"feature-extraction", "token-classification", "question-answering", "fill-mask"}
+)
 MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # Weights a task's output never reads: feature-extraction returns the last hidden state, so a
 # pooler the checkpoint lacks (RoBERTa classifiers have none) changes nothing.
@@ -138,8 +145,11 @@ def model_from_config(task: str, model_config: dict[str, Any]) -> tf_keras.Model
 class TransformerLayer(tf_keras.layers.Layer):
     """A transformers TF model as a layer: tokenizer dict in, logits or hidden states out.
 
-    For classification tasks the output is the logits ``[batch, num_labels]``; for
-    ``feature-extraction`` it is the last hidden state ``[batch, sequence, hidden]``.
+    The output is, per task: the logits ``[batch, num_labels]`` (classification tasks), the
+    last hidden state ``[batch, sequence, hidden]`` (``feature-extraction``), per-token logits
+    ``[batch, sequence, num_labels]`` (``token-classification``) or ``[batch, sequence,
+    vocab_size]`` (``fill-mask``), or the start and end logits stacked as ``[batch, sequence,
+    2]`` (``question-answering``).
 
     The model runs on length-sorted chunks of the batch of at most ``max_chunk_tokens``
     padded tokens and ``micro_batch_size`` rows (tfpipe.chunking), so one long text does not
@@ -229,6 +239,17 @@ class TransformerLayer(tf_keras.layers.Layer):
         return int(self.config.hidden_size)
 
     @property
+    def output_width(self) -> int:
+        """The size of the output's last axis."""
+        if self.task == "feature-extraction":
+            return self.hidden_size
+        if self.task == "question-answering":
+            return 2
+        if self.task == "fill-mask":
+            return int(self.config.vocab_size)
+        return len(self.id2label)
+
+    @property
     def max_sequence_length(self) -> int | None:
         """The most tokens per sequence the model's position embeddings hold (None: no limit);
         a longer sequence fails at run time, as in transformers."""
@@ -253,28 +274,30 @@ class TransformerLayer(tf_keras.layers.Layer):
         missing = [[0, 1 - tf.minimum(batch, 1)], [0, 1 - tf.minimum(width, 1)]]
         padded = {name: tf.pad(value, missing) for name, value in features.items()}
         output = self._run_batch(padded, training)[:batch]
-        return output if self.task in CLASSIFICATION_TASKS else output[:, :width]
+        return output[:, :width] if self.task in PER_TOKEN_TASKS else output
 
     def _run_batch(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         """The model on the whole batch, or chunk by chunk (tfpipe.chunking)."""
         if self.micro_batch_size is None and self.max_chunk_tokens is None:
             return self._run(features, training)
-        per_token = self.task not in CLASSIFICATION_TASKS
+        per_token = self.task in PER_TOKEN_TASKS
         return run_in_chunks(
             lambda chunk: self._run(chunk, training),
             features,
             max_rows=self.micro_batch_size,
             max_tokens=self.max_chunk_tokens,
             per_token=per_token,
-            element_shape=[-1, -1, self.hidden_size] if per_token else [-1, len(self.id2label)],
+            element_shape=[-1, -1, self.output_width] if per_token else [-1, self.output_width],
             dtype=self.compute_dtype,
         )
 
     def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         outputs = self.hf_model(features, training=training)
-        if self.task in CLASSIFICATION_TASKS:
-            return outputs.logits
-        return outputs.last_hidden_state
+        if self.task == "feature-extraction":
+            return outputs.last_hidden_state
+        if self.task == "question-answering":
+            return tf.stack([outputs.start_logits, outputs.end_logits], axis=-1)
+        return outputs.logits
 
     def get_config(self) -> dict[str, Any]:
         model_config = json.loads(self._model_config_json)

@@ -19,8 +19,18 @@ from tfpipe.heads import CandidateSimilarity, EntailmentProbabilities, LabelLook
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 
 METADATA_FILE = "tfpipe.json"
+# Tasks whose pipeline model is named after them (``token_classification``).
+NAMED_TASKS = (
+    "text-classification",
+    "feature-extraction",
+    "token-classification",
+    "question-answering",
+    "fill-mask",
+)
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-STRING_INPUTS = ("text", "text_pair")
+# The string inputs an export can take, in the order the tokenizer reads them: a text, a
+# pair of texts, or a question and its context (HF tokenizes the question first).
+INPUT_LAYOUTS = (("text",), ("text", "text_pair"), ("question", "context"))
 DEFAULT_WARMUP_TEXTS = (
     "I've been waiting for a HuggingFace course my whole life.",
     "I hate this so much!",
@@ -29,18 +39,19 @@ DEFAULT_WARMUP_TEXTS = (
 
 
 def string_input_names(model: tf_keras.Model) -> list[str]:
-    """The model's dict inputs, checked to be ``text`` (and ``text_pair``) string vectors."""
+    """The model's dict inputs, checked to be one of INPUT_LAYOUTS' string vectors, in the
+    layout's order."""
     if not isinstance(model.input, dict) or not isinstance(model.output, dict):
         raise ExportError("export needs a functional model with dict inputs and dict outputs")
-    names = list(model.input)
-    if "text" not in names or not set(names) <= set(STRING_INPUTS):
-        raise ExportError(
-            f"export needs inputs 'text' (and optionally 'text_pair'), the model has {names}"
-        )
+    names = set(model.input)
+    layout = next((layout for layout in INPUT_LAYOUTS if set(layout) == names), None)
+    if layout is None:
+        expected = " or ".join(repr(list(layout)) for layout in INPUT_LAYOUTS)
+        raise ExportError(f"export needs inputs {expected}, the model has {sorted(names)}")
     for name, tensor in model.input.items():
         if tensor.dtype != tf.string or tensor.shape.rank != 1:
             raise ExportError(f"model input {name!r} must be tf.string of shape [batch]")
-    return [name for name in STRING_INPUTS if name in names]
+    return list(layout)
 
 
 def find_tokenizer(model: tf_keras.Model) -> TokenizerLayer:
@@ -78,14 +89,12 @@ def save_serving_model(
 ) -> None:
     """A SavedModel with ``serving_default`` (the pipeline) and ``tokenize`` signatures."""
     module = ServingModule(model, tokenizer)
-    pair = "text_pair" in input_names
 
     def serve(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
         return dict(model(dict(zip(input_names, texts, strict=True)), training=False))
 
     def tokenize(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
-        encoded = tokenizer(texts[0], text_pair=texts[1]) if pair else tokenizer(texts[0])
-        return dict(encoded)
+        return dict(tokenize_inputs(tokenizer, texts))
 
     signatures = {
         "serving_default": tf.function(serve, input_signature=string_specs(input_names)),
@@ -94,18 +103,27 @@ def save_serving_model(
     tf.saved_model.save(module, str(export_dir), signatures=signatures)
 
 
+def tokenize_inputs(tokenizer: TokenizerLayer, texts: Sequence[tf.Tensor]) -> dict:
+    """The tokenizer on an export's inputs in layout order: a text, or the two of a pair."""
+    if len(texts) == 2:
+        return tokenizer(texts[0], text_pair=texts[1])
+    return tokenizer(texts[0])
+
+
 def warmup_inputs(
     input_names: list[str], texts: Sequence[str], text_pairs: Sequence[str] | None
 ) -> dict[str, list[str]]:
+    """The warmup request: ``texts`` for the first input, ``text_pairs`` (default: ``texts``)
+    for the second of a two-input layout."""
     texts = [str(text) for text in texts]
     if not texts:
         raise ExportError("warmup_texts must not be empty: they drive the self-check")
-    inputs = {"text": texts}
-    if "text_pair" in input_names:
+    inputs = {input_names[0]: texts}
+    if len(input_names) == 2:
         pairs = [str(text) for text in (text_pairs or texts)]
         if len(pairs) != len(texts):
             raise ExportError("warmup_text_pairs must have one entry per warmup text")
-        inputs["text_pair"] = pairs
+        inputs[input_names[1]] = pairs
     return inputs
 
 
@@ -156,7 +174,7 @@ def pipeline_metadata(
 def pipeline_task(model: tf_keras.Model) -> str | None:
     """The pipeline task a model was built for, from its name and heads."""
     task = model.name.replace("_", "-")
-    if task in ("text-classification", "feature-extraction"):
+    if task in NAMED_TASKS:
         return task
     if task == "zero-shot-classification" or any(
         isinstance(layer, CandidateSimilarity | EntailmentProbabilities)

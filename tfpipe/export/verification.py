@@ -19,7 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfpipe.export.errors import ExportError
 from tfpipe.export.graph_audit import foreign_ops, graph_op_types
 from tfpipe.export.runtime_compat import MINIMUM_TENSORFLOW, load_table, unsupported_nodes
-from tfpipe.export.saved_model import write_json
+from tfpipe.export.saved_model import tokenize_inputs, write_json
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 
 SERVE_CHECK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_serve_check.py")
@@ -32,10 +32,7 @@ def expected_outputs(
     """What the in-memory model and tokenizer give for the warmup inputs."""
     tensors = {name: tf.constant(values) for name, values in inputs.items()}
     outputs = model(tensors, training=False)
-    if "text_pair" in tensors:
-        encoded = tokenizer(tensors["text"], text_pair=tensors["text_pair"])
-    else:
-        encoded = tokenizer(tensors["text"])
+    encoded = tokenize_inputs(tokenizer, list(tensors.values()))
     return {
         "serving_default": {name: np.asarray(value) for name, value in outputs.items()},
         "tokenize": {name: np.asarray(value) for name, value in encoded.items()},
