@@ -16,6 +16,7 @@ import tf_keras
 
 from tfpipe.build_context import BuildContext, PipelineError, resolve_pooling, text_input
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
+from tfpipe.fill_mask import build_fill_mask
 from tfpipe.heads import ClassProbabilities, LabelLookup, TopK
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.zero_shot import build_zero_shot_classification
@@ -49,7 +50,9 @@ def pipeline(
     - ``zero-shot-classification``: ``probabilities``, ``label``, ``score`` over
       ``candidate_labels`` (options: ``hypothesis_template``, default "This example is {}."
       for NLI checkpoints and "This is {}." for sentence encoders; ``multi_label`` for NLI;
-      ``similarity_scale``, default 20, for sentence encoders).
+      ``similarity_scale``, default 20, for sentence encoders);
+    - ``fill-mask``: ``token``, ``token_str``, ``score``, ``sequence`` for the first mask
+      token's ``top_k`` best tokens (default 5), and ``num_masks``.
 
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
     sentence-transformers ``max_seq_length`` for embeddings); a cap over the model's position
@@ -138,6 +141,7 @@ PIPELINE_BUILDERS: dict[str, Callable[..., tf_keras.Model]] = {
     "text-classification": build_text_classification,
     "feature-extraction": build_feature_extraction,
     "zero-shot-classification": build_zero_shot_classification,
+    "fill-mask": build_fill_mask,
 }
 # transformers' TASK_ALIASES (transformers.pipelines, 4.54.1) naming a task above.
 TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification"}
