@@ -119,3 +119,18 @@ def hf_task_pipeline(path: Path, task: str, **options):
 
     return pipeline(task, model=hf_task_model(path, task), tokenizer=hf_tokenizer(path),
                     framework="tf", torch_dtype=None, device=-1, **options)
+
+
+# fill-mask
+@functools.cache
+def exported_fill_mask(family: str = "bert"):
+    """The ``family`` fill-mask pipeline (top_k 5) exported as saved_models/fill-mask-FAMILY/1
+    (an ExportedModel)."""
+    from model_fixtures import cached_export
+
+    from tfpipe.pipelines import pipeline
+
+    checkpoint = task_checkpoint(family, "fill-mask")
+    return cached_export(
+        f"fill-mask-{family}", lambda: pipeline("fill-mask", checkpoint), described_in=__file__
+    )

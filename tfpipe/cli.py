@@ -26,7 +26,9 @@ from tfpipe.cli_io import (
     write_lines,
 )
 
-TASKS = ("text-classification", "feature-extraction", "zero-shot-classification")
+TASKS = (
+    "text-classification", "feature-extraction", "zero-shot-classification", "fill-mask"
+)
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -107,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--hypothesis-template", help='zero-shot template, e.g. "This is {}."')
     export.add_argument("--multi-label", action="store_true", help="zero-shot with NLI models")
     export.add_argument("--text-pair", action="store_true", help="classify (text, text_pair)")
-    export.add_argument("--top-k", type=int, help="add top_labels/top_scores outputs")
+    export.add_argument(
+        "--top-k",
+        type=int,
+        help="text-classification: add top_labels/top_scores; fill-mask: tokens per text "
+        "(default 5)",
+    )
     export.add_argument(
         "--labels", nargs="+", metavar="NAME", help="class names of a new classification head"
     )

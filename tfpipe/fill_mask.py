@@ -30,14 +30,11 @@ NO_TOKEN = -1
 
 def build_fill_mask(context: BuildContext, *, top_k: int = DEFAULT_TOP_K) -> tf_keras.Model:
     """The ``top_k`` tokens for each text's (first) mask token, with scores and texts."""
+    check_top_k(top_k, context.model_config().get("vocab_size"))
     tokenizer = context.tokenizer()
     mask_id = mask_token_id(context, tokenizer)
     transformer = context.transformer("fill-mask", tokenizer)
-    vocab_size = transformer.output_width
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size:
-        raise PipelineError(
-            f"top_k must be an integer from 1 to the vocabulary size {vocab_size}, not {top_k!r}"
-        )
+    check_top_k(top_k, transformer.output_width)
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
     ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
@@ -59,6 +56,14 @@ def build_fill_mask(context: BuildContext, *, top_k: int = DEFAULT_TOP_K) -> tf_
         "num_masks": predictions["num_masks"],
     }
     return tf_keras.Model(inputs, outputs, name="fill_mask")
+
+
+def check_top_k(top_k: int, vocab_size: int | None) -> None:
+    """Refuse a ``top_k`` that ``tf.math.top_k`` would fail on at run time."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise PipelineError(f"top_k must be a positive integer, not {top_k!r}")
+    if vocab_size is not None and top_k > vocab_size:
+        raise PipelineError(f"top_k {top_k} is more than the vocabulary's {vocab_size} tokens")
 
 
 def mask_token_id(context: BuildContext, tokenizer: TokenizerLayer) -> int:
