@@ -179,9 +179,8 @@ def test_ties_keep_transformers_top_k_order():
     logits[0, 1, [3, 7, 9, 30]] = 2.0
     logits[1, 0, [1, 2, 38]] = -1.0
     ids = tf.constant([[5, 4, 6], [4, 5, 4]])
-    layer = MaskPredictions(mask_token_id=4, top_k=12)
-    outputs = layer(tf.constant(logits), ids, tf.ones_like(ids))
-    rows = tf.constant(logits[[0, 1], [1, 0]])
+    rows = tf.constant(logits[[0, 1], [1, 0]])  # at each row's first mask
+    outputs = MaskPredictions(mask_token_id=4, top_k=12)(rows, ids, tf.ones_like(ids))
     expected = tf.math.top_k(stable_softmax(rows, axis=-1), k=12)
     assert outputs["token"].numpy().tolist() == expected.indices.numpy().tolist()
     np.testing.assert_array_equal(outputs["score"].numpy(), expected.values.numpy())

@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 from tfpipe.build_context import BuildContext, PipelineError, text_input
 from tfpipe.tokenization.detokenizer_layer import DetokenizerLayer, token_table
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+from tfpipe.transformer import TransformerLayer
 
 DEFAULT_TOP_K = 5
 # transformers' stable_softmax adds this to the logits before tf.nn.softmax.
@@ -33,13 +34,13 @@ def build_fill_mask(context: BuildContext, *, top_k: int = DEFAULT_TOP_K) -> tf_
     check_top_k(top_k, context.model_config().get("vocab_size"))
     tokenizer = context.tokenizer()
     mask_id = mask_token_id(context, tokenizer)
-    transformer = context.transformer("fill-mask", tokenizer)
-    check_top_k(top_k, transformer.output_width)
+    mask_logits = MaskLogits.wrapping(context.transformer("fill-mask", tokenizer), mask_id)
+    check_top_k(top_k, mask_logits.output_width)
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
     ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     predictions = MaskPredictions(mask_id, top_k, name="mask_predictions")(
-        transformer(encoded), ids, attention_mask
+        mask_logits(encoded), ids, attention_mask
     )
     texts = FilledTexts(
         tokenizer.tokenizer_json,
@@ -94,10 +95,68 @@ def mask_token_id(context: BuildContext, tokenizer: TokenizerLayer) -> int:
     return int(index)
 
 
+def first_mask(
+    input_ids: tf.Tensor, attention_mask: tf.Tensor, mask_token_id: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per row: the column of its first mask token (the width when it has none) and how many
+    mask tokens it has, among the tokens the attention mask keeps."""
+    is_mask = tf.logical_and(
+        tf.equal(input_ids, tf.cast(mask_token_id, input_ids.dtype)),
+        tf.not_equal(attention_mask, 0),
+    )
+    width = tf.shape(input_ids)[1]
+    columns = tf.broadcast_to(tf.range(width), tf.shape(input_ids))
+    position = tf.reduce_min(tf.where(is_mask, columns, width), axis=1)
+    return position, tf.reduce_sum(tf.cast(is_mask, tf.int32), axis=1)
+
+
+@tf_keras.saving.register_keras_serializable(package="tfpipe")
+class MaskLogits(TransformerLayer):
+    """The masked-LM logits at each text's first mask token, ``[batch, vocab]`` (another
+    row for a text without one), taken from each chunk as it is run (tfpipe.chunking): the
+    ``[rows, sequence, vocab]`` logits of the whole batch, some 240 MiB at batch 32 x 64
+    tokens for a 30k vocabulary, never exist at once."""
+
+    def __init__(
+        self, task: str, model_config: dict[str, Any], *, mask_token_id: int, **kwargs: Any
+    ) -> None:
+        super().__init__(task, model_config, **kwargs)
+        self.mask_token_id = int(mask_token_id)
+
+    @classmethod
+    def wrapping(cls, transformer: TransformerLayer, mask_token_id: int) -> MaskLogits:
+        """The layer running ``transformer``'s model, chunked as it is."""
+        config = transformer.get_config()
+        return cls(
+            config["task"],
+            config["model_config"],
+            mask_token_id=mask_token_id,
+            hf_model=transformer.hf_model,
+            micro_batch_size=config["micro_batch_size"],
+            max_chunk_tokens=config["max_chunk_tokens"],
+            name=transformer.name,
+        )
+
+    @property
+    def per_token(self) -> bool:
+        return False
+
+    def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
+        logits = super()._run(features, training)
+        position, _ = first_mask(
+            features["input_ids"], features["attention_mask"], self.mask_token_id
+        )
+        last = tf.maximum(tf.shape(logits)[1] - 1, 0)
+        return tf.gather(logits, tf.minimum(position, last), batch_dims=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mask_token_id": self.mask_token_id}
+
+
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
 class MaskPredictions(tf_keras.layers.Layer):
-    """Logits ``[batch, sequence, vocab]`` to the ``top_k`` tokens and probabilities at each
-    text's first mask token, whose row alone is kept: the rest is never read.
+    """The logits at each text's first mask ``[batch, vocab]`` to the ``top_k`` tokens and
+    their probabilities, as transformers' stable softmax and ``tf.math.top_k``.
 
     Outputs ``token`` (int32 ``[batch, k]``, -1 without a mask), ``score`` (float32, 0
     without a mask), ``num_masks`` (int32 ``[batch]``) and ``mask_position`` (int32
@@ -110,24 +169,16 @@ class MaskPredictions(tf_keras.layers.Layer):
         self.top_k = int(top_k)
 
     def call(
-        self, logits: tf.Tensor, input_ids: tf.Tensor, attention_mask: tf.Tensor
+        self, mask_logits: tf.Tensor, input_ids: tf.Tensor, attention_mask: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        is_mask = tf.logical_and(
-            tf.equal(input_ids, tf.cast(self.mask_token_id, input_ids.dtype)),
-            tf.not_equal(attention_mask, 0),
-        )
-        width = tf.shape(input_ids)[1]
-        columns = tf.broadcast_to(tf.range(width), tf.shape(input_ids))
-        position = tf.reduce_min(tf.where(is_mask, columns, width), axis=1)
-        has_mask = position < width
-        row = tf.gather(logits, tf.minimum(position, tf.maximum(width - 1, 0)), batch_dims=1)
-        probabilities = tf.nn.softmax(tf.cast(row, tf.float32) + SOFTMAX_SHIFT, axis=-1)
+        position, num_masks = first_mask(input_ids, attention_mask, self.mask_token_id)
+        probabilities = tf.nn.softmax(tf.cast(mask_logits, tf.float32) + SOFTMAX_SHIFT, axis=-1)
         scores, tokens = tf.math.top_k(probabilities, k=self.top_k)
-        found = has_mask[:, None]
+        found = (num_masks > 0)[:, None]
         return {
             "token": tf.where(found, tokens, NO_TOKEN),
             "score": tf.where(found, scores, 0.0),
-            "num_masks": tf.reduce_sum(tf.cast(is_mask, tf.int32), axis=1),
+            "num_masks": num_masks,
             "mask_position": position,
         }
 

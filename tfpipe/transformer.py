@@ -250,6 +250,11 @@ class TransformerLayer(tf_keras.layers.Layer):
         return len(self.id2label)
 
     @property
+    def per_token(self) -> bool:
+        """Whether the output has one row per token, ``[batch, sequence, width]``."""
+        return self.task in PER_TOKEN_TASKS
+
+    @property
     def max_sequence_length(self) -> int | None:
         """The most tokens per sequence the model's position embeddings hold (None: no limit);
         a longer sequence fails at run time, as in transformers."""
@@ -274,13 +279,13 @@ class TransformerLayer(tf_keras.layers.Layer):
         missing = [[0, 1 - tf.minimum(batch, 1)], [0, 1 - tf.minimum(width, 1)]]
         padded = {name: tf.pad(value, missing) for name, value in features.items()}
         output = self._run_batch(padded, training)[:batch]
-        return output[:, :width] if self.task in PER_TOKEN_TASKS else output
+        return output[:, :width] if self.per_token else output
 
     def _run_batch(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         """The model on the whole batch, or chunk by chunk (tfpipe.chunking)."""
         if self.micro_batch_size is None and self.max_chunk_tokens is None:
             return self._run(features, training)
-        per_token = self.task in PER_TOKEN_TASKS
+        per_token = self.per_token
         return run_in_chunks(
             lambda chunk: self._run(chunk, training),
             features,
