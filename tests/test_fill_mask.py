@@ -187,6 +187,35 @@ def test_ties_keep_transformers_top_k_order():
     assert outputs["num_masks"].numpy().tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("masks", [1, 2])
+def test_predicted_special_tokens_are_decoded_as_transformers(masks):
+    """transformers' postprocess on logits that put special tokens (the pad token too) first:
+    the sequence drops them with one mask and keeps them with several."""
+    hf = reference_pipeline("bert")
+    tokenizer = hf.tokenizer
+    mask = tokenizer.mask_token
+    text = f"paris is the {mask} of {tokenizer.pad_token} france" + f" {mask}" * (masks - 1)
+    ids = tokenizer(text, return_tensors="tf")["input_ids"]
+    position = ids[0].numpy().tolist().index(tokenizer.mask_token_id)
+    logits = np.zeros([1, ids.shape[1], hf.model.config.vocab_size], np.float32)
+    favourites = [tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.cls_token_id,
+                  tokenizer.mask_token_id, tokenizer.convert_tokens_to_ids("capital")]
+    logits[0, position, favourites] = [5.0, 4.0, 3.0, 2.0, 1.0]
+    answer = hf.postprocess({"input_ids": ids, "logits": tf.constant(logits)}, top_k=5)
+    expected = answer[0] if masks > 1 else answer
+    model = fill_mask_model("bert")
+    predictions = model.get_layer("mask_predictions")(
+        tf.constant(logits[:, position]), ids, tf.ones_like(ids)
+    )
+    texts = model.get_layer("filled_texts")(
+        ids, tf.ones_like(ids), predictions["token"], predictions["mask_position"],
+        predictions["num_masks"],
+    )  # fmt: skip
+    assert predictions["token"][0].numpy().tolist() == [p["token"] for p in expected]
+    assert strings(texts["token_str"][0].numpy()) == [p["token_str"] for p in expected]
+    assert strings(texts["sequence"][0].numpy()) == [p["sequence"] for p in expected]
+
+
 @pytest.mark.parametrize("top_k", [0, -1, True, 2.5, 30523])
 def test_top_k_out_of_range_is_refused_at_build_time(top_k):
     with pytest.raises(PipelineError, match="top_k"):
