@@ -119,3 +119,19 @@ def hf_task_pipeline(path: Path, task: str, **options):
 
     return pipeline(task, model=hf_task_model(path, task), tokenizer=hf_tokenizer(path),
                     framework="tf", torch_dtype=None, device=-1, **options)
+
+
+# question-answering
+@functools.cache
+def exported_question_answering(family: str = "bert"):
+    """The question-answering pipeline (``top_k=2``) of ``family``'s checkpoint, exported:
+    an ExportedModel (cached on disk)."""
+    from model_fixtures import cached_export
+
+    import tfpipe
+
+    def make_model():
+        return tfpipe.pipeline("question-answering", task_checkpoint(family, "question-answering"),
+                               top_k=2)
+
+    return cached_export(f"question_answering_{family}", make_model, described_in=__file__)
