@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,9 @@ from task_checkpoints import (
 
 import tfpipe
 from tfpipe.build_context import PipelineError
+from tfpipe.cli import main
 from tfpipe.export.graph_audit import foreign_ops
+from tfpipe.serving import grpc_predict_request, rest_request_body
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "question-answering"
@@ -238,3 +243,119 @@ def test_export_serves_the_in_memory_answers():
             np.testing.assert_allclose(served[name].numpy(), value, atol=1e-6)
     assert any(expected["num_answers"])
 
+
+
+def served_outputs(inputs: dict[str, list]) -> dict[str, np.ndarray]:
+    signature = tf.saved_model.load(str(exported_question_answering().path)).signatures[
+        "serving_default"
+    ]
+    outputs = signature(**{name: tf.constant(values) for name, values in inputs.items()})
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+@pytest.mark.parametrize("form", ["instances", "inputs"])
+def test_rest_body_names_question_and_context(form):
+    questions, contexts = ["Where do I live?", "Who?"], ["I live in Berlin.", "Ada wrote it."]
+    body = rest_request_body(questions, contexts, form=form, input_names=("question", "context"))
+    if form == "instances":
+        assert body["instances"] == [
+            {"question": q, "context": c} for q, c in zip(questions, contexts, strict=True)
+        ]
+        columns = {name: [row[name] for row in body["instances"]] for name in ("question",
+                                                                               "context")}
+    else:
+        columns = body["inputs"]
+    assert columns == {"question": questions, "context": contexts}
+    served = served_outputs(columns)
+    expected = run(default_model(), questions, contexts)
+    assert served["answer"].tolist() == expected["answer"].tolist()
+    np.testing.assert_allclose(served["score"], expected["score"], atol=1e-6)
+
+
+def test_grpc_request_names_question_and_context():
+    questions, contexts = ["Where do I live?"], ["I live in Berlin."]
+    request = grpc_predict_request("qa", questions, contexts, input_names=("question", "context"))
+    assert set(request.inputs) == {"question", "context"}
+    inputs = {name: tf.make_ndarray(tensor).tolist() for name, tensor in request.inputs.items()}
+    assert inputs == {"question": [b"Where do I live?"], "context": [b"I live in Berlin."]}
+    assert served_outputs(inputs)["answer"].tolist() == run(
+        default_model(), questions, contexts
+    )["answer"].tolist()
+
+
+def test_request_helpers_check_the_input_names():
+    with pytest.raises(ValueError, match="got 1 contexts for 2 questions"):
+        rest_request_body(["a", "b"], ["c"], input_names=("question", "context"))
+    with pytest.raises(ValueError, match="the inputs are question and context: pass both"):
+        grpc_predict_request("qa", ["a"], input_names=("question", "context"))
+    assert rest_request_body(["a"], ["b"])["instances"] == [{"text": "a", "text_pair": "b"}]
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.slow  # an export of its own (~20 s); predict runs by default below
+def test_cli_exports_and_predicts_answers(capsys, tmp_path):
+    output = tmp_path / "saved_models" / "qa" / "1"
+    checkpoint = str(task_checkpoint("bert", TASK))
+    code = main(["export", "--task", TASK, "--model", checkpoint, "--output", str(output),
+                 "--top-k", "2", "--max-seq-len", "32", "--doc-stride", "8",
+                 "--handle-impossible-answer", "--no-align-to-words"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["task"] == TASK
+    contexts_file = tmp_path / "contexts.txt"
+    contexts_file.write_bytes(b"Ada Lovelace wrote the first program.\n" + INVALID_UTF8 + b"\n")
+    code = main(["predict", str(output), "My name is Wolfgang and I live in Berlin",
+                 "--file", str(contexts_file), "--question", "Who?", "--question", "What?",
+                 "--question", "When?", "--batch-size", "2"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    rows = json_lines(capsys.readouterr().out)
+    contexts = ["My name is Wolfgang and I live in Berlin",
+                "Ada Lovelace wrote the first program.", text(INVALID_UTF8)]
+    assert [(row["question"], row["context"]) for row in rows] == list(
+        zip(["Who?", "What?", "When?"], contexts, strict=True)
+    )
+    assert list(rows[0]) == ["question", "context", "answer", "end", "num_answers", "score",
+                             "start"]
+    options = dict(top_k=2, max_seq_len=32, doc_stride=8, handle_impossible_answer=True,
+                   align_to_words=False)
+    hf = hf_task_pipeline(task_checkpoint("bert", TASK), TASK)
+    for row, question in zip(rows, ["Who?", "What?", "When?"], strict=True):
+        got = [{"answer": a, "score": s, "start": b, "end": e} for a, s, b, e in
+               zip(row["answer"], row["score"], row["start"], row["end"], strict=True)]
+        expected = hf_answers(hf, question, row["context"], options)
+        assert answer_mismatch(expected, got[: row["num_answers"]]) is None
+
+
+def test_cli_predict_takes_one_question_for_all_contexts_and_names_its_flags(capsys):
+    path = str(exported_question_answering().path)
+    assert main(["predict", path, "I live in Berlin.", "Ada wrote it.", "--question", "Who?"]) == 0
+    rows = json_lines(capsys.readouterr().out)
+    assert [row["question"] for row in rows] == ["Who?", "Who?"]
+    assert main(["predict", path, "a", "b", "c", "--question", "x", "--question", "y"]) == 1
+    assert capsys.readouterr().err == (
+        "tfpipe: error: this model answers questions: give one --question per context, or one "
+        "for all (texts: more than 2, --question values: 2)\n"
+    )
+    assert main(["predict", path, "a"]) == 1
+    assert "give one --question per context" in capsys.readouterr().err
+    assert main(["predict", path, "a", "--question", "x", "--text-pair", "b"]) == 1
+    assert capsys.readouterr().err == (
+        "tfpipe: error: this model answers questions: drop --text-pair\n"
+    )
+
+
+@pytest.mark.slow  # a process importing TensorFlow and an export (~35 s)
+def test_example_runs_offline(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+                   "TRANSFORMERS_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "question_answering.py"),
+         "--model", str(task_checkpoint("bert", TASK)), "--output",
+         str(tmp_path / "saved_models" / "qa" / "1")],
+        capture_output=True, text=True, env=environment, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Where do I live?" in completed.stdout
+    assert (tmp_path / "saved_models" / "qa" / "1" / "saved_model.pb").is_file()
