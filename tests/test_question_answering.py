@@ -42,6 +42,7 @@ HAND_WRITTEN = [
     ("What is this?", "The [CLS] token and [SEP] tokens are special. DON'T shout!"),
     ("Which city?", "Zürich, Genève and 東京 are cities; 🤗 is an emoji. Ça va?"),
     ("x", "y"),
+    ("Which?", "NUL\x00inside a word, and nul\x00INSIDE again; Tab\tand NUL\x00inside."),
     ("Why?", "   "),
     ("Who?", ""),
     ("", "An empty question."),

@@ -232,12 +232,21 @@ def context_slices(
     return tf.strings.unicode_encode(tf.gather(code_points.values, positions), "UTF-8")
 
 
+def lower_case(texts: tf.Tensor) -> tf.Tensor:
+    """A key equal for texts equal after Python's ``str.lower``: ICU's lower case of each
+    part between NULs (where StringLower stops), each prefixed with its length."""
+    parts = tf.strings.lower(tf.strings.split(texts, "\x00"), encoding="utf-8")
+    lengths = tf.strings.as_string(tf.strings.length(parts.flat_values))
+    prefixed = parts.with_flat_values(tf.strings.join([lengths, parts.flat_values], ":"))
+    return tf.strings.reduce_join(prefixed, axis=-1)
+
+
 def merged_answers(
     rows: tf.Tensor, texts: tf.Tensor, spans: dict[str, tf.Tensor]
 ) -> dict[str, tf.Tensor]:
     """One answer per (row, lower-cased text), at its first span, scores summed (float64 as
     Python sums them)."""
-    keys = tf.strings.join([tf.strings.as_string(rows), tf.strings.lower(texts, "utf-8")], "\x00")
+    keys = tf.strings.join([tf.strings.as_string(rows), lower_case(texts)], ":")
     _, answer_of = tf.unique(keys, out_idx=tf.int32)
     count = tf.reduce_max(tf.concat([answer_of, [-1]], 0)) + 1
     first = tf.math.unsorted_segment_min(tf.range(tf.shape(keys)[0]), answer_of, count)
