@@ -35,9 +35,10 @@ def build_question_answering(
     """``question`` + ``context`` in; ``answer``, ``score``, ``start``, ``end`` ``[batch,
     top_k]`` and ``num_answers`` ``[batch]`` out, as transformers' pipeline answers.
 
-    ``max_question_len`` is accepted and unused, as transformers' fast-tokenizer path does.
+    ``max_question_len`` is accepted and unused (unchecked), as transformers' fast-tokenizer
+    path does.
     """
-    check_positive(top_k=top_k, max_answer_len=max_answer_len, max_question_len=max_question_len)
+    check_positive(top_k=top_k, max_answer_len=max_answer_len)
     if context.max_length is not None:
         raise PipelineError("question-answering takes max_seq_len, not max_length")
     probe = context.tokenizer()
