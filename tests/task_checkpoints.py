@@ -134,3 +134,19 @@ def exported_fill_mask(family: str = "bert"):
     return cached_export(
         f"fill-mask-{family}", lambda: pipeline("fill-mask", checkpoint), described_in=__file__
     )
+
+
+# question-answering
+@functools.cache
+def exported_question_answering(family: str = "bert"):
+    """The question-answering pipeline (``top_k=2``) of ``family``'s checkpoint, exported:
+    an ExportedModel (cached on disk)."""
+    from model_fixtures import cached_export
+
+    import tfpipe
+
+    def make_model():
+        return tfpipe.pipeline("question-answering", task_checkpoint(family, "question-answering"),
+                               top_k=2)
+
+    return cached_export(f"question_answering_{family}", make_model, described_in=__file__)

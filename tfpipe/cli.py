@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from tfpipe.cli_io import (
     CommandError,
     input_batches,
+    input_layout,
     input_texts,
     json_lines,
     open_texts_file,
@@ -27,7 +28,11 @@ from tfpipe.cli_io import (
 )
 
 TASKS = (
-    "text-classification", "feature-extraction", "zero-shot-classification", "fill-mask"
+    "text-classification",
+    "feature-extraction",
+    "zero-shot-classification",
+    "question-answering",
+    "fill-mask",
 )
 DEFAULT_BATCH_SIZE = 64
 
@@ -112,8 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--top-k",
         type=int,
-        help="text-classification: add top_labels/top_scores; fill-mask: tokens per text "
-        "(default 5)",
+        help="text-classification: add top_labels/top_scores; question-answering: answers per "
+        "question (default 1); fill-mask: tokens per text (default 5)",
+    )
+    export.add_argument("--doc-stride", type=int, help="question answering: window overlap")
+    export.add_argument("--max-seq-len", type=int, help="question answering: tokens per window")
+    export.add_argument("--max-answer-len", type=int, help="question answering: answer tokens")
+    export.add_argument(
+        "--max-question-len", type=int, help="question answering: accepted, unused (as HF)"
+    )
+    export.add_argument(
+        "--handle-impossible-answer",
+        action="store_true",
+        help="question answering: the empty answer competes",
+    )
+    export.add_argument(
+        "--no-align-to-words",
+        action="store_true",
+        help="question answering: answers at token, not word, boundaries",
     )
     export.add_argument(
         "--labels", nargs="+", metavar="NAME", help="class names of a new classification head"
@@ -153,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--file", help="read texts from a file, one per line ('-': stdin)")
     predict.add_argument("--text-pair", nargs="+", help="second texts, one per text")
     predict.add_argument(
+        "--question",
+        action="append",
+        help="a question-answering model's question: once per context (TEXT or --file "
+        "line), or once for all",
+    )
+    predict.add_argument(
         "--batch-size",
         type=positive_int,
         default=DEFAULT_BATCH_SIZE,
@@ -177,6 +204,12 @@ def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
         "multi_label": args.multi_label or None,
         "text_pair": args.text_pair or None,
         "allow_untrained_head": args.allow_untrained_head or None,
+        "doc_stride": args.doc_stride,
+        "max_seq_len": args.max_seq_len,
+        "max_answer_len": args.max_answer_len,
+        "max_question_len": args.max_question_len,
+        "handle_impossible_answer": args.handle_impossible_answer or None,
+        "align_to_words": False if args.no_align_to_words else None,
     }
     given = {name: value for name, value in options.items() if value is not None}
     return {**given, **label_options(args.labels), **chunking_options(args)}
@@ -252,10 +285,11 @@ def run_predict(args: argparse.Namespace) -> None:
 
         signature = tf.saved_model.load(str(folder)).signatures["serving_default"]
         texts = input_texts(args.texts, file, args.file)
-        takes_pairs = "text_pair" in signature.structured_input_signature[1]
-        for batch in input_batches(texts, args.text_pair, takes_pairs, args.batch_size):
+        layout = input_layout(signature.structured_input_signature[1])
+        flag_values = {"--text-pair": args.text_pair, "--question": args.question}
+        for batch in input_batches(texts, flag_values, layout, args.batch_size):
             outputs = signature(**{name: tf.constant(values) for name, values in batch.items()})
-            write_lines(json_lines(batch["text"], outputs))
+            write_lines(json_lines(batch, outputs, layout.shown))
     finally:
         if file is not None and file is not sys.stdin.buffer:
             file.close()

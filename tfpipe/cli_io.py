@@ -1,5 +1,6 @@
 """What ``tfpipe predict`` reads and writes: texts from arguments and ``--file`` (streamed,
-as bytes), batches of them, and one JSON line per text."""
+as bytes), batches of them with the values of ``--text-pair`` or ``--question``, and one
+JSON line per text."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 # A longer --file line is refused (naming its line) rather than read whole: a file without
@@ -58,27 +60,72 @@ def file_lines(file: BinaryIO, name: str) -> Iterator[bytes]:
         yield line
 
 
+@dataclass(frozen=True)
+class InputLayout:
+    """How an export's inputs are given: TEXT arguments and ``--file`` lines feed
+    ``streamed``; ``flag`` (a list option) gives ``flagged``, one value per text, or with
+    ``one_for_all`` a single value for every text; ``shown`` inputs head each JSON line.
+    ``kind`` says what the model does, for errors."""
+
+    kind: str
+    streamed: str
+    flagged: str | None = None
+    flag: str | None = None
+    one_for_all: bool = False
+    shown: tuple[str, ...] = ("text",)
+
+
+# By the export's sorted input names (tfpipe.export's input layouts).
+INPUT_LAYOUTS = {
+    ("text",): InputLayout("takes single texts", "text"),
+    ("text", "text_pair"): InputLayout("classifies pairs", "text", "text_pair", "--text-pair"),
+    ("context", "question"): InputLayout(
+        "answers questions", "context", "question", "--question", one_for_all=True,
+        shown=("question", "context"),
+    ),
+}
+FLAG_NEEDED = {
+    "--text-pair": "give one --text-pair per text",
+    "--question": "give one --question per context, or one for all",
+}
+
+
+def input_layout(input_names: Iterable[str]) -> InputLayout:
+    names = tuple(sorted(input_names))
+    if names not in INPUT_LAYOUTS:
+        raise CommandError(f"the model's inputs {', '.join(names)} are not a tfpipe export's")
+    return INPUT_LAYOUTS[names]
+
+
 def input_batches(
-    texts: Iterator[bytes], pairs: list[str] | None, takes_pairs: bool, size: int
+    texts: Iterator[bytes], flag_values: dict[str, list[str] | None], layout: InputLayout,
+    size: int,
 ) -> Iterator[dict[str, list[bytes]]]:
-    """``{"text": [...]}`` batches (with ``text_pair`` for a pair model) of ``size`` rows."""
-    if not takes_pairs:
-        if pairs:
-            raise CommandError("this model takes single texts: drop --text-pair")
-        yield from ({"text": batch} for batch in batched(texts, size))
+    """Batches of ``size`` rows, ``{input name: [...]}``; ``flag_values`` are the values of
+    each input flag (``--text-pair``, ``--question``), None when not given."""
+    for flag, values in flag_values.items():
+        if values and flag != layout.flag:
+            raise CommandError(f"this model {layout.kind}: drop {flag}")
+    if layout.flag is None:
+        yield from ({layout.streamed: batch} for batch in batched(texts, size))
         return
-    needed = "this model classifies pairs: give one --text-pair per text"
-    if not pairs:
-        raise CommandError(needed)
-    second_texts = [os.fsencode(text) for text in pairs]
-    first_texts = list(itertools.islice(texts, len(second_texts) + 1))  # bounded by argv
-    if len(first_texts) != len(second_texts):
-        more = len(first_texts) > len(pairs)
-        counted = f"more than {len(pairs)}" if more else len(first_texts)
-        raise CommandError(f"{needed} (texts: {counted}, --text-pair values: {len(pairs)})")
-    for start in range(0, len(first_texts), size):
+    given = [os.fsencode(value) for value in flag_values.get(layout.flag) or []]
+    if not given:
+        raise CommandError(f"this model {layout.kind}: {FLAG_NEEDED[layout.flag]}")
+    if layout.one_for_all and len(given) == 1:
+        for batch in batched(texts, size):
+            yield {layout.streamed: batch, layout.flagged: given * len(batch)}
+        return
+    streamed = list(itertools.islice(texts, len(given) + 1))  # bounded by argv
+    if len(streamed) != len(given):
+        counted = f"more than {len(given)}" if len(streamed) > len(given) else len(streamed)
+        raise CommandError(
+            f"this model {layout.kind}: {FLAG_NEEDED[layout.flag]} (texts: {counted}, "
+            f"{layout.flag} values: {len(given)})"
+        )
+    for start in range(0, len(streamed), size):
         rows = slice(start, start + size)
-        yield {"text": first_texts[rows], "text_pair": second_texts[rows]}
+        yield {layout.streamed: streamed[rows], layout.flagged: given[rows]}
 
 
 def batched(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
@@ -87,12 +134,14 @@ def batched(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def json_lines(texts: list[bytes], outputs: dict[str, Any]) -> Iterator[str]:
-    """One JSON object per text: ``text`` (invalid UTF-8 shown as U+FFFD), then the outputs
-    by name, so the key order is the same on every run."""
+def json_lines(
+    inputs: dict[str, list[bytes]], outputs: dict[str, Any], shown: Sequence[str] = ("text",)
+) -> Iterator[str]:
+    """One JSON object per row: the ``shown`` inputs (invalid UTF-8 shown as U+FFFD), then
+    the outputs by name, so the key order is the same on every run."""
     values = {name: outputs[name].numpy() for name in sorted(outputs)}
-    for row, text in enumerate(texts):
-        record = {"text": text.decode("utf-8", errors="replace")}
+    for row in range(len(inputs[shown[0]])):
+        record = {name: inputs[name][row].decode("utf-8", errors="replace") for name in shown}
         record.update((name, json_value(value[row])) for name, value in values.items())
         yield json.dumps(record, ensure_ascii=False)
 

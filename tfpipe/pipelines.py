@@ -18,6 +18,7 @@ from tfpipe.build_context import BuildContext, PipelineError, resolve_pooling, t
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
 from tfpipe.fill_mask import build_fill_mask
 from tfpipe.heads import ClassProbabilities, LabelLookup, TopK
+from tfpipe.question_answering import build_question_answering
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.zero_shot import build_zero_shot_classification
 
@@ -53,6 +54,10 @@ def pipeline(
       ``similarity_scale``, default 20, for sentence encoders);
     - ``fill-mask``: ``token``, ``token_str``, ``score``, ``sequence`` for the first mask
       token's ``top_k`` best tokens (default 5), and ``num_masks``.
+    - ``question-answering`` (inputs ``question`` and ``context``): ``answer``, ``score``,
+      ``start``, ``end`` ``[batch, top_k]`` and ``num_answers`` (options as transformers':
+      ``top_k``, ``doc_stride``, ``max_answer_len``, ``max_seq_len``, ``max_question_len``,
+      ``handle_impossible_answer``, ``align_to_words``).
 
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
     sentence-transformers ``max_seq_length`` for embeddings); a cap over the model's position
@@ -142,6 +147,7 @@ PIPELINE_BUILDERS: dict[str, Callable[..., tf_keras.Model]] = {
     "feature-extraction": build_feature_extraction,
     "zero-shot-classification": build_zero_shot_classification,
     "fill-mask": build_fill_mask,
+    "question-answering": build_question_answering,
 }
 # transformers' TASK_ALIASES (transformers.pipelines, 4.54.1) naming a task above.
 TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification"}

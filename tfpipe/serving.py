@@ -1,6 +1,8 @@
 """Talking to TF Serving about an exported tfpipe model: REST bodies, gRPC requests, parsing.
 
-Inputs are the export's ``text`` (and ``text_pair``) string vectors; outputs come back as a
+Inputs are the export's string vectors: ``text`` (and ``text_pair``) by default, or the names
+given as ``input_names`` (``("question", "context")`` for question answering); outputs come
+back as a
 dict of numpy arrays (strings decoded) keyed by the signature's output names, whichever
 transport and JSON form was used.
 """
@@ -19,23 +21,37 @@ DEFAULT_SIGNATURE = "serving_default"
 REST_FORMS = ("instances", "inputs")
 PREDICT_SUFFIX = ":predict"
 ERROR_BODY_CHARS = 500
+TEXT_INPUT_NAMES = ("text", "text_pair")
 
 
 class ServingError(RuntimeError):
     """The model server answered with an error; the message is the server's own text."""
 
 
-def text_inputs(texts: Sequence[str], text_pairs: Sequence[str] | None) -> dict[str, list[str]]:
-    """``{"text": [...], "text_pair": [...]}``, checked to be non-empty and aligned."""
+def text_inputs(
+    texts: Sequence[str],
+    text_pairs: Sequence[str] | None,
+    input_names: Sequence[str] | None = None,
+) -> dict[str, list[str]]:
+    """``{first input: texts, second input: text_pairs}``, checked to be non-empty and
+    aligned; the inputs are ``input_names``, by default ``text`` and ``text_pair``."""
+    names = tuple(input_names or TEXT_INPUT_NAMES)
+    if len(names) not in (1, 2):
+        raise ValueError(f"input_names are one or two names, not {list(names)}")
     texts = [str(text) for text in texts]
     if not texts:
         raise ValueError("at least one text is needed")
-    inputs = {"text": texts}
-    if text_pairs is not None:
-        pairs = [str(text) for text in text_pairs]
-        if len(pairs) != len(texts):
-            raise ValueError(f"got {len(pairs)} text_pairs for {len(texts)} texts")
-        inputs["text_pair"] = pairs
+    inputs = {names[0]: texts}
+    if text_pairs is None:
+        if input_names is not None and len(names) == 2:
+            raise ValueError(f"the inputs are {names[0]} and {names[1]}: pass both")
+        return inputs
+    if len(names) == 1:
+        raise ValueError(f"the only input is {names[0]}: pass no second texts")
+    pairs = [str(text) for text in text_pairs]
+    if len(pairs) != len(texts):
+        raise ValueError(f"got {len(pairs)} {names[1]}s for {len(texts)} {names[0]}s")
+    inputs[names[1]] = pairs
     return inputs
 
 
@@ -64,9 +80,10 @@ def rest_request_body(
     *,
     form: str = "instances",
     signature_name: str = DEFAULT_SIGNATURE,
+    input_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """A TF Serving REST predict body in row (``instances``) or columnar (``inputs``) form."""
-    inputs = text_inputs(texts, text_pairs)
+    inputs = text_inputs(texts, text_pairs, input_names)
     if form == "instances":
         rows = [
             dict(zip(inputs, values, strict=True)) for values in zip(*inputs.values(), strict=True)
@@ -141,6 +158,7 @@ def grpc_predict_request(
     *,
     signature_name: str = DEFAULT_SIGNATURE,
     version: int | None = None,
+    input_names: Sequence[str] | None = None,
 ):
     """A ``tensorflow_serving.apis.predict_pb2.PredictRequest`` for the export."""
     import tensorflow as tf
@@ -151,7 +169,7 @@ def grpc_predict_request(
     request.model_spec.signature_name = signature_name
     if version is not None:
         request.model_spec.version.value = int(version)
-    for name, values in text_inputs(texts, text_pairs).items():
+    for name, values in text_inputs(texts, text_pairs, input_names).items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=tf.string))
     return request
 
@@ -178,6 +196,7 @@ def rest_predict(
     form: str = "instances",
     timeout: float = 30.0,
     output_names: Sequence[str] | None = None,
+    input_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """POST a predict request to a running model server's REST API.
 
@@ -185,7 +204,8 @@ def rest_predict(
     else asked of the model's metadata endpoint (one more request, only for such models).
     Raises ServingError with the server's message when it answers with an error.
     """
-    body = json.dumps(rest_request_body(texts, text_pairs, form=form)).encode("utf-8")
+    body = rest_request_body(texts, text_pairs, form=form, input_names=input_names)
+    body = json.dumps(body).encode("utf-8")
     response = _http_json(url, body, timeout)
     if output_names is None and "error" not in response and is_unnamed(response):
         metadata = _http_json(rest_metadata_url(url), None, timeout)
@@ -225,6 +245,7 @@ def grpc_predict(
     text_pairs: Sequence[str] | None = None,
     *,
     timeout: float = 30.0,
+    input_names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Call ``PredictionService/Predict`` on a running model server (``target``: host:port)."""
     import grpc
@@ -232,5 +253,5 @@ def grpc_predict(
 
     with grpc.insecure_channel(target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = grpc_predict_request(model_name, texts, text_pairs)
+        request = grpc_predict_request(model_name, texts, text_pairs, input_names=input_names)
         return parse_predict_response(stub.Predict(request, timeout=timeout))
