@@ -268,18 +268,12 @@ def json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def test_cli_exports_and_predicts_fill_mask(capsys, tmp_path):
-    output = tmp_path / "saved_models" / "fill" / "1"
-    checkpoint = str(task_checkpoint("bert", "fill-mask"))
-    code = main(["export", "--task", "fill-mask", "--model", checkpoint, "--output", str(output),
-                 "--top-k", "3", "--serving-base-path", str(tmp_path / "saved_models")])
-    assert code == 0, capsys.readouterr().err
-    capsys.readouterr()
+def assert_predict_prints_the_model_answers(capsys, saved_model: Path, top_k: int) -> None:
     mask = reference_pipeline("bert").tokenizer.mask_token
     texts = [f"Paris is the {mask} of France.", "no mask", f"{mask} and {mask}"]
-    assert main(["predict", str(output), *texts]) == 0
+    assert main(["predict", str(saved_model), *texts]) == 0
     rows = json_lines(capsys.readouterr().out)
-    expected = run(fill_mask_model("bert", 3), texts)
+    expected = run(fill_mask_model("bert", top_k), texts)
     assert [row["text"] for row in rows] == texts
     for index, row in enumerate(rows):
         assert row["token"] == expected["token"][index].tolist()
@@ -289,6 +283,22 @@ def test_cli_exports_and_predicts_fill_mask(capsys, tmp_path):
         np.testing.assert_allclose(row["score"], expected["score"][index], atol=1e-6)
 
 
+def test_cli_predict_prints_the_fill_mask_answers(capsys):
+    assert_predict_prints_the_model_answers(capsys, exported_fill_mask().path, 5)
+
+
+@pytest.mark.slow  # an export of its own (~11 s); predict on the cached export runs by default
+def test_cli_exports_and_predicts_fill_mask(capsys, tmp_path):
+    output = tmp_path / "saved_models" / "fill" / "1"
+    checkpoint = str(task_checkpoint("bert", "fill-mask"))
+    code = main(["export", "--task", "fill-mask", "--model", checkpoint, "--output", str(output),
+                 "--top-k", "3", "--serving-base-path", str(tmp_path / "saved_models")])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert_predict_prints_the_model_answers(capsys, output, 3)
+
+
+@pytest.mark.slow  # a process importing TensorFlow and an export (~21 s)
 def test_example_prints_transformers_answers_and_exports(tmp_path):
     checkpoint = task_checkpoint("bert", "fill-mask")
     output = tmp_path / "saved_models" / "fill_mask" / "1"
