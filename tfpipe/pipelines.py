@@ -17,6 +17,7 @@ import tf_keras
 from tfpipe.build_context import BuildContext, PipelineError, resolve_pooling, text_input
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
 from tfpipe.heads import ClassProbabilities, LabelLookup, TopK
+from tfpipe.token_classification import build_token_classification
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.zero_shot import build_zero_shot_classification
 
@@ -49,7 +50,10 @@ def pipeline(
     - ``zero-shot-classification``: ``probabilities``, ``label``, ``score`` over
       ``candidate_labels`` (options: ``hypothesis_template``, default "This example is {}."
       for NLI checkpoints and "This is {}." for sentence encoders; ``multi_label`` for NLI;
-      ``similarity_scale``, default 20, for sentence encoders).
+      ``similarity_scale``, default 20, for sentence encoders);
+    - ``token-classification`` (``ner``): ``entity``, ``score``, ``word``, ``start``, ``end``
+      padded per batch and ``num_entities`` (options: ``aggregation_strategy`` in none/
+      simple/first/average/max, ``ignore_labels``, default ["O"], ``stride`` for windows).
 
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
     sentence-transformers ``max_seq_length`` for embeddings); a cap over the model's position
@@ -138,6 +142,10 @@ PIPELINE_BUILDERS: dict[str, Callable[..., tf_keras.Model]] = {
     "text-classification": build_text_classification,
     "feature-extraction": build_feature_extraction,
     "zero-shot-classification": build_zero_shot_classification,
+    "token-classification": build_token_classification,
 }
 # transformers' TASK_ALIASES (transformers.pipelines, 4.54.1) naming a task above.
-TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification"}
+TASK_ALIASES: dict[str, str] = {
+    "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
+}
