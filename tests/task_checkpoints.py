@@ -119,3 +119,19 @@ def hf_task_pipeline(path: Path, task: str, **options):
 
     return pipeline(task, model=hf_task_model(path, task), tokenizer=hf_tokenizer(path),
                     framework="tf", torch_dtype=None, device=-1, **options)
+
+
+# token-classification
+@functools.cache
+def exported_token_classification(family: str = "bert"):
+    """The ``family`` token-classification pipeline (simple strategy, stride 16: windows and
+    their merge in the graph) exported as saved_models/token-classification-FAMILY/1."""
+    from model_fixtures import cached_export
+
+    from tfpipe.pipelines import pipeline
+
+    def make_model():
+        return pipeline("token-classification", task_checkpoint(family, "token-classification"),
+                        aggregation_strategy="simple", stride=16)
+
+    return cached_export(f"token-classification-{family}", make_model, described_in=__file__)

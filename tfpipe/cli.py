@@ -26,7 +26,12 @@ from tfpipe.cli_io import (
     write_lines,
 )
 
-TASKS = ("text-classification", "feature-extraction", "zero-shot-classification")
+TASKS = (
+    "text-classification",
+    "feature-extraction",
+    "zero-shot-classification",
+    "token-classification",
+)
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -112,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", nargs="+", metavar="NAME", help="class names of a new classification head"
     )
     export.add_argument(
+        "--aggregation-strategy",
+        choices=["none", "simple", "first", "average", "max"],
+        help="token-classification: entities per token (none, the default) or grouped",
+    )
+    export.add_argument(
+        "--ignore-labels",
+        nargs="*",
+        metavar="LABEL",
+        help="token-classification: labels left out (default: O; none given: keep all)",
+    )
+    export.add_argument(
+        "--stride", type=int, help="token-classification: read long texts in windows sharing N"
+    )
+    export.add_argument(
         "--allow-untrained-head",
         action="store_true",
         help="build a model with weights the checkpoint lacks (an untrained head)",
@@ -170,6 +189,9 @@ def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
         "multi_label": args.multi_label or None,
         "text_pair": args.text_pair or None,
         "allow_untrained_head": args.allow_untrained_head or None,
+        "aggregation_strategy": args.aggregation_strategy,
+        "ignore_labels": args.ignore_labels,
+        "stride": args.stride,
     }
     given = {name: value for name, value in options.items() if value is not None}
     return {**given, **label_options(args.labels), **chunking_options(args)}

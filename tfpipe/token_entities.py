@@ -250,7 +250,7 @@ def _runs(starts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """For runs of consecutive items, each beginning where `starts` holds (it holds at the
     first item): each run's first and last item, and each item's run."""
     first = tf.cast(tf.reshape(tf.where(starts), [-1]), tf.int32)
-    last = tf.concat([first[1:], tf.shape(starts)], 0) - 1
+    last = tf.concat([first, tf.shape(starts)], 0)[1:] - 1
     run = tf.cumsum(tf.cast(starts, tf.int32)) - 1
     return first, last, run
 
@@ -321,9 +321,9 @@ def _sweep(entities: dict[str, tf.Tensor], first: tf.Tensor, sizes: tf.Tensor) -
         return tf.gather(values, tf.minimum(index, last))
 
     def output(count: tf.Tensor, index: tf.Tensor, where: tf.Tensor) -> tf.Tensor:
-        return count + tf.math.unsorted_segment_sum(
-            tf.cast(where, tf.int32), tf.minimum(index, last), total
-        )
+        # Texts not outputting add to an extra slot, cut off: ids must be in range.
+        slot = tf.where(where, tf.minimum(index, last), total)
+        return count + tf.math.unsorted_segment_sum(tf.ones_like(slot), slot, total + 1)[:total]
 
     def step(i, kept, count):
         active = i < sizes
