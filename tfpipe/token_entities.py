@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 import tf_keras
+from tokenizers import Tokenizer
 
 from tfpipe.tokenization.decoders import Decoder
 from tfpipe.tokenization.detokenizer_layer import token_table
@@ -51,8 +52,10 @@ def group_name(label: str) -> str:
 
 def is_word_aware(tokenizer_json: str) -> bool:
     """Whether transformers finds subwords by token length (the model has a
-    continuing_subword_prefix, as WordPiece) rather than by spaces around the token."""
-    return bool(json.loads(tokenizer_json).get("model", {}).get("continuing_subword_prefix"))
+    continuing_subword_prefix, as WordPiece) rather than by spaces around the token; asked
+    of the tokenizers model, as transformers asks (a file may leave WordPiece's ## implicit)."""
+    model = Tokenizer.from_str(tokenizer_json).model
+    return bool(getattr(model, "continuing_subword_prefix", None))
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
