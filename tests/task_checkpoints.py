@@ -150,3 +150,19 @@ def exported_question_answering(family: str = "bert"):
                                top_k=2)
 
     return cached_export(f"question_answering_{family}", make_model, described_in=__file__)
+
+
+# token-classification
+@functools.cache
+def exported_token_classification(family: str = "bert"):
+    """The ``family`` token-classification pipeline (simple strategy, stride 16: windows and
+    their merge in the graph) exported as saved_models/token-classification-FAMILY/1."""
+    from model_fixtures import cached_export
+
+    from tfpipe.pipelines import pipeline
+
+    def make_model():
+        return pipeline("token-classification", task_checkpoint(family, "token-classification"),
+                        aggregation_strategy="simple", stride=16)
+
+    return cached_export(f"token-classification-{family}", make_model, described_in=__file__)

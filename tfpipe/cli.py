@@ -31,6 +31,7 @@ TASKS = (
     "text-classification",
     "feature-extraction",
     "zero-shot-classification",
+    "token-classification",
     "question-answering",
     "fill-mask",
 )
@@ -140,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", nargs="+", metavar="NAME", help="class names of a new classification head"
     )
     export.add_argument(
+        "--aggregation-strategy",
+        choices=["none", "simple", "first", "average", "max"],
+        help="token-classification: entities per token (none, the default) or grouped",
+    )
+    export.add_argument(
+        "--ignore-labels",
+        nargs="*",
+        metavar="LABEL",
+        help="token-classification: labels left out (default: O; none given: keep all)",
+    )
+    export.add_argument(
+        "--stride", type=int, help="token-classification: read long texts in windows sharing N"
+    )
+    export.add_argument(
         "--allow-untrained-head",
         action="store_true",
         help="build a model with weights the checkpoint lacks (an untrained head)",
@@ -210,6 +225,9 @@ def pipeline_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_question_len": args.max_question_len,
         "handle_impossible_answer": args.handle_impossible_answer or None,
         "align_to_words": False if args.no_align_to_words else None,
+        "aggregation_strategy": args.aggregation_strategy,
+        "ignore_labels": args.ignore_labels,
+        "stride": args.stride,
     }
     given = {name: value for name, value in options.items() if value is not None}
     return {**given, **label_options(args.labels), **chunking_options(args)}

@@ -19,6 +19,7 @@ from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS
 from tfpipe.fill_mask import build_fill_mask
 from tfpipe.heads import ClassProbabilities, LabelLookup, TopK
 from tfpipe.question_answering import build_question_answering
+from tfpipe.token_classification import build_token_classification
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.zero_shot import build_zero_shot_classification
 
@@ -52,12 +53,15 @@ def pipeline(
       ``candidate_labels`` (options: ``hypothesis_template``, default "This example is {}."
       for NLI checkpoints and "This is {}." for sentence encoders; ``multi_label`` for NLI;
       ``similarity_scale``, default 20, for sentence encoders);
-    - ``fill-mask``: ``token``, ``token_str``, ``score``, ``sequence`` for the first mask
-      token's ``top_k`` best tokens (default 5), and ``num_masks``.
+    - ``token-classification`` (``ner``): ``entity``, ``score``, ``word``, ``start``, ``end``
+      padded per batch and ``num_entities`` (options: ``aggregation_strategy`` in none/
+      simple/first/average/max, ``ignore_labels``, default ["O"], ``stride`` for windows);
     - ``question-answering`` (inputs ``question`` and ``context``): ``answer``, ``score``,
       ``start``, ``end`` ``[batch, top_k]`` and ``num_answers`` (options as transformers':
       ``top_k``, ``doc_stride``, ``max_answer_len``, ``max_seq_len``, ``max_question_len``,
-      ``handle_impossible_answer``, ``align_to_words``).
+      ``handle_impossible_answer``, ``align_to_words``);
+    - ``fill-mask``: ``token``, ``token_str``, ``score``, ``sequence`` for the first mask
+      token's ``top_k`` best tokens (default 5), and ``num_masks``.
 
     ``max_length`` caps tokens per text (default: the checkpoint's limit, or the
     sentence-transformers ``max_seq_length`` for embeddings); a cap over the model's position
@@ -146,8 +150,12 @@ PIPELINE_BUILDERS: dict[str, Callable[..., tf_keras.Model]] = {
     "text-classification": build_text_classification,
     "feature-extraction": build_feature_extraction,
     "zero-shot-classification": build_zero_shot_classification,
-    "fill-mask": build_fill_mask,
+    "token-classification": build_token_classification,
     "question-answering": build_question_answering,
+    "fill-mask": build_fill_mask,
 }
 # transformers' TASK_ALIASES (transformers.pipelines, 4.54.1) naming a task above.
-TASK_ALIASES: dict[str, str] = {"sentiment-analysis": "text-classification"}
+TASK_ALIASES: dict[str, str] = {
+    "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
+}
