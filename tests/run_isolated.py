@@ -32,9 +32,10 @@ COUNTS = ("passed", "failed", "skipped", "xfailed", "xpassed", "error", "errors"
 # The processes and their files, longest first (by this script's report), so that the last
 # to start are short; a test file named nowhere runs alone after these.
 GROUPS = (
-    # The exports the TF 2.12 runtime loads, built by the pipeline tests that check them;
-    # the pad-token tests reuse the GPT-2 checkpoint and its traced model.
+    # The exports the TF 2.12 runtime loads, built by the pipeline and task tests that check
+    # them; the pad-token tests reuse the GPT-2 checkpoint and its traced model.
     ("test_old_runtime.py", "test_sentencepiece_pipelines.py", "test_bpe_pipelines.py",
+     "test_token_classification.py", "test_question_answering.py", "test_fill_mask.py",
      "test_pad_token_and_aliases.py", "test_reference_loading.py"),
     # MiniLM's pipelines and its classifier export, at every level.
     ("test_bad_input.py", "test_bench_smoke.py", "test_build_checks.py", "test_chunking.py",
