@@ -25,9 +25,15 @@ def sample(items: Sequence[T], size: int, keep_first: int = 0) -> list[T]:
     items = list(items)
     if FULL or len(items) <= size:
         return items
-    head, rest = items[:keep_first], items[keep_first:]
-    step = max(1, len(rest) // max(1, size - len(head)))
-    return head + rest[::step][: size - len(head)]
+    return items[:keep_first] + spread(items[keep_first:], size - keep_first)
+
+
+def spread(items: Sequence[T], size: int) -> list[T]:
+    """An even spread of ``size`` of ``items`` (all of them if fewer), in any run: for
+    sweeps whose size a test sets itself."""
+    items = list(items)
+    step = max(1, len(items) // max(1, size))
+    return items[::step][:size]
 
 
 def examples(default: int, full: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import SENTENCES, hf_tokenizer
-from samples import FULL, sample
+from samples import FULL, spread
 from task_checkpoints import (
     FAMILIES,
     exported_question_answering,
@@ -143,14 +143,14 @@ def short_questions(family: str, corpus: list[str], count: int) -> list[str]:
     """Course lines of at most 10 tokens, leaving the context room in every window."""
     tokenizer = hf_tokenizer(task_checkpoint(family, TASK))
     lines = [line.strip() for line in corpus if 3 <= len(line.strip()) <= 60]
-    return sample([line for line in lines if len(tokenizer.tokenize(line)) <= 10], count)
+    return spread([line for line in lines if len(tokenizer.tokenize(line)) <= 10], count)
 
 
 def course_pairs(family: str, corpus: list[str], count: int, long_count: int) -> list:
     """Course lines as contexts (the longest overflow into many windows), with short course
     lines as questions."""
-    contexts = sample([line for line in corpus if len(line) > 150], count)
-    contexts += sample([line for line in corpus if 1500 <= len(line) <= 3000], long_count)
+    contexts = spread([line for line in corpus if len(line) > 150], count)
+    contexts += spread([line for line in corpus if 1500 <= len(line) <= 3000], long_count)
     return list(zip(short_questions(family, corpus, len(contexts)), contexts, strict=True))
 
 
