@@ -2,9 +2,8 @@
 
 Inputs are the export's string vectors: ``text`` (and ``text_pair``) by default, or the names
 given as ``input_names`` (``("question", "context")`` for question answering); outputs come
-back as a
-dict of numpy arrays (strings decoded) keyed by the signature's output names, whichever
-transport and JSON form was used.
+back as a dict of numpy arrays (strings decoded) keyed by the signature's output names,
+whichever transport and JSON form was used.
 """
 
 from __future__ import annotations
