@@ -9,13 +9,11 @@ several get transformers' answer for their first mask (docs/pipelines.md, Fill-m
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from tokenizers import Tokenizer
 
 from tfpipe.build_context import BuildContext, PipelineError, text_input
 from tfpipe.tokenization.detokenizer_layer import DetokenizerLayer, token_table
@@ -33,7 +31,7 @@ def build_fill_mask(context: BuildContext, *, top_k: int = DEFAULT_TOP_K) -> tf_
     """The ``top_k`` tokens for each text's (first) mask token, with scores and texts."""
     check_top_k(top_k, context.model_config().get("vocab_size"))
     tokenizer = context.tokenizer()
-    mask_id = mask_token_id(context, tokenizer)
+    mask_id = mask_token_id(tokenizer)
     mask_logits = MaskLogits.wrapping(context.transformer("fill-mask", tokenizer), mask_id)
     check_top_k(top_k, mask_logits.output_width)
     inputs = {"text": text_input()}
@@ -67,31 +65,16 @@ def check_top_k(top_k: int, vocab_size: int | None) -> None:
         raise PipelineError(f"top_k {top_k} is more than the vocabulary's {vocab_size} tokens")
 
 
-def mask_token_id(context: BuildContext, tokenizer: TokenizerLayer) -> int:
+def mask_token_id(tokenizer: TokenizerLayer) -> int:
     """The id of the mask token transformers' tokenizer names (tokenizer_config.json or
-    special_tokens_map.json) in the vocabulary of the tokenizer used."""
-    from transformers import AutoTokenizer
-
-    source = context.tokenizer_source
-    folder = context.checkpoint if isinstance(source, TokenizerLayer) else os.fspath(source)
-    if not os.path.isdir(folder):
-        raise PipelineError(
-            f"fill-mask needs the tokenizer's mask token, which a tokenizer.json alone "
-            f"({folder}) does not name: pass the checkpoint folder"
-        )
-    reference = AutoTokenizer.from_pretrained(
-        folder, local_files_only=True, use_fast=True, trust_remote_code=False
-    )
-    reference.verbose = False  # reading an unset special token would log an error
-    mask_token = reference.mask_token
-    if mask_token is None:
-        raise PipelineError(
-            f"the tokenizer of {folder} has no mask token, so it cannot fill masks "
-            "(a fill-mask checkpoint names one, e.g. [MASK] or <mask>)"
-        )
-    index = Tokenizer.from_str(tokenizer.tokenizer_json).token_to_id(str(mask_token))
+    special_tokens_map.json), read with the tokenizer's settings."""
+    index = tokenizer.settings.get("mask_token_id")
     if index is None:
-        raise PipelineError(f"the mask token {mask_token!r} is not in the tokenizer's vocabulary")
+        raise PipelineError(
+            "the tokenizer has no mask token, so it cannot fill masks (a fill-mask checkpoint "
+            "names one, e.g. [MASK] or <mask>; a tokenizer.json alone names none: pass the "
+            "checkpoint folder)"
+        )
     return int(index)
 
 

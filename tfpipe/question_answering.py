@@ -7,8 +7,6 @@ picks each window's best spans and merges them into each question's top k answer
 
 from __future__ import annotations
 
-import os
-
 import tf_keras
 
 from tfpipe.answer_spans import RankedAnswers, WindowCandidates
@@ -53,7 +51,7 @@ def build_question_answering(
     inputs = {"question": text_input("question"), "context": text_input("context")}
     encoded = tokenizer(inputs["question"], text_pair=inputs["context"])
     candidates = WindowCandidates(
-        cls_token_id=cls_token_id(context),
+        cls_token_id=tokenizer.settings.get("cls_token_id"),
         max_answer_len=max_answer_len,
         # transformers' postprocess: word alignment may merge spans, so it takes more.
         candidates=top_k * 2 + 10 if align_to_words else top_k,
@@ -115,20 +113,3 @@ def windowing_tokenizer(context: BuildContext, max_seq_len: int, doc_stride: int
         raise PipelineError(
             f"doc_stride {doc_stride} with max_seq_len {max_seq_len}: {error}"
         ) from error
-
-
-def cls_token_id(context: BuildContext) -> int | None:
-    """The CLS token's id, if any: transformers keeps CLS tokens as possible answers. Read
-    from the tokenizer's folder (the checkpoint's for a given TokenizerLayer)."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    source = context.tokenizer_source
-    if isinstance(source, TokenizerLayer):
-        source = context.checkpoint
-    source = os.fspath(source)
-    if os.path.isfile(source):
-        reference = PreTrainedTokenizerFast(tokenizer_file=source)
-    else:
-        reference = AutoTokenizer.from_pretrained(source, local_files_only=True, use_fast=True)
-    reference.verbose = False
-    return reference.cls_token_id

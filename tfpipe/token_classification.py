@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 
 import tf_keras
-from tokenizers import Tokenizer
 
 from tfpipe.build_context import BuildContext, PipelineError, text_input
 from tfpipe.token_entities import AGGREGATION_STRATEGIES, TokenEntities
@@ -34,6 +31,7 @@ def build_token_classification(
     ignored = checked_ignore_labels(ignore_labels)
     tokenizer = windowed_tokenizer(context, stride, strategy)
     transformer = context.transformer("token-classification", tokenizer)
+    unk_id = tokenizer.settings.get("unk_token_id")
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
     entities = TokenEntities(
@@ -41,7 +39,8 @@ def build_token_classification(
         transformer.labels,
         aggregation_strategy=strategy,
         ignore_labels=ignored,
-        unk_token_id=unk_token_id(context, tokenizer),
+        # transformers' tokenizer.unk_token_id (-1: none, as for a bare tokenizer.json).
+        unk_token_id=-1 if unk_id is None else unk_id,
         merge_windows=stride is not None,
         name="entities",
     )({**encoded, "text": inputs["text"], "logits": transformer(encoded)})
@@ -95,24 +94,3 @@ def windowed_tokenizer(
             f"got {stride}"
         )
     return tokenizer
-
-
-def unk_token_id(context: BuildContext, tokenizer: TokenizerLayer) -> int:
-    """The id transformers' ``tokenizer.unk_token_id`` has (-1: none): from the checkpoint's
-    tokenizer files when the tokenizer is the checkpoint's, else the model's unknown token."""
-    source = context.tokenizer_source
-    if not isinstance(source, TokenizerLayer) and os.path.isdir(os.fspath(source)):
-        from transformers import AutoTokenizer
-
-        reference = AutoTokenizer.from_pretrained(
-            os.fspath(source), local_files_only=True, use_fast=True, trust_remote_code=False
-        )
-        found = reference.unk_token_id
-        return -1 if found is None else int(found)
-    model = json.loads(tokenizer.tokenizer_json).get("model", {})
-    if model.get("unk_id") is not None:
-        return int(model["unk_id"])
-    if model.get("unk_token") is None:
-        return -1
-    found = Tokenizer.from_str(tokenizer.tokenizer_json).token_to_id(model["unk_token"])
-    return -1 if found is None else int(found)

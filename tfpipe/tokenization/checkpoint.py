@@ -188,6 +188,10 @@ def _read_reference(path: Path) -> tuple[str, dict]:
         "pad_token_id": reference.pad_token_id,
         "pad_token_type_id": int(reference.pad_token_type_id),
         "eos_token": reference.eos_token,
+        # The special tokens the token-level tasks need, as transformers' ids (None: unset).
+        "mask_token_id": reference.mask_token_id,
+        "cls_token_id": reference.cls_token_id,
+        "unk_token_id": reference.unk_token_id,
         "model_input_names": list(reference.model_input_names),
         "clean_up_tokenization_spaces": bool(reference.clean_up_tokenization_spaces),
     }
