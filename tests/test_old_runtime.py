@@ -6,7 +6,7 @@ TFPIPE_OLDEST_PYTHON at it; that runtime loads each exported model (a classifier
 tokenizer family, and one export per token-level task) both ways TF Serving-era code does —
 `tf.saved_model.load` signatures and the TF1 `serve` loader — and must return the same token
 ids, probabilities, entities, answers and strings as TF 2.21.
-Each runtime loads all the exports in one process: TensorFlow starts once per runtime.
+TF 2.12 loads all the exports in one process; TF 2.21's results come from the test process.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ FAMILIES = ("wordpiece", "byte-level-bpe", "unigram", "split-bpe", *TASKS)
 # BPE's merges). The others add no op type, and every export's ops are checked against TF
 # 2.12's when it is written; make test-full loads them all, one export per task among them.
 DEFAULT_FAMILIES = ("unigram", "split-bpe")
-# Runs in both runtimes: each export's signatures through tf.saved_model.load and the TF1
-# loader, all exports in one process, every signature input fed the texts (a question their
-# first 20 characters: a long one leaves its context no room, an error as in transformers);
-# prints {path: result} (strings decoded).
-LOADER = textwrap.dedent("""
+# Each export's signatures through tf.saved_model.load and the TF1 loader, every signature
+# input fed the texts (a question their first 20 characters: a long one leaves its context no
+# room, an error as in transformers), strings decoded. TF 2.21 runs it in the test process
+# (TensorFlow is already loaded there); TF 2.12 in a process of its own, all exports at once.
+LOAD_AND_RUN = textwrap.dedent("""
     import json, sys
     import numpy as np
     import tensorflow as tf
@@ -91,7 +91,8 @@ LOADER = textwrap.dedent("""
                 out = session.run(fetches, feed)
                 result["tf1"][name] = {k: as_list(v) for k, v in out.items()}
         return result
-
+""")
+LOADER = LOAD_AND_RUN + textwrap.dedent("""
     paths, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
     print(json.dumps({path: run(path, texts) for path in paths}))
 """)
@@ -100,6 +101,15 @@ TASK_EXPORTS = {
     "question-answering": exported_question_answering,
     "fill-mask": exported_fill_mask,
 }
+
+
+def run_in_this_process(paths: list[Path]) -> dict[str, dict]:
+    """Each export's outputs in this process's TensorFlow, keyed by its path (as JSON would
+    carry them from a subprocess)."""
+    namespace: dict = {}
+    exec(LOAD_AND_RUN, namespace)
+    return json.loads(json.dumps({str(path): namespace["run"](str(path), TEXTS)
+                                  for path in paths}))
 
 
 def run_loader(python: str, paths: list[Path]) -> dict[str, dict]:
@@ -173,8 +183,8 @@ def outputs_by_runtime(request, shared_or_none) -> dict[str, dict[str, dict]]:
                 if item.path == request.path and hasattr(item, "callspec")}
     families = [f for f in FAMILIES if f in selected and (shared_or_none or f != "unigram")]
     paths = {family: exported(family, shared_or_none) for family in families}
-    by_path = {name: run_loader(python, list(paths.values()))
-               for name, python in (("new", sys.executable), ("old", OLDEST_PYTHON))}
+    by_path = {"new": run_in_this_process(list(paths.values())),
+               "old": run_loader(OLDEST_PYTHON, list(paths.values()))}
     return {name: {family: outputs[str(path)] for family, path in paths.items()}
             for name, outputs in by_path.items()}
 

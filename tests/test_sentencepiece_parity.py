@@ -216,12 +216,16 @@ def test_trained_variant_matches(name, variant_texts, hf_tokenizer):
 
     folder = trained(name)
     hf = hf_tokenizer(folder)
-    check_parity(
-        LayerRunner(TokenizerLayer.from_pretrained(str(folder), padding=False, truncation=False)),
-        hf,
-        variant_texts,
-        truncation=False,
-    )
+    # The pair check below encodes every text too; the unpadded ragged output of a
+    # SentencePiece layer is checked on the shared checkpoints (a layer build costs seconds).
+    if FULL:
+        check_parity(
+            LayerRunner(TokenizerLayer.from_pretrained(str(folder), padding=False,
+                                                       truncation=False)),
+            hf,
+            variant_texts,
+            truncation=False,
+        )
     runner = LayerRunner(TokenizerLayer.from_pretrained(str(folder)))
     check_parity(
         runner, hf, variant_texts, shifted(variant_texts, 3), padding="longest", truncation=True

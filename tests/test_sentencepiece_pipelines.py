@@ -27,7 +27,10 @@ def check_classifier(path: Path) -> None:
     assert_matches_hf_flow(run(model, TEXTS), path, TEXTS)
 
 
+@pytest.mark.slow
 def test_albert_classifier_matches_hf_flow():
+    """The pair test below runs the same trained tokenizer's pipeline, and the albert-base-v2
+    test single texts on the same components (make test-full only)."""
     check_classifier(albert_classifier())
 
 
