@@ -191,6 +191,32 @@ def test_mistakes_are_one_line_errors_before_any_pipeline_runs(capsys, tmp_path)
     assert not list(tmp_path.glob("out*"))
 
 
+def failing_export(folder: Path) -> Path:
+    """A SavedModel taking ``text`` whose every call fails, as a broken model would."""
+
+    class Failing(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            check = tf.debugging.assert_equal(tf.size(text), -1, message="model is broken")
+            with tf.control_dependencies([check]):
+                return {"label": tf.identity(text)}
+
+    module = Failing()
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return folder
+
+
+def test_a_failing_model_ends_the_run_with_a_one_line_reason(capsys, tmp_path):
+    (tmp_path / "in.txt").write_text("text\n")
+    code = main(["batch-predict", str(failing_export(tmp_path / "broken")), "--input",
+                 str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"),
+                 "--direct_running_mode=in_memory"])  # fmt: skip
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert code == 1
+    assert last.startswith("tfpipe: error: the pipeline failed: ") and "model is broken" in last
+    assert not list(tmp_path.glob("out-*"))
+
+
 def test_text_field_needs_an_export_with_a_text_input():
     with pytest.raises(CommandError, match="this export has no text input"):
         command.input_fields(["context", "question"], "body", jsonl=True)

@@ -12,6 +12,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import sys
 from typing import Any
 
 from tfpipe.cli_io import CommandError, input_layout
@@ -27,6 +29,9 @@ DEFAULT_RUNNING_MODE = "multi_threading"
 # Beam 2.77 warns of missing GCP clients on import, and of a missing ``resource`` module on
 # every model load where torch is absent (its import of both fails together).
 BEAM_NOISE = ("apitools not found", "Resource module is not available")
+# "tensorflow.python.framework.errors_impl.InvalidArgumentError: ..." -> the class and message
+ERROR_LINE = re.compile(r"^(?:\w+\.)*(\w+(?:Error|Exception)): ?(.*)$")
+MAX_CAUSE_CHARS = 1000
 BEAM_MISSING = "tfpipe batch-predict needs Apache Beam: pip install 'tfpipe[beam]'"
 
 
@@ -73,8 +78,23 @@ def run(args: argparse.Namespace) -> None:
     require_matches(args.input)
     options = pipeline_options(args.runner, args.beam_args)
     handler = SavedModelHandler(args.saved_model, rows_per_call=args.batch_size)
-    summary = run_batch_predict(options, args.input, args.output, reader, handler)
+    try:
+        summary = run_batch_predict(options, args.input, args.output, reader, handler)
+    except Exception as error:  # Beam has logged the traceback; the error line names the cause
+        raise CommandError(f"the pipeline failed: {failure_cause(error)}") from error
     print(json.dumps(summary.as_json(args.output)))
+
+
+def failure_cause(error: Exception) -> str:
+    """A worker's error reaches the runner as its whole traceback; the cause is its last
+    ``SomeError: message`` and what follows (TensorFlow's messages span lines)."""
+    lines = str(error).splitlines()
+    starts = [index for index, line in enumerate(lines) if ERROR_LINE.match(line.strip())]
+    if not starts:
+        return " ".join(str(error).split())[:MAX_CAUSE_CHARS] or type(error).__name__
+    name, message = ERROR_LINE.match(lines[starts[-1]].strip()).groups()
+    rest = " ".join(lines[starts[-1] + 1 :])
+    return " ".join(f"{name}: {message} {rest}".split())[:MAX_CAUSE_CHARS]
 
 
 def beam_available() -> None:
@@ -164,18 +184,27 @@ class DropBeamNoise(logging.Filter):
 
 
 class ProgressHandler(logging.StreamHandler):
-    """stderr, as ``logging.basicConfig`` would write, less Beam's noise."""
+    """stderr, as ``logging.basicConfig`` would write, less Beam's noise. The stream is
+    whatever ``sys.stderr`` is when a line is written, should it have been replaced since."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
         self.addFilter(DropBeamNoise())
 
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        """StreamHandler sets its stream; this one always follows sys.stderr."""
+
 
 def show_progress() -> None:
     """Progress lines (tfpipe.beam at INFO) and Beam's warnings on stderr. A root handler of
     our own also keeps ``logging.warning`` from configuring one with its defaults."""
     root = logging.getLogger()
-    if not any(isinstance(each, ProgressHandler) for each in root.handlers):
+    if not any(isinstance(handler, ProgressHandler) for handler in root.handlers):
         root.addHandler(ProgressHandler())
     logging.getLogger("tfpipe.beam").setLevel(logging.INFO)
