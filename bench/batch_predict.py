@@ -5,9 +5,10 @@ line) and writes JSON lines, timed from start to exit (TensorFlow's import and t
 load included, as a user waits for them): the loop (`--loop`: `tf.saved_model.load`, the
 `serving_default` signature on batches of 32 in file order, or sorted by length first, one
 JSON line per text), and `python -m tfpipe batch-predict` with 1 and 2 DirectRunner workers
-(threads, and for 2 also processes). Rounds are interleaved, the order rotating, so load from other processes on a
-shared machine slows every contender of a round alike; medians are reported.
-Without SAVED_MODEL it uses the tests' cached tiny classifier export.
+(threads, and for 2 also processes). Rounds are interleaved, the order rotating, so load
+from other processes on a shared machine slows every contender of a round alike; medians are
+reported. Each contender also runs on an empty file: its start-up, which the "after start-up"
+rate leaves out. Without SAVED_MODEL it uses the tests' cached tiny classifier export.
 
     .venv/bin/python bench/batch_predict.py --texts 6400 --repeats 2
 """
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from _common import REPO, load_texts, machine_line, markdown_table, median, today
+from predict_stream import tiny_export
 
 LOOP_BATCH = 32
 # label -> (DirectRunner workers, running mode), or the loop: None in file order, "sorted"
@@ -35,14 +37,6 @@ CONTENDERS = {
     "batch-predict, 2 workers (threads, the default)": (2, "multi_threading"),
     "batch-predict, 2 workers (processes)": (2, "multi_processing"),
 }
-
-
-def tiny_export() -> Path:
-    """The tests' cached tiny classifier export (tests/model_fixtures.py)."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from model_fixtures import exported_classifier
-
-    return exported_classifier().path
 
 
 def run_loop(saved_model: str, texts_file: str, output: str, order: str) -> None:
@@ -92,30 +86,42 @@ def timed_run(argv: list[str], out: Path, expected: int) -> float:
     return seconds
 
 
-def measure(saved_model: Path, texts_file: Path, count: int, repeats: int) -> dict:
+def measure(saved_model: Path, files: dict[str, tuple[Path, int]], repeats: int) -> dict:
+    """Seconds of each (contender, file) run: every file per contender, rounds interleaved."""
     names = list(CONTENDERS)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[tuple[str, str], list[float]] = {
+        (name, kind): [] for name in names for kind in files
+    }
     with tempfile.TemporaryDirectory() as folder:
         for round_index in range(repeats):
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
-                out = Path(folder) / f"{round_index}-{names.index(name)}"
-                if isinstance(CONTENDERS[name], tuple):
-                    out.mkdir()
-                argv = command(saved_model, texts_file, out, CONTENDERS[name])
-                seconds[name].append(timed_run(argv, out, count))
-                print(f"  {name}: {seconds[name][-1]:.1f} s", flush=True)
+                for kind, (texts_file, count) in files.items():
+                    out = Path(folder) / f"{round_index}-{names.index(name)}-{kind}"
+                    if isinstance(CONTENDERS[name], tuple):
+                        out.mkdir()
+                    argv = command(saved_model, texts_file, out, CONTENDERS[name])
+                    seconds[name, kind].append(timed_run(argv, out, count))
+                    print(f"  {name}, {kind}: {seconds[name, kind][-1]:.1f} s", flush=True)
     return seconds
 
 
-def report(seconds: dict[str, list[float]], count: int) -> str:
-    loop = median(seconds[next(iter(CONTENDERS))])
-    rows = []
-    for name, runs in seconds.items():
-        wall = median(runs)
-        each = " / ".join(f"{run:.1f}" for run in runs)
-        rows.append([name, f"{wall:.1f} s", f"{count / wall:,.0f}", f"{loop / wall:.2f}×", each])
-    headers = ["contender", "wall (median)", "texts/s", "vs loop", "each run (s)"]
+def report(seconds: dict[tuple[str, str], list[float]], count: int) -> str:
+    """Wall time, start-up (the empty file's run), and texts/s overall and after start-up,
+    each against the first contender (the loop in file order)."""
+    rates = {}
+    for name in CONTENDERS:
+        wall, startup = median(seconds[name, "texts"]), median(seconds[name, "empty"])
+        rates[name] = (wall, startup, count / wall, count / max(wall - startup, 1e-9))
+    _, _, loop_rate, loop_steady = rates[next(iter(CONTENDERS))]
+    rows = [
+        [name, f"{wall:.1f} s", f"{startup:.1f} s", f"{rate:,.0f}", f"{rate / loop_rate:.2f}×",
+         f"{steady:,.0f}", f"{steady / loop_steady:.2f}×",
+         " / ".join(f"{run:.1f}" for run in seconds[name, "texts"])]
+        for name, (wall, startup, rate, steady) in rates.items()
+    ]  # fmt: skip
+    headers = ["contender", "wall", "start-up", "texts/s", "vs loop", "texts/s after start-up",
+               "vs loop", "each run (s)"]  # fmt: skip
     return markdown_table(headers, rows)
 
 
@@ -131,9 +137,11 @@ def main(argv: list[str]) -> int:
     saved_model = args.saved_model or tiny_export()
     texts, source = load_texts(args.texts)
     with tempfile.TemporaryDirectory() as folder:
-        texts_file = Path(folder) / "texts.txt"
+        texts_file, empty_file = Path(folder) / "texts.txt", Path(folder) / "empty.txt"
         texts_file.write_text("".join(" ".join(t.split()) + "\n" for t in texts), "utf-8")
-        seconds = measure(saved_model, texts_file, len(texts), args.repeats)
+        empty_file.write_text("")
+        files = {"texts": (texts_file, len(texts)), "empty": (empty_file, 0)}
+        seconds = measure(saved_model, files, args.repeats)
     print(f"{today()}, {machine_line()}, load average {os.getloadavg()[0]:.1f} at the end")
     print(f"export: {saved_model}")
     print(f"texts: the first {len(texts):,} of {source}")

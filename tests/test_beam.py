@@ -18,7 +18,12 @@ from tfpipe.cli_io import CommandError
 
 pytest.importorskip("apache_beam")
 
-from tfpipe.beam import RecordReader, SavedModelHandler, run_batch_predict  # noqa: E402
+from tfpipe.beam import (  # noqa: E402
+    RecordError,
+    RecordReader,
+    SavedModelHandler,
+    run_batch_predict,
+)
 from tfpipe.beam.handler import length_sorted_calls  # noqa: E402
 
 TEXTS = [*SENTENCES, "", "   ", "café au lait", "A" * 700, "Short again."]
@@ -131,6 +136,17 @@ def test_every_line_is_predicted_or_an_error_with_its_reason(capsys, tmp_path):
     assert {e["file"] for e in errors} == {str(tmp_path / "in.jsonl")}
 
 
+def test_a_line_over_16_mib_is_an_error_shown_cut():
+    reader = RecordReader({"text": "text"}, jsonl=False)
+    line = "é".encode() * (8 * 2**20) + b"!"
+    with pytest.raises(RecordError, match="the line is longer than 16 MiB") as error:
+        reader.read(line)
+    shown = reader.error_record("in.txt", line, str(error.value))
+    assert shown == {"file": "in.txt", "error": "the line is longer than 16 MiB",
+                     "line": "é" * 1000}  # fmt: skip
+    assert reader.read(line[:-1])[0] == {"text": "é" * (8 * 2**20)}
+
+
 def test_an_empty_file_gives_empty_outputs_and_zero_counters(capsys, tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     summary = batch_predict(capsys, str(exported_classifier().path), "--input",
@@ -215,6 +231,15 @@ def test_a_failing_model_ends_the_run_with_a_one_line_reason(capsys, tmp_path):
     assert code == 1
     assert last.startswith("tfpipe: error: the pipeline failed: ") and "model is broken" in last
     assert not list(tmp_path.glob("out-*"))
+
+
+def test_options_neither_ours_nor_beams_are_refused(capsys, tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"body": "text"}\n')
+    code = main(["batch-predict", str(exported_classifier().path), "--input",
+                 str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"),
+                 "--text_field=body", "--direct_num_workers=1"])  # fmt: skip
+    assert (code, capsys.readouterr().err) == (
+        1, "tfpipe: error: unknown options --text_field: neither batch-predict's nor Beam's\n")
 
 
 def test_text_field_needs_an_export_with_a_text_input():

@@ -20,8 +20,9 @@ from tfpipe.cli_io import CommandError, input_layout
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TEXT_SUFFIXES = (".txt", ".text")
-COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".deflate", ".lzma")
-DIRECT_RUNNERS = ("DirectRunner", "direct")
+# Beam reads these compressed (CompressionTypes.AUTO); the format is the name's before them.
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".deflate", ".zst", ".zstd", ".xz", ".lzma")
+DIRECT_RUNNERS = ("directrunner", "direct")
 # The DirectRunner's workers by default: one per core, as threads of this process (measured
 # in docs/benchmarks.md: TensorFlow runs a call's ops on every core either way, and threads
 # share one loaded export; processes each load their own).
@@ -43,6 +44,8 @@ def add_parser(commands: Any) -> None:
         "batch-predict",
         help="score files with an export on Apache Beam, writing JSONL shards",
         allow_abbrev=False,  # a Beam option must never be taken for a prefix of ours
+        epilog="Any other --option=value is one of Beam's pipeline options, passed through "
+        "(e.g. --direct_num_workers=1, --project=P); see docs/beam.md.",
     )
     parser.add_argument("saved_model", help="saved_models/NAME/VERSION (or a gs:// path)")
     parser.add_argument("--input", required=True, metavar="PATTERN", help="input file glob")
@@ -75,8 +78,8 @@ def run(args: argparse.Namespace) -> None:
     input_layout(names)  # a tfpipe export's inputs, else an error naming them
     jsonl = input_is_jsonl(args.format, args.input)
     reader = RecordReader(input_fields(names, args.text_field, jsonl), jsonl)
-    require_matches(args.input)
     options = pipeline_options(args.runner, args.beam_args)
+    require_matches(args.input)
     handler = SavedModelHandler(args.saved_model, rows_per_call=args.batch_size)
     try:
         summary = run_batch_predict(options, args.input, args.output, reader, handler)
@@ -164,11 +167,17 @@ def require_matches(pattern: str) -> None:
 
 def pipeline_options(runner: str, beam_args: list[str]):
     """Beam's options from the passed-through arguments; the DirectRunner gets a worker per
-    core unless they say otherwise."""
+    core unless they say otherwise. An argument that is no Beam option is refused: Beam would
+    drop it with a warning, and a misspelt flag of ours (``--text_field``) would be lost."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    given = PipelineOptions(beam_args).get_all_options(retain_unknown_options=True)
+    unknown = sorted(set(given) - set(PipelineOptions([]).get_all_options()))
+    if unknown:
+        flags = ", ".join(f"--{name}" for name in unknown)
+        raise CommandError(f"unknown options {flags}: neither batch-predict's nor Beam's")
     arguments = [f"--runner={runner}", *beam_args]
-    if runner in DIRECT_RUNNERS:
+    if runner.lower() in DIRECT_RUNNERS:
         if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
             arguments.append(f"--direct_num_workers={os.cpu_count() or 1}")
         if not any(arg.startswith("--direct_running_mode") for arg in beam_args):
@@ -180,7 +189,8 @@ class DropBeamNoise(logging.Filter):
     """Beam's warnings that say nothing about the run: it logs them whatever the job."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(BEAM_NOISE)
+        message = record.getMessage()  # a worker's arrives quoted in the runner's
+        return not any(noise in message for noise in BEAM_NOISE)
 
 
 class ProgressHandler(logging.StreamHandler):
