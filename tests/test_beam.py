@@ -5,6 +5,7 @@ written once, and clear errors before any pipeline runs."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -145,6 +146,21 @@ def test_a_line_over_16_mib_is_an_error_shown_cut():
     assert shown == {"file": "in.txt", "error": "the line is longer than 16 MiB",
                      "line": "é" * 1000}  # fmt: skip
     assert reader.read(line[:-1])[0] == {"text": "é" * (8 * 2**20)}
+
+
+def test_workers_log_progress_lines(capsys, caplog, monkeypatch, tmp_path):
+    from tfpipe.beam import pipeline
+
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
+    (tmp_path / "in.txt").write_text("".join(f"{text}\n" for text in SENTENCES))
+    with caplog.at_level("INFO", logger="tfpipe.beam"):
+        batch_predict(capsys, str(exported_classifier().path), "--input",
+                      str(tmp_path / "in.txt"), "--output", str(tmp_path / "out"))
+    progress = [r.getMessage() for r in caplog.records if r.name == "tfpipe.beam"]
+    counts = [re.fullmatch(r"tfpipe batch-predict: (\d+) records predicted by this worker, "
+                           r"\d+/s", message) for message in progress]  # fmt: skip
+    assert progress and all(counts)
+    assert max(int(count.group(1)) for count in counts) <= len(SENTENCES)
 
 
 def test_an_empty_file_gives_empty_outputs_and_zero_counters(capsys, tmp_path):
