@@ -9,11 +9,13 @@ Apache Beam is an extra: without it the command says how to install it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from tfpipe.cli_io import CommandError, input_layout
@@ -70,7 +72,11 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    show_progress()
+    with progress_logging():
+        score_files(args)
+
+
+def score_files(args: argparse.Namespace) -> None:
     beam_available()
     from tfpipe.beam import RecordReader, SavedModelHandler, run_batch_predict
 
@@ -177,12 +183,21 @@ def pipeline_options(runner: str, beam_args: list[str]):
         flags = ", ".join(f"--{name}" for name in unknown)
         raise CommandError(f"unknown options {flags}: neither batch-predict's nor Beam's")
     arguments = [f"--runner={runner}", *beam_args]
+    flags = flags_given(beam_args)
     if runner.lower() in DIRECT_RUNNERS:
-        if not any(arg.startswith("--direct_num_workers") for arg in beam_args):
-            arguments.append(f"--direct_num_workers={os.cpu_count() or 1}")
-        if not any(arg.startswith("--direct_running_mode") for arg in beam_args):
-            arguments.append(f"--direct_running_mode={DEFAULT_RUNNING_MODE}")
+        mode = given["direct_running_mode"]
+        if "--direct_running_mode" not in flags:
+            mode = DEFAULT_RUNNING_MODE
+            arguments.append(f"--direct_running_mode={mode}")
+        if "--direct_num_workers" not in flags:
+            workers = 1 if mode == "in_memory" else os.cpu_count() or 1  # in_memory runs one
+            arguments.append(f"--direct_num_workers={workers}")
     return PipelineOptions(arguments)
+
+
+def flags_given(arguments: list[str]) -> set[str]:
+    """``--name`` of each ``--name=value`` or ``--name value`` argument."""
+    return {arg.split("=", 1)[0] for arg in arguments if arg.startswith("--")}
 
 
 class DropBeamNoise(logging.Filter):
@@ -193,28 +208,20 @@ class DropBeamNoise(logging.Filter):
         return not any(noise in message for noise in BEAM_NOISE)
 
 
-class ProgressHandler(logging.StreamHandler):
-    """stderr, as ``logging.basicConfig`` would write, less Beam's noise. The stream is
-    whatever ``sys.stderr`` is when a line is written, should it have been replaced since."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
-        self.addFilter(DropBeamNoise())
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        """StreamHandler sets its stream; this one always follows sys.stderr."""
-
-
-def show_progress() -> None:
-    """Progress lines (tfpipe.beam at INFO) and Beam's warnings on stderr. A root handler of
-    our own also keeps ``logging.warning`` from configuring one with its defaults."""
-    root = logging.getLogger()
-    if not any(isinstance(handler, ProgressHandler) for handler in root.handlers):
-        root.addHandler(ProgressHandler())
-    logging.getLogger("tfpipe.beam").setLevel(logging.INFO)
+@contextlib.contextmanager
+def progress_logging() -> Iterator[None]:
+    """Progress lines (tfpipe.beam at INFO) and Beam's warnings on stderr while the command
+    runs, as ``logging.basicConfig`` would write them, less Beam's noise. A root handler of
+    our own also keeps ``logging.warning`` from installing one for good."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+    handler.addFilter(DropBeamNoise())
+    root, progress = logging.getLogger(), logging.getLogger("tfpipe.beam")
+    level = progress.level
+    root.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        progress.setLevel(level)
