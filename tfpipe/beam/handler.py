@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import tensorflow as tf
 from apache_beam.ml.inference.base import ModelHandler
 
 from tfpipe.cli_io import json_value
@@ -33,15 +34,11 @@ class LoadedExport:
     signature's variables live as long as it does."""
 
     def __init__(self, saved_model: str, signature_name: str) -> None:
-        import tensorflow as tf
-
         self.saved_model = tf.saved_model.load(saved_model)
         self.signature = self.saved_model.signatures[signature_name]
 
     def predict(self, inputs: dict[str, list[bytes]]) -> dict[str, Any]:
         """The signature on string columns; its outputs as numpy arrays."""
-        import tensorflow as tf
-
         tensors = {name: tf.constant(values, tf.string) for name, values in inputs.items()}
         return {name: value.numpy() for name, value in self.signature(**tensors).items()}
 
