@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
+from tfpipe.batch_predict import add_parser as add_batch_predict_parser
 from tfpipe.cli_io import (
     CommandError,
     input_batches,
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser("inspect", help="signatures, op audit and metadata of an export")
     inspect.add_argument("saved_model", help="saved_models/NAME/VERSION")
     inspect.set_defaults(handler=run_inspect)
+    add_batch_predict_parser(commands)
     for command in commands.choices.values():
         command.set_defaults(cli_flags=command.flags)
     return parser
@@ -365,7 +367,11 @@ def with_cli_flags(message: str, flags: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_python_logging()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "passes_unknown_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.beam_args = unknown  # batch-predict's: Beam's pipeline options
     try:
         args.handler(args)
     except BrokenPipeError:
