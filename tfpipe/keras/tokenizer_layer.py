@@ -1,0 +1,63 @@
+"""`tfpipe.keras.TokenizerLayer`: the compiled Hugging Face tokenizer as a Keras 3 layer.
+
+The same computation as the tf-keras `tfpipe.TokenizerLayer` (both derive from
+`TokenizerCore` and share one compiled tokenizer per tokenizer.json), on a Keras 3 base
+class, so it works on `keras.Input(shape=(), dtype="string")` in functional models, in
+`tf.data` pipelines, in `.keras` files and in `model.export`. TensorFlow backend only: the
+tokenizer is TensorFlow ops.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfpipe.tokenization.tokenizer_core import TokenizerCore, split_options
+
+
+@keras.saving.register_keras_serializable(package="tfpipe.keras")
+class TokenizerLayer(TokenizerCore, keras.layers.Layer):
+    """Strings in, the HF tokenizer's ids and masks out (core TF ops only).
+
+    Build with `from_pretrained(path, **options)`; the options, outputs and results are
+    those of `tfpipe.TokenizerLayer` (docs/pipelines.md, "The tokenizer layer").
+    """
+
+    def __init__(self, tokenizer_json: str, settings: dict, **options) -> None:
+        check_backend()
+        tokenizer_options, layer_options = split_options(options)
+        layer_options.setdefault("trainable", False)
+        super().__init__(**layer_options)
+        self._configure(tokenizer_json, settings, **tokenizer_options)
+        # Strings in: Keras must not cast the inputs to the layer's float dtype.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+
+    @classmethod
+    def from_config(cls, config: dict) -> TokenizerLayer:
+        """The layer of `get_config`; errors propagate as raised."""
+        return cls(**config)
+
+    def build(self, input_shape=None) -> None:
+        """Nothing to build: the compiled tokenizer holds tables, no weights."""
+        self.built = True
+
+    def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        return self.tokenize(text, text_pair)
+
+    def compute_output_spec(self, text, text_pair=None):
+        """The outputs' specs, from tracing the tokenizer on placeholders (the default,
+        made explicit: output shapes depend on the texts)."""
+        return super().compute_output_spec(text, text_pair)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **self.tokenizer_config()}
+
+
+def check_backend() -> None:
+    """The layer is TensorFlow ops: refuse another Keras backend by name."""
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            f"tfpipe.keras needs the TensorFlow backend of Keras 3, not "
+            f"{keras.backend.backend()!r}: set KERAS_BACKEND=tensorflow before importing keras"
+        )
