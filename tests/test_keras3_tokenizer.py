@@ -107,6 +107,7 @@ def test_maps_batches_of_a_tf_data_dataset(layer, minilm_path, hf_tokenizer, tex
                              rows)
 
 
+@pytest.mark.slow  # test_keras3_pipelines.py exports a Keras 3 pipeline by default
 def test_tfpipe_export_self_checks_a_keras3_model(layer, tmp_path):
     exported = export(tokenizer_model(layer), tmp_path / "saved_models" / "tokenizer" / "1")
     assert exported.metadata["keras_version"] == keras.__version__

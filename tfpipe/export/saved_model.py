@@ -89,7 +89,14 @@ class ServingModule(tf.Module):
     def __init__(self, model, tokenizer: TokenizerCore) -> None:
         super().__init__()
         self.tokenizer = tokenizer
-        self.model_variables = list(model.variables)
+        self.model_variables = [tf_variable(variable) for variable in model.variables]
+
+
+def tf_variable(variable) -> tf.Variable:
+    """The tf.Variable to save: itself (tf-keras), or the one a Keras 3 variable wraps
+    (its ``value``), which is what the traced signatures capture."""
+    value = getattr(variable, "value", None)
+    return value if isinstance(value, tf.Variable) else variable
 
 
 def save_serving_model(

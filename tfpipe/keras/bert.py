@@ -1,0 +1,111 @@
+"""BERT-family checkpoints as keras-hub `BertBackbone`s computing what transformers computes.
+
+keras-hub's `BertBackbone` fixes settings a checkpoint's config.json may set otherwise: the
+feed-forward activation (`gelu_approximate`, where BERT's `"hidden_act": "gelu"` is the exact
+erf GELU: 2.4e-3 apart on MiniLM's hidden states), the layer-norm epsilon (1e-12) and one
+dropout rate. `ConfiguredBertBackbone` builds the backbone, then sets the activation and
+epsilon the config names; every other setting that changes the computation is checked, and a
+value neither keras-hub nor this class can honour is refused by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import keras_hub
+
+from tfpipe.model_config import ModelLoadError
+
+# transformers' ACT2FN names with a Keras equivalent of the same formula.
+ACTIVATIONS = {
+    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
+    "gelu_new": lambda x: keras.activations.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: keras.activations.gelu(x, approximate=True),
+    "relu": keras.activations.relu,
+}
+# Settings whose every value but these changes what transformers computes.
+FIXED_SETTINGS = {
+    "position_embedding_type": ("absolute",),
+    "is_decoder": (False,),
+    "add_cross_attention": (False,),
+    "pruned_heads": ({},),
+}
+REQUIRED_SETTINGS = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "intermediate_size", "max_position_embeddings",
+)
+
+
+def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """`ConfiguredBertBackbone` arguments for a BERT config.json, or a ModelLoadError naming
+    the setting it cannot honour."""
+    if config.get("model_type") != "bert":
+        raise ModelLoadError(
+            f"{source}: model_type {config.get('model_type')!r}; tfpipe.keras builds the BERT "
+            "family (model_type 'bert')"
+        )
+    missing = [key for key in REQUIRED_SETTINGS if not isinstance(config.get(key), int)]
+    if missing:
+        raise ModelLoadError(f"{source}: config.json lacks {', '.join(missing)}")
+    for key, allowed in FIXED_SETTINGS.items():
+        if key in config and config[key] not in allowed:
+            raise ModelLoadError(
+                f"{source}: {key}={config[key]!r} is not supported by keras-hub's BertBackbone "
+                f"(tfpipe.keras supports {allowed[0]!r}); use tfpipe.pipeline (tf-keras)"
+            )
+    activation = config.get("hidden_act", "gelu")
+    if activation not in ACTIVATIONS:
+        raise ModelLoadError(
+            f"{source}: hidden_act={activation!r} is not supported by tfpipe.keras "
+            f"(supported: {', '.join(ACTIVATIONS)}); use tfpipe.pipeline (tf-keras)"
+        )
+    return {
+        "vocabulary_size": config["vocab_size"],
+        "num_layers": config["num_hidden_layers"],
+        "num_heads": config["num_attention_heads"],
+        "hidden_dim": config["hidden_size"],
+        "intermediate_dim": config["intermediate_size"],
+        "max_sequence_length": config["max_position_embeddings"],
+        "num_segments": config.get("type_vocab_size", 2),
+        "dropout": dropout_rate(config, source),
+        "hidden_act": activation,
+        "layer_norm_eps": float(config.get("layer_norm_eps", 1e-12)),
+    }
+
+
+def dropout_rate(config: dict[str, Any], source: str) -> float:
+    """keras-hub's one rate, for both of BERT's (they act only in training)."""
+    hidden = config.get("hidden_dropout_prob", 0.1)
+    attention = config.get("attention_probs_dropout_prob", 0.1)
+    if hidden != attention:
+        raise ModelLoadError(
+            f"{source}: hidden_dropout_prob={hidden} differs from attention_probs_dropout_prob="
+            f"{attention}; keras-hub's BertBackbone has one dropout rate for both"
+        )
+    return float(hidden)
+
+
+@keras.saving.register_keras_serializable(package="tfpipe.keras")
+class ConfiguredBertBackbone(keras_hub.models.BertBackbone):
+    """keras-hub's `BertBackbone` with the checkpoint's activation and layer-norm epsilon."""
+
+    def __init__(self, *, hidden_act: str = "gelu", layer_norm_eps: float = 1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_act = hidden_act
+        self.layer_norm_eps = layer_norm_eps
+        activation = ACTIVATIONS[hidden_act]
+        self.embeddings_layer_norm.epsilon = layer_norm_eps
+        for block in self.transformer_layers:
+            # Built while the functional graph was traced; their call reads these attributes.
+            block.activation = activation
+            block._feedforward_intermediate_dense.activation = activation
+            block._self_attention_layer_norm.epsilon = layer_norm_eps
+            block._feedforward_layer_norm.epsilon = layer_norm_eps
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "hidden_act": self.hidden_act,
+            "layer_norm_eps": self.layer_norm_eps,
+        }
