@@ -94,6 +94,13 @@ def test_text_classification_matches_transformers():
     np.testing.assert_allclose(ours["score"], expected.max(-1), atol=ATOL)
 
 
+def test_an_empty_batch_gives_empty_outputs():
+    empty = {"text": tf.constant([], tf.string)}
+    assert embedder()(empty)["embedding"].shape == (0, 384)
+    outputs = classifier()(empty)
+    assert outputs["probabilities"].shape == (0, 3) and outputs["label"].shape == (0,)
+
+
 @pytest.mark.slow
 def test_text_pair_classification_matches_transformers():
     model = pipeline("text-classification", minilm_classifier(), text_pair=True)
@@ -104,7 +111,7 @@ def test_text_pair_classification_matches_transformers():
 
 def test_the_checkpoints_activation_is_built_not_keras_hubs_approximation():
     """MiniLM says "gelu" (erf); keras-hub's BertBackbone hard-codes the tanh approximation."""
-    backbone = embedder().get_layer("backbone")
+    backbone = embedder().get_layer("sequence_encoder").backbone
     dense = backbone.transformer_layers[0]._feedforward_intermediate_dense
     x = tf.constant([-2.0, 1.0, 3.0])
     exact = x * 0.5 * (1.0 + tf.math.erf(x / np.sqrt(2.0)))

@@ -12,6 +12,7 @@ import keras
 
 from tfpipe.keras.bert import ConfiguredBertBackbone, backbone_arguments
 from tfpipe.keras.bert_weights import SafetensorsWeights, load_backbone, load_dense
+from tfpipe.keras.encoder import BackboneLayer
 from tfpipe.keras.heads import ClassProbabilities, LabelLookup, SentencePooling
 from tfpipe.keras.tokenizer_layer import TokenizerLayer
 from tfpipe.model_config import ModelLoadError, checked_model_config
@@ -86,14 +87,10 @@ def build_backbone(folder: str, config: dict[str, Any], with_pooler: bool):
     return backbone, weights
 
 
-def backbone_outputs(backbone, encoded: dict) -> dict:
-    ids = encoded["input_ids"]
-    segments = encoded.get("token_type_ids")
-    return backbone({
-        "token_ids": ids,
-        "segment_ids": keras.ops.zeros_like(ids) if segments is None else segments,
-        "padding_mask": encoded["attention_mask"],
-    })
+def run_backbone(backbone, encoded: dict, output: str):
+    """The backbone's ``output`` for the tokenizer's outputs (encoder.py)."""
+    layer = BackboneLayer(backbone, output, name=output.replace("_output", "_encoder"))
+    return layer(encoded["input_ids"], encoded["attention_mask"], encoded.get("token_type_ids"))
 
 
 def text_input(name: str = "text"):
@@ -114,7 +111,7 @@ def build_feature_extraction(
     backbone, _ = build_backbone(folder, config, with_pooler=False)
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
-    states = backbone_outputs(backbone, encoded)["sequence_output"]
+    states = run_backbone(backbone, encoded, "sequence_output")
     embedding = pooler(states, encoded["attention_mask"])
     return keras.Model(inputs, {"embedding": embedding}, name="feature_extraction")
 
@@ -130,7 +127,7 @@ def build_text_classification(
     if text_pair:
         inputs["text_pair"] = text_input("text_pair")
     encoded = tokenizer(inputs["text"], inputs.get("text_pair"))
-    pooled = backbone_outputs(backbone, encoded)["pooled_output"]
+    pooled = run_backbone(backbone, encoded, "pooled_output")
     rate = config.get("classifier_dropout")
     pooled = keras.layers.Dropout(
         config.get("hidden_dropout_prob", 0.1) if rate is None else rate, name="dropout"
