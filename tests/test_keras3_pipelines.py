@@ -19,11 +19,18 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras3_checkpoints import minilm_classifier, minilm_with_activation  # noqa: E402
+from keras3_checkpoints import (  # noqa: E402
+    minilm_classifier,
+    minilm_with_activation,
+    tiny_gpt2,
+)
 from model_fixtures import hf_tokenizer, minilm_path  # noqa: E402
 from texts import EDGE_CASES  # noqa: E402
 
-from tfpipe.keras import export  # noqa: E402
+from tfpipe.keras import (
+    export,  # noqa: E402
+    gpt2,  # noqa: E402
+)
 from tfpipe.keras.bert import backbone_arguments  # noqa: E402
 from tfpipe.keras.pipelines import PipelineError, pipeline  # noqa: E402
 from tfpipe.model_config import ModelLoadError  # noqa: E402
@@ -53,7 +60,8 @@ def hf_embeddings(path, texts, max_length: int, normalize: bool) -> np.ndarray:
                                  return_tensors="tf")
     states = hf_model(path, "TFAutoModel")(**encoded).last_hidden_state.numpy()
     mask = encoded["attention_mask"].numpy()[..., None]
-    pooled = (states * mask).sum(1) / mask.sum(1)
+    # sentence-transformers clamps the count: a text of no tokens (GPT-2's "") pools to 0.
+    pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
     return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True) if normalize else pooled
 
 
@@ -64,7 +72,8 @@ def hf_probabilities(path, texts, pairs=None) -> np.ndarray:
 
 
 def run(model, texts, **more) -> dict:
-    inputs = {"text": tf.constant(texts), **{k: tf.constant(v) for k, v in more.items()}}
+    inputs = {"text": tf.constant(texts, tf.string),
+              **{k: tf.constant(v, tf.string) for k, v in more.items()}}
     return {name: np.asarray(value) for name, value in model(inputs).items()}
 
 
@@ -125,6 +134,18 @@ def test_another_configured_activation_matches_transformers():
     assert np.abs(ours - hf_embeddings(path, TEXTS, 64, normalize=True)).max() <= ATOL
 
 
+def test_decoder_embeddings_match_transformers():
+    """GPT-2 (keras-hub's GPT2Backbone): mean-pooled token states of transformers' TFGPT2Model,
+    right-padded with the tokenizer's pad token (its eos)."""
+    path = tiny_gpt2()
+    model = pipeline("feature-extraction", path)
+    ours = run(model, TEXTS)["embedding"]
+    assert np.abs(ours - hf_embeddings(path, TEXTS, 64, normalize=False)).max() <= ATOL
+    assert run(model, [])["embedding"].shape == (0, 32)
+    with pytest.raises(PipelineError, match="gpt2 models for feature-extraction"):
+        pipeline("text-classification", path)
+
+
 REFUSED = [
     ({"hidden_act": "silu"}, "hidden_act='silu'"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
@@ -144,6 +165,31 @@ def test_settings_keras_hub_cannot_honour_are_refused_by_name(change, named):
         backbone_arguments(config, "config.json")
 
 
+@pytest.mark.slow
+def test_decoder_embedder_exports(tmp_path):
+    exported = export(pipeline("feature-extraction", tiny_gpt2()),
+                      tmp_path / "saved_models" / "gpt2" / "1")
+    assert exported.metadata["task"] == "feature-extraction"
+    expected = hf_embeddings(tiny_gpt2(), ["I've been waiting for a HuggingFace course my "
+                                           "whole life.", "I hate this so much!", ""], 64, False)
+    np.testing.assert_allclose(exported.served_outputs["embedding"], expected, atol=ATOL)
+
+
+GPT2_REFUSED = [
+    ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx"),
+    ({"activation_function": "silu"}, "activation_function='silu'"),
+    ({"attn_pdrop": 0.0}, "attn_pdrop=0.0"),
+    ({"n_head": None}, "n_head"),
+]
+
+
+@pytest.mark.parametrize(("change", "named"), GPT2_REFUSED)
+def test_gpt2_settings_keras_hub_cannot_honour_are_refused_by_name(change, named):
+    config = {**json.loads((tiny_gpt2() / "config.json").read_text()), **change}
+    with pytest.raises(ModelLoadError, match=named):
+        gpt2.backbone_arguments(config, "config.json")
+
+
 def test_honoured_settings_reach_the_backbone():
     config = json.loads((minilm_path() / "config.json").read_text())
     arguments = backbone_arguments({**config, "layer_norm_eps": 1e-7, "type_vocab_size": 3}, "c")
@@ -160,6 +206,7 @@ def test_a_bare_encoder_is_refused_for_classification_naming_the_weights():
         pipeline("fill-mask", minilm_path())
 
 
+@pytest.mark.slow  # the default run saves the tokenizer's; fine-tuning saves a classifier
 def test_keras_file_round_trip_keeps_the_outputs(tmp_path):
     model = embedder()
     model.save(tmp_path / "embedder.keras")
@@ -168,7 +215,7 @@ def test_keras_file_round_trip_keeps_the_outputs(tmp_path):
                                run(model, TEXTS[:4])["embedding"], atol=1e-6)
 
 
-AUDIT = """
+FRESH_PROCESS = """
 import json, sys
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
@@ -180,25 +227,55 @@ for graph in saved_model.meta_graphs:
         ops |= {node.op for node in function.node_def}
     ops -= {function.signature.name for function in graph.graph_def.library.function}
 foreign = sorted(op for op in ops if op_def_registry.get(op) is None or "PyFunc" in op)
-print(json.dumps({"ops": len(ops), "foreign": foreign,
-                  "tensorflow_text": "tensorflow_text" in sys.modules}))
+audit = {"ops": len(ops), "foreign": foreign, "tensorflow_text": "tensorflow_text" in sys.modules}
+watched = ("keras", "keras_hub", "tensorflow_text")
+before = {m for m in sys.modules if m.split(".")[0] in watched}
+import tfpipe
+after_tfpipe = {m for m in sys.modules if m.split(".")[0] in watched}
+imports = {"added_by_tfpipe": sorted(after_tfpipe - before),
+           "tfpipe.keras": "tfpipe.keras" in sys.modules}
+import tfpipe.keras
+imports["keras_hub_after_tfpipe_keras"] = "keras_hub" in sys.modules
+imports["tensorflow_text_after_tfpipe_keras"] = "tensorflow_text" in sys.modules
+print(json.dumps({"audit": audit, "imports": imports}))
 """
 
 
-def test_export_of_a_keras3_pipeline_holds_no_tensorflow_text_op(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export(classifier(), tmp_path_factory.mktemp("saved_models") / "classifier" / "1")
+
+
+@pytest.fixture(scope="module")
+def fresh_process(exported) -> dict:
+    """A fresh process (TensorFlow only at first): the export's op audit, then what
+    importing tfpipe and tfpipe.keras imports."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    completed = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(exported.path / "saved_model.pb")],
+        capture_output=True, text=True, check=True, env=environment,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_export_of_a_keras3_pipeline_holds_no_tensorflow_text_op(exported, fresh_process):
     """keras-hub imports tensorflow-text in this process; the export must not need it. The
     audit runs in a fresh process that never imports it (where its ops are unregistered)."""
     assert "tensorflow_text" in sys.modules  # so this process could not tell
-    exported = export(classifier(), tmp_path / "saved_models" / "classifier" / "1")
     assert exported.metadata["task"] == "text-classification"
     assert exported.metadata["labels"] == ["negative", "neutral", "positive"]
     np.testing.assert_allclose(exported.served_outputs["probabilities"],
                                hf_probabilities(minilm_classifier(), [
                                    "I've been waiting for a HuggingFace course my whole life.",
                                    "I hate this so much!", ""]), atol=ATOL)
-    completed = subprocess.run(
-        [sys.executable, "-c", AUDIT, str(exported.path / "saved_model.pb")],
-        capture_output=True, text=True, check=True,
-    )
-    audit = json.loads(completed.stdout.strip().splitlines()[-1])
+    audit = fresh_process["audit"]
     assert audit["ops"] > 50 and audit["foreign"] == [] and not audit["tensorflow_text"]
+
+
+def test_import_tfpipe_imports_no_keras3_or_keras_hub(fresh_process):
+    """TensorFlow itself imports Keras 3's modules; tfpipe adds none, nor keras_hub,
+    tensorflow_text or tfpipe.keras; tfpipe.keras imports keras_hub only for pipelines."""
+    assert fresh_process["imports"] == {
+        "added_by_tfpipe": [], "tfpipe.keras": False,
+        "keras_hub_after_tfpipe_keras": False, "tensorflow_text_after_tfpipe_keras": False,
+    }

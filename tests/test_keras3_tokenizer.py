@@ -7,8 +7,6 @@ Runs in a test process of its own (tests/run_isolated.py), without tf-keras laye
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -115,6 +113,7 @@ def test_tfpipe_export_self_checks_a_keras3_model(layer, tmp_path):
     assert not {op for op in exported.op_types if "PyFunc" in op}
 
 
+@pytest.mark.slow  # the default run exports a Keras 3 pipeline with tfpipe.export
 def test_keras_model_export_passes_the_self_check(layer, minilm_path, hf_tokenizer, tmp_path):
     model = tokenizer_model(layer)
     model.export(str(tmp_path / "exported"), verbose=False)
@@ -150,28 +149,9 @@ def test_refuses_another_keras_backend(minilm_path, monkeypatch):
         TokenizerLayer.from_pretrained(minilm_path)
 
 
-IMPORTS = """
-import sys
-import tensorflow
-before = {m for m in sys.modules if m.split(".")[0] in ("keras", "keras_hub", "tensorflow_text")}
-import tfpipe
-after = {m for m in sys.modules if m.split(".")[0] in ("keras", "keras_hub", "tensorflow_text")}
-print(sorted(after - before), "tfpipe.keras" in sys.modules)
-import tfpipe.keras
-print("keras_hub" in sys.modules, "tensorflow_text" in sys.modules)
-"""
-
-
-def test_import_tfpipe_imports_no_keras3_or_keras_hub():
-    """TensorFlow itself imports Keras 3's modules; tfpipe adds none, nor keras_hub,
-    tensorflow_text or tfpipe.keras; tfpipe.keras imports keras_hub only for pipelines."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    completed = subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True,
-                               check=True, env=environment)
-    assert completed.stdout.splitlines()[-2:] == ["[] False", "False False"]
-
-
 def test_tfpipe_keras_modules_import_no_tf_keras_layers():
+    """Nor transformers' TF (tf-keras) models; `import tfpipe` is checked in a fresh
+    process by test_keras3_pipelines.py."""
     import ast
     from pathlib import Path
 

@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keras",
         choices=["tf-keras", "3"],
         default="tf-keras",
-        help="3: build with tfpipe.keras (Keras 3, keras-hub BERT; text-classification and "
-        "feature-extraction; --max-length, --text-pair, --labels, --allow-untrained-head)",
+        help="3: build with tfpipe.keras (Keras 3 on keras-hub: BERT text-classification and "
+        "feature-extraction, GPT-2 feature-extraction; --max-length, --pad-token, --text-pair, "
+        "--labels, --allow-untrained-head)",
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument(
@@ -303,13 +304,14 @@ def keras3_pipeline(args: argparse.Namespace):
 
     options = pipeline_options(args)
     refused = sorted(set(options) - KERAS3_OPTIONS)
-    if args.allow_pickle or args.pad_token:
-        refused += ["allow_pickle" if args.allow_pickle else "pad_token"]
+    refused += ["allow_pickle"] if args.allow_pickle else []
     if refused:
         flags = ", ".join("--" + name.replace("_", "-") for name in refused)
         raise CommandError(f"--keras 3 does not take {flags}")
     options.pop("label2id", None)
-    return pipeline(args.task, args.model, max_length=args.max_length, **options)
+    return pipeline(
+        args.task, args.model, max_length=args.max_length, pad_token=args.pad_token, **options
+    )
 
 
 def saved_model_dir(path: str) -> Path:

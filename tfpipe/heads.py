@@ -15,7 +15,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.pooling import (  # sentence_transformers_pooling: re-exported (build_context)
-    POOLING_MODES,
+    checked_pooling_mode,
     l2_normalize,
     pool,
     sentence_transformers_pooling,  # noqa: F401
@@ -106,9 +106,7 @@ class SentencePooling(tf_keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {mode!r}")
-        self.mode = mode
+        self.mode = checked_pooling_mode(mode)
         self.normalize = bool(normalize)
 
     @classmethod

@@ -25,6 +25,12 @@ MAX_SENTENCE_TRANSFORMERS_JSON_BYTES = 2**20
 L2_NORMALIZE_EPSILON = 1e-12
 
 
+def checked_pooling_mode(mode: str) -> str:
+    if mode not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {mode!r}")
+    return mode
+
+
 def pool(
     hidden_states: tf.Tensor, attention_mask: tf.Tensor, mode: str, normalize: bool
 ) -> tf.Tensor:

@@ -15,15 +15,11 @@ from typing import Any
 import keras
 import keras_hub
 
+from tfpipe.keras.configured import ConfiguredBackbone, check_activation
 from tfpipe.model_config import ModelLoadError
 
-# transformers' ACT2FN names with a Keras equivalent of the same formula.
-ACTIVATIONS = {
-    "gelu": lambda x: keras.activations.gelu(x, approximate=False),
-    "gelu_new": lambda x: keras.activations.gelu(x, approximate=True),
-    "gelu_pytorch_tanh": lambda x: keras.activations.gelu(x, approximate=True),
-    "relu": keras.activations.relu,
-}
+WEIGHT_PREFIX = "bert"
+
 # Settings whose every value but these changes what transformers computes.
 FIXED_SETTINGS = {
     "position_embedding_type": ("absolute",),
@@ -55,11 +51,7 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
                 f"(tfpipe.keras supports {allowed[0]!r}); use tfpipe.pipeline (tf-keras)"
             )
     activation = config.get("hidden_act", "gelu")
-    if activation not in ACTIVATIONS:
-        raise ModelLoadError(
-            f"{source}: hidden_act={activation!r} is not supported by tfpipe.keras "
-            f"(supported: {', '.join(ACTIVATIONS)}); use tfpipe.pipeline (tf-keras)"
-        )
+    check_activation(activation, "hidden_act", source)
     return {
         "vocabulary_size": config["vocab_size"],
         "num_layers": config["num_hidden_layers"],
@@ -87,25 +79,11 @@ def dropout_rate(config: dict[str, Any], source: str) -> float:
 
 
 @keras.saving.register_keras_serializable(package="tfpipe.keras")
-class ConfiguredBertBackbone(keras_hub.models.BertBackbone):
+class ConfiguredBertBackbone(ConfiguredBackbone, keras_hub.models.BertBackbone):
     """keras-hub's `BertBackbone` with the checkpoint's activation and layer-norm epsilon."""
 
     def __init__(self, *, hidden_act: str = "gelu", layer_norm_eps: float = 1e-12, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden_act = hidden_act
-        self.layer_norm_eps = layer_norm_eps
-        activation = ACTIVATIONS[hidden_act]
-        self.embeddings_layer_norm.epsilon = layer_norm_eps
-        for block in self.transformer_layers:
-            # Built while the functional graph was traced; their call reads these attributes.
-            block.activation = activation
-            block._feedforward_intermediate_dense.activation = activation
-            block._self_attention_layer_norm.epsilon = layer_norm_eps
-            block._feedforward_layer_norm.epsilon = layer_norm_eps
+        super().__init__(hidden_act=hidden_act, layer_norm_eps=layer_norm_eps, **kwargs)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "hidden_act": self.hidden_act,
-            "layer_norm_eps": self.layer_norm_eps,
-        }
+    def outer_layer_norms(self) -> list:
+        return [self.embeddings_layer_norm]

@@ -34,13 +34,14 @@ class BackboneLayer(keras.layers.Layer):
         shape = tf.shape(input_ids)
         batch, width = shape[0], shape[1]
         missing = [[0, 1 - tf.minimum(batch, 1)], [0, 1 - tf.minimum(width, 1)]]
-        segments = tf.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-        outputs = self.backbone({
-            "token_ids": tf.pad(input_ids, missing),
-            "segment_ids": tf.pad(segments, missing),
-            "padding_mask": tf.pad(attention_mask, missing),
-        })
-        output = outputs[self.output_name][:batch]
+        inputs = {"token_ids": input_ids, "padding_mask": attention_mask}
+        if "segment_ids" in self.backbone.input:  # BERT's; decoders take none
+            inputs["segment_ids"] = (
+                tf.zeros_like(input_ids) if token_type_ids is None else token_type_ids
+            )
+        outputs = self.backbone({name: tf.pad(value, missing) for name, value in inputs.items()})
+        # BERT returns sequence and pooled outputs, decoders their token states alone.
+        output = (outputs[self.output_name] if isinstance(outputs, dict) else outputs)[:batch]
         return output[:, :width] if self.output_name == "sequence_output" else output
 
     def get_config(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tfpipe.pooling import POOLING_MODES, pool
+from tfpipe.pooling import checked_pooling_mode, pool
 
 
 @keras.saving.register_keras_serializable(package="tfpipe.keras")
@@ -63,9 +63,7 @@ class SentencePooling(keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {mode!r}")
-        self.mode = mode
+        self.mode = checked_pooling_mode(mode)
         self.normalize = bool(normalize)
 
     def call(self, hidden_states, attention_mask):

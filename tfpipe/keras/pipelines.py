@@ -1,20 +1,23 @@
 """`tfpipe.keras.pipeline`: strings in, class probabilities or embeddings out, as one Keras 3
-functional model: `TokenizerLayer` -> keras-hub BERT backbone (built as config.json says,
-bert.py) -> heads. The weights are the checkpoint's model.safetensors (bert_weights.py)."""
+functional model: `TokenizerLayer` -> keras-hub backbone (BERT, or GPT-2 for embeddings;
+built as config.json says: bert.py, gpt2.py) -> heads. The weights are the checkpoint's
+model.safetensors (weights.py)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from tfpipe.keras.bert import ConfiguredBertBackbone, backbone_arguments
-from tfpipe.keras.bert_weights import SafetensorsWeights, load_backbone, load_dense
+from tfpipe.keras import bert, bert_weights, gpt2
 from tfpipe.keras.encoder import BackboneLayer
 from tfpipe.keras.heads import ClassProbabilities, LabelLookup, SentencePooling
 from tfpipe.keras.tokenizer_layer import TokenizerLayer
+from tfpipe.keras.weights import SafetensorsWeights
 from tfpipe.model_config import ModelLoadError, checked_model_config
 from tfpipe.pooling import sentence_transformers_pooling
 
@@ -24,6 +27,44 @@ TASKS = ("text-classification", "feature-extraction")
 
 class PipelineError(ValueError):
     """A Keras 3 pipeline cannot be built from the given task and options."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """How tfpipe.keras builds one model_type: its backbone, weights and position limit."""
+
+    arguments: Callable[[dict, str], dict]
+    backbone: type
+    load: Callable[..., None]
+    weight_prefix: str
+    positions: str
+    tasks: tuple[str, ...]
+
+
+FAMILIES = {
+    "bert": Family(bert.backbone_arguments, bert.ConfiguredBertBackbone,
+                   bert_weights.load_backbone, bert.WEIGHT_PREFIX, "max_position_embeddings",
+                   TASKS),
+    # A decoder: embeddings only (its classifiers pool the last token, not built here).
+    "gpt2": Family(gpt2.backbone_arguments, gpt2.ConfiguredGPT2Backbone, gpt2.load_backbone,
+                   gpt2.WEIGHT_PREFIX, "n_positions", ("feature-extraction",)),
+}
+
+
+def model_family(config: dict[str, Any], folder: str, task: str) -> Family:
+    """The checkpoint's family, refused by name when tfpipe.keras does not build it (for
+    ``task``)."""
+    model_type = config.get("model_type")
+    family = FAMILIES.get(model_type)
+    if family is None:
+        raise ModelLoadError(
+            f"{folder}: model_type {model_type!r}; tfpipe.keras builds "
+            f"{', '.join(FAMILIES)} (tfpipe.pipeline, tf-keras, builds every transformers family)"
+        )
+    if task not in family.tasks:
+        raise PipelineError(f"tfpipe.keras builds {model_type} models for "
+                            f"{', '.join(family.tasks)}, not {task}")
+    return family
 
 
 def pipeline(
@@ -36,6 +77,7 @@ def pipeline(
     normalize: bool | None = None,
     allow_untrained_head: bool = False,
     id2label: dict[int, str] | None = None,
+    pad_token: str | None = None,
 ) -> keras.Model:
     """A Keras 3 model for ``task`` on the local BERT checkpoint folder ``model``.
 
@@ -43,7 +85,8 @@ def pipeline(
     outputs ``probabilities``, ``label``, ``score``; a checkpoint without classifier weights
     is refused unless ``allow_untrained_head=True`` (then ``id2label`` names the classes).
     ``feature-extraction``: ``embedding``, pooled as ``pooling``/``normalize`` say, else as
-    the checkpoint's sentence-transformers config, else mean. The outputs equal
+    the checkpoint's sentence-transformers config, else mean; BERT and GPT-2 checkpoints.
+    ``pad_token`` is the tokenizer's pad token for one without (GPT-2). The outputs equal
     ``tfpipe.pipeline``'s (tf-keras, transformers' TF model) within 1e-5.
     """
     task = TASK_ALIASES.get(task, task)
@@ -53,24 +96,30 @@ def pipeline(
     if not os.path.isdir(folder):
         raise PipelineError(f"model {folder} is not a checkpoint folder")
     config = checked_model_config(folder)
+    family = model_family(config, folder, task)
+    tokenizer = build_tokenizer(folder, config[family.positions], max_length, pad_token, task)
     if task == "feature-extraction":
         if text_pair or allow_untrained_head or id2label is not None:
             raise PipelineError("feature-extraction takes pooling and normalize options only")
-        return build_feature_extraction(folder, config, max_length, pooling, normalize)
+        return build_feature_extraction(folder, config, family, tokenizer, pooling, normalize)
     if pooling is not None or normalize is not None:
         raise PipelineError("pooling and normalize are feature-extraction options")
     return build_text_classification(
-        folder, config, max_length, text_pair, allow_untrained_head, id2label
+        folder, config, family, tokenizer, text_pair, allow_untrained_head, id2label
     )
 
 
 def build_tokenizer(
-    folder: str, config: dict[str, Any], max_length: int | None
+    folder: str, limit: int, max_length: int | None, pad_token: str | None, task: str
 ) -> TokenizerLayer:
-    """The checkpoint's tokenizer, refused when it can make sequences longer than the
-    model's positions (they would fail at run time, in transformers too)."""
-    tokenizer = TokenizerLayer.from_pretrained(folder, max_length=max_length, name="tokenizer")
-    limit = config["max_position_embeddings"]
+    """The checkpoint's tokenizer (for embeddings at sentence-transformers' max_seq_length
+    by default), refused when it can make sequences longer than the model's ``limit``
+    positions: they would fail at run time, in transformers too."""
+    if max_length is None and task == "feature-extraction":
+        max_length = sentence_bert_max_length(folder)
+    tokenizer = TokenizerLayer.from_pretrained(
+        folder, max_length=max_length, pad_token=pad_token, name="tokenizer"
+    )
     if tokenizer.max_length is None or tokenizer.max_length > limit:
         raise PipelineError(
             f"tokens per text: {tokenizer.max_length or 'unlimited'}, but the model of {folder} "
@@ -79,12 +128,14 @@ def build_tokenizer(
     return tokenizer
 
 
-def build_backbone(folder: str, config: dict[str, Any], with_pooler: bool):
-    """The backbone with every weight from the checkpoint, and the weights file."""
-    backbone = ConfiguredBertBackbone(**backbone_arguments(config, folder), name="backbone")
-    weights = SafetensorsWeights(folder)
-    load_backbone(backbone, weights, with_pooler)
-    return backbone, weights
+def build_backbone(
+    folder: str, config: dict[str, Any], family: Family, weights: SafetensorsWeights,
+    with_pooler: bool,
+):
+    """The backbone with every weight from the checkpoint."""
+    backbone = family.backbone(**family.arguments(config, folder), name="backbone")
+    family.load(backbone, weights, with_pooler)
+    return backbone
 
 
 def run_backbone(backbone, encoded: dict, output: str):
@@ -98,7 +149,7 @@ def text_input(name: str = "text"):
 
 
 def build_feature_extraction(
-    folder: str, config: dict[str, Any], max_length: int | None,
+    folder: str, config: dict[str, Any], family: Family, tokenizer: TokenizerLayer,
     pooling: str | None, normalize: bool | None,
 ) -> keras.Model:
     settings = sentence_transformers_pooling(folder) or {"mode": "mean", "normalize": False}
@@ -107,8 +158,8 @@ def build_feature_extraction(
     if normalize is not None:
         settings["normalize"] = normalize
     pooler = SentencePooling(**settings, name="pooling")
-    tokenizer = build_tokenizer(folder, config, max_length or sentence_bert_max_length(folder))
-    backbone, _ = build_backbone(folder, config, with_pooler=False)
+    weights = SafetensorsWeights(folder, family.weight_prefix)
+    backbone = build_backbone(folder, config, family, weights, with_pooler=False)
     inputs = {"text": text_input()}
     encoded = tokenizer(inputs["text"])
     states = run_backbone(backbone, encoded, "sequence_output")
@@ -117,12 +168,15 @@ def build_feature_extraction(
 
 
 def build_text_classification(
-    folder: str, config: dict[str, Any], max_length: int | None, text_pair: bool,
-    allow_untrained_head: bool, id2label: dict[int, str] | None,
+    folder: str, config: dict[str, Any], family: Family, tokenizer: TokenizerLayer,
+    text_pair: bool, allow_untrained_head: bool, id2label: dict[int, str] | None,
 ) -> keras.Model:
     labels = class_labels(id2label or config.get("id2label") or default_labels(config))
-    tokenizer = build_tokenizer(folder, config, max_length)
-    backbone, weights = build_backbone(folder, config, with_pooler=True)
+    if config.get("problem_type") == "regression":
+        raise ModelLoadError(f"{folder}: problem_type 'regression' is not built by tfpipe.keras")
+    weights = SafetensorsWeights(folder, family.weight_prefix)
+    trained_head = has_classifier(weights, allow_untrained_head)
+    backbone = build_backbone(folder, config, family, weights, with_pooler=True)
     inputs = {"text": text_input()}
     if text_pair:
         inputs["text_pair"] = text_input("text_pair")
@@ -138,7 +192,8 @@ def build_text_classification(
             stddev=config.get("initializer_range", 0.02)),
     )
     logits = classifier(pooled)
-    load_classifier(classifier, weights, allow_untrained_head)
+    if trained_head:
+        bert_weights.load_dense(classifier, weights, "classifier")
     multi_label = config.get("problem_type") == "multi_label_classification"
     probabilities = ClassProbabilities(multi_label, name="probabilities")(logits)
     outputs = {"probabilities": probabilities}
@@ -159,15 +214,18 @@ def class_labels(id2label: dict) -> list[str]:
     return [by_index[index] for index in range(len(by_index))]
 
 
-def load_classifier(classifier, weights: SafetensorsWeights, allow_untrained_head: bool) -> None:
+def has_classifier(weights: SafetensorsWeights, allow_untrained_head: bool) -> bool:
+    """Whether the checkpoint has classifier weights; without them, refused before anything
+    is built unless ``allow_untrained_head`` (the head then starts at random)."""
     if weights.has("classifier.weight") and weights.has("classifier.bias"):
-        load_dense(classifier, weights, "classifier")
-    elif not allow_untrained_head:
+        return True
+    if not allow_untrained_head:
         raise ModelLoadError(
             f"{weights.path} has no weights for classifier.weight, classifier.bias, so its "
             "text-classification model would answer at random: fine-tune it first, or pass "
             "allow_untrained_head=True if you mean it (docs/pipelines.md, Untrained heads)"
         )
+    return False
 
 
 def sentence_bert_max_length(folder: str) -> int | None:

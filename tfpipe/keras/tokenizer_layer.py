@@ -29,9 +29,6 @@ class TokenizerLayer(TokenizerCore, keras.layers.Layer):
         layer_options.setdefault("trainable", False)
         super().__init__(**layer_options)
         self._configure(tokenizer_json, settings, **tokenizer_options)
-        # Strings in: Keras must not cast the inputs to the layer's float dtype.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
 
     @classmethod
     def from_config(cls, config: dict) -> TokenizerLayer:
@@ -44,11 +41,6 @@ class TokenizerLayer(TokenizerCore, keras.layers.Layer):
 
     def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
         return self.tokenize(text, text_pair)
-
-    def compute_output_spec(self, text, text_pair=None):
-        """The outputs' specs, from tracing the tokenizer on placeholders (the default,
-        made explicit: output shapes depend on the texts)."""
-        return super().compute_output_spec(text, text_pair)
 
     def get_config(self) -> dict:
         return {**super().get_config(), **self.tokenizer_config()}
