@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import keras_hub
 
-from tfpipe.keras.configured import ConfiguredBackbone, check_activation
+from tfpipe.keras.configured import ConfiguredBackbone, check_activation, check_settings
 from tfpipe.model_config import ModelLoadError
 
 WEIGHT_PREFIX = "bert"
@@ -41,15 +41,7 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
             f"{source}: model_type {config.get('model_type')!r}; tfpipe.keras builds the BERT "
             "family (model_type 'bert')"
         )
-    missing = [key for key in REQUIRED_SETTINGS if not isinstance(config.get(key), int)]
-    if missing:
-        raise ModelLoadError(f"{source}: config.json lacks {', '.join(missing)}")
-    for key, allowed in FIXED_SETTINGS.items():
-        if key in config and config[key] not in allowed:
-            raise ModelLoadError(
-                f"{source}: {key}={config[key]!r} is not supported by keras-hub's BertBackbone "
-                f"(tfpipe.keras supports {allowed[0]!r}); use tfpipe.pipeline (tf-keras)"
-            )
+    check_settings(config, source, REQUIRED_SETTINGS, FIXED_SETTINGS, "BertBackbone")
     activation = config.get("hidden_act", "gelu")
     check_activation(activation, "hidden_act", source)
     return {

@@ -19,6 +19,23 @@ ACTIVATIONS = {
 }
 
 
+def check_settings(
+    config: dict[str, Any], source: str, required: tuple[str, ...],
+    fixed: dict[str, tuple], backbone: str,
+) -> None:
+    """Refuse by name a config missing a ``required`` size or setting one of ``fixed`` to a
+    value the keras-hub ``backbone`` cannot compute."""
+    missing = [key for key in required if not isinstance(config.get(key), int)]
+    if missing:
+        raise ModelLoadError(f"{source}: config.json lacks {', '.join(missing)}")
+    for key, allowed in fixed.items():
+        if key in config and config[key] not in allowed:
+            raise ModelLoadError(
+                f"{source}: {key}={config[key]!r} is not supported by keras-hub's {backbone} "
+                f"(tfpipe.keras supports {allowed[0]!r}); use tfpipe.pipeline (tf-keras)"
+            )
+
+
 def check_activation(activation: str, key: str, source: str) -> None:
     if activation not in ACTIVATIONS:
         raise ModelLoadError(

@@ -16,7 +16,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from tfpipe.keras.configured import ConfiguredBackbone, check_activation
+from tfpipe.keras.configured import ConfiguredBackbone, check_activation, check_settings
 from tfpipe.keras.weights import SafetensorsWeights
 from tfpipe.model_config import ModelLoadError
 
@@ -34,15 +34,7 @@ DROPOUT_SETTINGS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
 def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
     """`ConfiguredGPT2Backbone` arguments for a GPT-2 config.json, or a ModelLoadError naming
     the setting it cannot honour."""
-    missing = [key for key in REQUIRED_SETTINGS if not isinstance(config.get(key), int)]
-    if missing:
-        raise ModelLoadError(f"{source}: config.json lacks {', '.join(missing)}")
-    for key, allowed in FIXED_SETTINGS.items():
-        if key in config and config[key] not in allowed:
-            raise ModelLoadError(
-                f"{source}: {key}={config[key]!r} is not supported by keras-hub's GPT2Backbone "
-                f"(tfpipe.keras supports {allowed[0]!r}); use tfpipe.pipeline (tf-keras)"
-            )
+    check_settings(config, source, REQUIRED_SETTINGS, FIXED_SETTINGS, "GPT2Backbone")
     activation = config.get("activation_function", "gelu_new")
     check_activation(activation, "activation_function", source)
     rates = {key: config.get(key, 0.1) for key in DROPOUT_SETTINGS}

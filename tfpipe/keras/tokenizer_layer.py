@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfpipe.tokenization.tokenizer_core import TokenizerCore, split_options
+from tfpipe.tokenization.tokenizer_core import TokenizerCore
 
 
 @keras.saving.register_keras_serializable(package="tfpipe.keras")
@@ -25,10 +25,7 @@ class TokenizerLayer(TokenizerCore, keras.layers.Layer):
 
     def __init__(self, tokenizer_json: str, settings: dict, **options) -> None:
         check_backend()
-        tokenizer_options, layer_options = split_options(options)
-        layer_options.setdefault("trainable", False)
-        super().__init__(**layer_options)
-        self._configure(tokenizer_json, settings, **tokenizer_options)
+        self._init_layer(super().__init__, tokenizer_json, settings, options)
 
     @classmethod
     def from_config(cls, config: dict) -> TokenizerLayer:

@@ -53,6 +53,14 @@ class TokenizerCore:
     Layers of one tokenizer.json share its pipeline and encoders (`compiled.py`).
     """
 
+    def _init_layer(self, base_init, tokenizer_json: str, settings: dict, options: dict) -> None:
+        """A layer's __init__: ``base_init`` (its Keras base class's) with the Keras
+        arguments among ``options`` (not trainable by default), then `_configure`."""
+        tokenizer_options, layer_options = split_options(options)
+        layer_options.setdefault("trainable", False)
+        base_init(**layer_options)
+        self._configure(tokenizer_json, settings, **tokenizer_options)
+
     def _configure(
         self,
         tokenizer_json: str,
