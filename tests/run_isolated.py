@@ -52,6 +52,8 @@ GROUPS = (
     ("test_regex.py", "test_more_components.py"),
     ("test_bpe_parity.py",),
     ("test_wordpiece_parity.py",),
+    # tfpipe.keras (Keras 3, keras-hub): a process of its own, never beside tf-keras models.
+    ("test_keras3_pipelines.py", "test_keras3_tokenizer.py", "test_keras3_fine_tune.py"),
 )
 
 

@@ -215,11 +215,14 @@ def test_export_needs_string_text_inputs():
 REPO = Path(__file__).resolve().parents[1]
 
 
-def install_requires() -> list[Requirement]:
-    """setup.cfg's install_requires: what ``pip install tfpipe`` installs."""
+def install_requires(extra: str | None = None) -> list[Requirement]:
+    """setup.cfg's install_requires: what ``pip install tfpipe`` installs; with ``extra``,
+    that extra's requirements too (``pip install tfpipe[extra]``)."""
     config = configparser.ConfigParser()
     config.read(REPO / "setup.cfg", encoding="utf-8")
     lines = config["options"]["install_requires"].splitlines()
+    if extra is not None:
+        lines += config["options.extras_require"][extra].splitlines()
     return [Requirement(line) for line in map(str.strip, lines) if line and line[0] != "#"]
 
 
@@ -238,10 +241,13 @@ def installed_with(requirements: list[Requirement]) -> set[str]:
     return names
 
 
-def imported_modules(package: Path) -> set[str]:
-    """Top-level modules the package's code imports, outside the standard library."""
+def imported_modules(package: Path, exclude: Path | None = None) -> set[str]:
+    """Top-level modules the package's code (less the ``exclude`` folder) imports, outside
+    the standard library."""
     modules = set()
     for path in package.rglob("*.py"):
+        if exclude is not None and path.is_relative_to(exclude):
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}
@@ -250,13 +256,24 @@ def imported_modules(package: Path) -> set[str]:
     return modules - set(sys.stdlib_module_names) - {"tfpipe", "__future__"}
 
 
-def test_pip_install_tfpipe_alone_provides_every_module_it_imports():
-    """Export writes warmup PredictionLogs with tensorflow_serving's protos: no extra needed."""
-    installed = installed_with(install_requires())
+def not_installed(modules: set[str], installed: set[str]) -> dict[str, list[str] | None]:
     providers = importlib.metadata.packages_distributions()
-    missing = {
+    return {
         module: providers.get(module)
-        for module in imported_modules(REPO / "tfpipe")
+        for module in modules
         if not {canonicalize_name(name) for name in providers.get(module, [])} & installed
     }
+
+
+def test_pip_install_tfpipe_alone_provides_every_module_it_imports():
+    """Export writes warmup PredictionLogs with tensorflow_serving's protos: no extra needed.
+    tfpipe.keras (Keras 3) is the `keras` extra's, checked below."""
+    modules = imported_modules(REPO / "tfpipe", exclude=REPO / "tfpipe" / "keras")
+    missing = not_installed(modules, installed_with(install_requires()))
     assert not missing, f"imported by tfpipe, not installed by its install_requires: {missing}"
+
+
+def test_the_keras_extra_provides_every_module_tfpipe_keras_imports():
+    missing = not_installed(imported_modules(REPO / "tfpipe" / "keras"),
+                            installed_with(install_requires("keras")))
+    assert not missing, f"imported by tfpipe.keras, not installed by tfpipe[keras]: {missing}"

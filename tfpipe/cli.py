@@ -173,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|off",
         help="rows per model chunk at most (default: off, only --max-chunk-tokens limits)",
     )
+    export.add_argument(
+        "--keras",
+        choices=["tf-keras", "3"],
+        default="tf-keras",
+        help="3: build with tfpipe.keras (Keras 3 on keras-hub: BERT text-classification and "
+        "feature-extraction, GPT-2 feature-extraction; --max-length, --pad-token, --text-pair, "
+        "--labels, --allow-untrained-head)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument(
         "--allow-pickle", action="store_true", help="allow pytorch_model.bin (runs pickle)"
@@ -264,14 +272,17 @@ def run_export(args: argparse.Namespace) -> None:
     from tfpipe.pipelines import pipeline
 
     transformers.logging.set_verbosity_error()
-    model = pipeline(
-        args.task,
-        args.model,
-        max_length=args.max_length,
-        allow_pickle=args.allow_pickle,
-        pad_token=args.pad_token,
-        **pipeline_options(args),
-    )
+    if args.keras == "3":
+        model = keras3_pipeline(args)
+    else:
+        model = pipeline(
+            args.task,
+            args.model,
+            max_length=args.max_length,
+            allow_pickle=args.allow_pickle,
+            pad_token=args.pad_token,
+            **pipeline_options(args),
+        )
     exported = export(
         model, args.output, overwrite=args.overwrite, serving_base_path=args.serving_base_path
     )
@@ -283,6 +294,25 @@ def run_export(args: argparse.Namespace) -> None:
                 **exported.metadata,
             }
         )
+    )
+
+
+KERAS3_OPTIONS = frozenset({"text_pair", "allow_untrained_head", "id2label", "label2id"})
+
+
+def keras3_pipeline(args: argparse.Namespace):
+    """``--keras 3``: the tfpipe.keras pipeline; an option it does not take is an error."""
+    from tfpipe.keras import pipeline
+
+    options = pipeline_options(args)
+    refused = sorted(set(options) - KERAS3_OPTIONS)
+    refused += ["allow_pickle"] if args.allow_pickle else []
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        raise CommandError(f"--keras 3 does not take {flags}")
+    options.pop("label2id", None)
+    return pipeline(
+        args.task, args.model, max_length=args.max_length, pad_token=args.pad_token, **options
     )
 
 

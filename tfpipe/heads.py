@@ -14,21 +14,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfpipe.json_files import read_json, read_json_object
+from tfpipe.pooling import (  # sentence_transformers_pooling: re-exported (build_context)
+    checked_pooling_mode,
+    l2_normalize,
+    pool,
+    sentence_transformers_pooling,  # noqa: F401
+)
 from tfpipe.tokenization.layer_inputs import check_text_batch
-
-POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len")
-# sentence-transformers' 1_Pooling/config.json flags, in the order it applies them.
-SENTENCE_TRANSFORMERS_POOLING_FLAGS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
-}
-# modules.json and 1_Pooling/config.json are a few hundred bytes in every real checkpoint.
-MAX_SENTENCE_TRANSFORMERS_JSON_BYTES = 2**20
-# torch.nn.functional.normalize's default eps, which sentence-transformers' Normalize uses.
-L2_NORMALIZE_EPSILON = 1e-12
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
@@ -114,9 +106,7 @@ class SentencePooling(tf_keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {mode!r}")
-        self.mode = mode
+        self.mode = checked_pooling_mode(mode)
         self.normalize = bool(normalize)
 
     @classmethod
@@ -128,61 +118,10 @@ class SentencePooling(tf_keras.layers.Layer):
         return None if settings is None else cls(**settings, **kwargs)
 
     def call(self, hidden_states: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
-        hidden_states = tf.cast(hidden_states, tf.float32)
-        mask = tf.cast(attention_mask, tf.float32)[:, :, tf.newaxis]
-        if self.mode == "cls":
-            pooled = hidden_states[:, 0]
-        elif self.mode == "max":
-            pooled = tf.reduce_max(tf.where(mask > 0, hidden_states, -1e9), axis=1)
-        else:
-            summed = tf.reduce_sum(hidden_states * mask, axis=1)
-            counts = tf.maximum(tf.reduce_sum(mask, axis=1), 1e-9)
-            pooled = summed / (counts if self.mode == "mean" else tf.sqrt(counts))
-        if self.normalize:
-            pooled = l2_normalize(pooled)
-        return pooled
+        return pool(hidden_states, attention_mask, self.mode, self.normalize)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mode": self.mode, "normalize": self.normalize}
-
-
-def l2_normalize(vectors: tf.Tensor) -> tf.Tensor:
-    """``x / max(||x||, eps)`` along the last axis, torch's ``F.normalize`` formula."""
-    norms = tf.norm(vectors, axis=-1, keepdims=True)
-    return vectors / tf.maximum(norms, L2_NORMALIZE_EPSILON)
-
-
-def sentence_transformers_pooling(checkpoint: str | os.PathLike) -> dict[str, Any] | None:
-    """``{"mode", "normalize"}`` from a checkpoint's modules.json / 1_Pooling/config.json.
-
-    Returns ``None`` for a folder that is not a sentence-transformers model.
-    """
-    folder = os.fspath(checkpoint)
-    modules_path = os.path.join(folder, "modules.json")
-    modules = (
-        read_json(modules_path, "modules.json", MAX_SENTENCE_TRANSFORMERS_JSON_BYTES)
-        if os.path.isfile(modules_path)
-        else None
-    ) or []
-    module_types = {module.get("type", "").rsplit(".", 1)[-1]: module for module in modules}
-    pooling_dir = module_types.get("Pooling", {}).get("path", "1_Pooling")
-    pooling_path = os.path.join(folder, pooling_dir, "config.json")
-    if not os.path.isfile(pooling_path):
-        return None
-    pooling_config = read_json_object(
-        pooling_path, "pooling config.json", MAX_SENTENCE_TRANSFORMERS_JSON_BYTES
-    )
-    modes = [
-        mode
-        for flag, mode in SENTENCE_TRANSFORMERS_POOLING_FLAGS.items()
-        if pooling_config.get(flag)
-    ]
-    if len(modes) != 1:
-        raise ValueError(
-            f"{pooling_dir}/config.json in {folder} selects pooling modes {modes}; tfpipe supports "
-            "exactly one of cls, mean, max, mean_sqrt_len"
-        )
-    return {"mode": modes[0], "normalize": "Normalize" in module_types}
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tf_keras
 
@@ -41,6 +41,9 @@ from tfpipe.export.saved_model import (
 from tfpipe.export.tf_serving import VersionPath, write_batching_parameters, write_models_config
 from tfpipe.export.verification import check_ops, expected_outputs, run_self_check, verify_report
 
+if TYPE_CHECKING:  # tfpipe does not import Keras 3 for tf-keras users
+    import keras
+
 __all__ = ["ExportError", "ExportedModel", "export"]
 
 
@@ -58,7 +61,7 @@ class ExportedModel:
 
 
 def export(
-    model: tf_keras.Model,
+    model: tf_keras.Model | keras.Model,
     path: str | os.PathLike,
     *,
     warmup_texts: Sequence[str] = DEFAULT_WARMUP_TEXTS,
@@ -68,6 +71,9 @@ def export(
     atol: float = 1e-4,
 ) -> ExportedModel:
     """Write ``model`` as SavedModel version ``path`` (``BASE/NAME/VERSION``) and verify it.
+
+    ``model`` is a tf-keras pipeline (``tfpipe.pipeline``) or a Keras 3 one
+    (``tfpipe.keras``): a functional model with string inputs and one TokenizerLayer.
 
     ``serving_base_path`` is where the model server sees ``BASE`` (``/models`` in the
     tensorflow/serving image, mounted from ``BASE``); ``None`` writes local absolute paths

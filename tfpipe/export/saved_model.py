@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from tfpipe.export.errors import ExportError
 from tfpipe.export.runtime_compat import MINIMUM_TENSORFLOW
 from tfpipe.export.tf_serving import VersionPath
 from tfpipe.heads import CandidateSimilarity, EntailmentProbabilities, LabelLookup
-from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_core import TokenizerCore
 
 METADATA_FILE = "tfpipe.json"
 # Tasks whose pipeline model is named after them (``token_classification``).
@@ -38,9 +39,9 @@ DEFAULT_WARMUP_TEXTS = (
 )
 
 
-def string_input_names(model: tf_keras.Model) -> list[str]:
-    """The model's dict inputs, checked to be one of INPUT_LAYOUTS' string vectors, in the
-    layout's order."""
+def string_input_names(model) -> list[str]:
+    """The dict inputs of ``model`` (a tf-keras or Keras 3 functional model), checked to be
+    one of INPUT_LAYOUTS' string vectors, in the layout's order."""
     if not isinstance(model.input, dict) or not isinstance(model.output, dict):
         raise ExportError("export needs a functional model with dict inputs and dict outputs")
     names = set(model.input)
@@ -49,13 +50,23 @@ def string_input_names(model: tf_keras.Model) -> list[str]:
         expected = " or ".join(repr(list(layout)) for layout in INPUT_LAYOUTS)
         raise ExportError(f"export needs inputs {expected}, the model has {sorted(names)}")
     for name, tensor in model.input.items():
-        if tensor.dtype != tf.string or tensor.shape.rank != 1:
+        # tf-keras tensors have a TensorShape and a DType, Keras 3's a tuple and a name.
+        if tf.as_dtype(tensor.dtype) != tf.string or tf.TensorShape(tensor.shape).rank != 1:
             raise ExportError(f"model input {name!r} must be tf.string of shape [batch]")
     return list(layout)
 
 
-def find_tokenizer(model: tf_keras.Model) -> TokenizerLayer:
-    tokenizers = [layer for layer in model.submodules if isinstance(layer, TokenizerLayer)]
+def model_layers(model) -> list:
+    """Every layer and module inside ``model``: tf-keras models list them as ``submodules``,
+    Keras 3 models (not ``tf.Module``s) by walking their layers."""
+    if hasattr(model, "submodules"):
+        return list(model.submodules)
+    return list(model._flatten_layers(include_self=False))
+
+
+def find_tokenizer(model) -> TokenizerCore:
+    """The model's one tokenizer layer, tf-keras's or Keras 3's (both are TokenizerCores)."""
+    tokenizers = [layer for layer in model_layers(model) if isinstance(layer, TokenizerCore)]
     if len(tokenizers) != 1:
         raise ExportError(
             f"export needs exactly one TokenizerLayer in the model, found {len(tokenizers)}"
@@ -75,15 +86,22 @@ class ServingModule(tf.Module):
     most of a minute for a transformer and is useless to a model server.
     """
 
-    def __init__(self, model: tf_keras.Model, tokenizer: TokenizerLayer) -> None:
+    def __init__(self, model, tokenizer: TokenizerCore) -> None:
         super().__init__()
         self.tokenizer = tokenizer
-        self.model_variables = list(model.variables)
+        self.model_variables = [tf_variable(variable) for variable in model.variables]
+
+
+def tf_variable(variable) -> tf.Variable:
+    """The tf.Variable to save: itself (tf-keras), or the one a Keras 3 variable wraps
+    (its ``value``), which is what the traced signatures capture."""
+    value = getattr(variable, "value", None)
+    return value if isinstance(value, tf.Variable) else variable
 
 
 def save_serving_model(
-    model: tf_keras.Model,
-    tokenizer: TokenizerLayer,
+    model,
+    tokenizer: TokenizerCore,
     input_names: list[str],
     export_dir: Path,
 ) -> None:
@@ -103,7 +121,7 @@ def save_serving_model(
     tf.saved_model.save(module, str(export_dir), signatures=signatures)
 
 
-def tokenize_inputs(tokenizer: TokenizerLayer, texts: Sequence[tf.Tensor]) -> dict:
+def tokenize_inputs(tokenizer: TokenizerCore, texts: Sequence[tf.Tensor]) -> dict:
     """The tokenizer on an export's inputs in layout order: a text, or the two of a pair."""
     if len(texts) == 2:
         return tokenizer(texts[0], text_pair=texts[1])
@@ -147,15 +165,15 @@ def write_warmup_requests(export_dir: Path, model_name: str, inputs: dict[str, l
 
 
 def pipeline_metadata(
-    model: tf_keras.Model,
-    tokenizer: TokenizerLayer,
+    model,
+    tokenizer: TokenizerCore,
     input_names: list[str],
     target: VersionPath,
 ) -> dict[str, Any]:
     import tfpipe  # at call time: tfpipe/__init__ imports this module
 
-    labels = [layer.labels for layer in model.submodules if isinstance(layer, LabelLookup)]
-    return {
+    labels = [layer.labels for layer in model_layers(model) if is_label_lookup(layer)]
+    metadata = {
         "task": pipeline_task(model),
         "model_name": target.name,
         "version": target.version,
@@ -169,16 +187,29 @@ def pipeline_metadata(
         "tf_keras_version": tf_keras.__version__,
         "transformers_version": transformers.__version__,
     }
+    if not isinstance(model, tf_keras.Model):
+        import keras  # Keras 3, already imported by TensorFlow
+
+        metadata["keras_version"] = keras.__version__
+    return metadata
 
 
-def pipeline_task(model: tf_keras.Model) -> str | None:
+def is_label_lookup(layer) -> bool:
+    """A tf-keras LabelLookup head, or tfpipe.keras's (loaded only if a model uses it)."""
+    keras_heads = sys.modules.get("tfpipe.keras.heads")
+    return isinstance(layer, LabelLookup) or (
+        keras_heads is not None and isinstance(layer, keras_heads.LabelLookup)
+    )
+
+
+def pipeline_task(model) -> str | None:
     """The pipeline task a model was built for, from its name and heads."""
     task = model.name.replace("_", "-")
     if task in NAMED_TASKS:
         return task
     if task == "zero-shot-classification" or any(
         isinstance(layer, CandidateSimilarity | EntailmentProbabilities)
-        for layer in model.submodules
+        for layer in model_layers(model)
     ):
         return "zero-shot-classification"
     return None

@@ -13,23 +13,23 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfpipe.export.errors import ExportError
 from tfpipe.export.graph_audit import foreign_ops, graph_op_types
 from tfpipe.export.runtime_compat import MINIMUM_TENSORFLOW, load_table, unsupported_nodes
 from tfpipe.export.saved_model import tokenize_inputs, write_json
-from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
+from tfpipe.tokenization.tokenizer_core import TokenizerCore
 
 SERVE_CHECK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_serve_check.py")
 SELF_CHECK_TIMEOUT_SECONDS = 600
 
 
 def expected_outputs(
-    model: tf_keras.Model, tokenizer: TokenizerLayer, inputs: dict[str, list[str]]
+    model, tokenizer: TokenizerCore, inputs: dict[str, list[str]]
 ) -> dict[str, dict[str, np.ndarray]]:
-    """What the in-memory model and tokenizer give for the warmup inputs."""
+    """What the in-memory model (tf-keras or Keras 3) and tokenizer give for the warmup
+    inputs."""
     tensors = {name: tf.constant(values) for name, values in inputs.items()}
     outputs = model(tensors, training=False)
     encoded = tokenize_inputs(tokenizer, list(tensors.values()))
@@ -40,12 +40,16 @@ def expected_outputs(
 
 
 def run_self_check(
-    export_dir: Path, inputs: dict[str, list[str]], work_dir: Path
+    export_dir: Path,
+    inputs: dict[str, list[str]],
+    work_dir: Path,
+    signatures: tuple[str, ...] = ("serving_default", "tokenize"),
 ) -> dict[str, Any]:
-    """Run ``_serve_check.py`` on ``export_dir`` in a fresh Python without tfpipe."""
+    """Run ``_serve_check.py`` on ``export_dir`` in a fresh Python without tfpipe, feeding
+    ``inputs`` to each of ``signatures``."""
     request_path = work_dir / "request.json"
     report_path = work_dir / "report.json"
-    write_json(request_path, {"serving_default": inputs, "tokenize": inputs})
+    write_json(request_path, dict.fromkeys(signatures, inputs))
     environment = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
