@@ -51,8 +51,10 @@ test-full: lint $(OLDEST_STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 $(PY) examples/demo.py
 
-# The benchmark compares against tensorflow-text, which must not enter the test venv: it runs
-# in $(BENCH_VENV), which sees $(VENV)'s packages through a .pth file (no second TensorFlow).
+# The benchmark compares against tensorflow-text. It runs in $(BENCH_VENV), which sees
+# $(VENV)'s packages through a .pth file (no second TensorFlow); since the keras extra
+# (keras-hub) brings tensorflow-text into $(VENV) too, what keeps tfpipe free of it is the op
+# audit of every export and tests/test_keras3_pipelines.py's import checks.
 BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 TF_TEXT := tensorflow-text==2.21.*
