@@ -1,4 +1,4 @@
-"""One loaded SavedModel under 16 concurrent request threads (bench/load_test.py): a 15 s
+"""One loaded SavedModel under 16 concurrent request threads (bench/load_test.py): an 8 s
 soak by default, a 2-minute one in a full run (slow).
 
 The script runs in its own process, so a crash is a failed test, not a lost test run.
@@ -18,7 +18,7 @@ from samples import slow_beyond
 LOAD_TEST = Path(__file__).resolve().parents[1] / "bench" / "load_test.py"
 
 
-@pytest.mark.parametrize("seconds", slow_beyond([15, 120], [15]))
+@pytest.mark.parametrize("seconds", slow_beyond([8, 120], [8]))
 def test_sixteen_threads_get_single_threaded_results_without_errors_or_memory_growth(seconds):
     completed = subprocess.run(
         [sys.executable, str(LOAD_TEST), str(exported_classifier().path),
