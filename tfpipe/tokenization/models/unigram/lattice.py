@@ -32,9 +32,10 @@ class PieceLattice(tf.Module):
         self.unk_id = unk_id
         self.unk_score = float(scores.min()) - UNK_PENALTY
         self.longest_piece = max(len(token) for token in ids)
-        self.vocab_size = len(scores)
-        # The Viterbi pass packs a piece's (length, id) into one int32.
-        if (self.longest_piece + 1) * self.vocab_size >= 2**31:
+        # The Viterbi pass packs a piece's (length, id) into one int32, length << id_bits | id
+        # (shifts: integer division costs several times more per value).
+        self.id_bits = max(1, (len(scores) - 1).bit_length())
+        if (self.longest_piece + 1) << self.id_bits >= 2**31:
             raise UnsupportedComponentError("model", "Unigram", "vocabulary too large")
         self.trie, trie_nodes = piece_trie(ids)
         self.trie_nodes = tf.constant(trie_nodes)
@@ -76,7 +77,7 @@ class PieceLattice(tf.Module):
             node = self.trie.lookup(edge)
             found = tf.gather(self.trie_nodes, node)
             out = push(out, tf.stack([live, tf.fill(tf.shape(live), size), found], axis=1))
-            extends = tf.reshape(tf.where(tf.equal(found % 2, 1)), [-1])
+            extends = tf.reshape(tf.where(tf.equal(tf.bitwise.bitwise_and(found, 1), 1)), [-1])
             return size + 1, tf.gather(live, extends), tf.gather(node, extends), out
 
         def grow_twice(*state):
@@ -98,7 +99,7 @@ class PieceLattice(tf.Module):
             ),
         )
         starts, sizes, found = tf.unstack(concat(out, tf.int32, [-1, 3]), axis=1)
-        piece = found // 2 - 1
+        piece = tf.bitwise.right_shift(found, 1) - 1
         # A single character that is no piece is the unknown candidate (id -1 here).
         keep = (piece >= 0) | tf.equal(sizes, 1)
         starts, sizes, piece = (select(t, keep) for t in (starts, sizes, piece))

@@ -111,7 +111,7 @@ def _block_guess(
         lattice.longest_piece, longest, running, step_offsets, block, end, size, scores
     )
     chosen, _ = choose(
-        lattice.vocab_size,
+        lattice.id_bits,
         best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:]),
     )
     home = tf.gather(block_base, position_word) + (position - 1) // BLOCK_CHARS

@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models.unigram.early_stop import cut_length, settled_pieces
 from tfpipe.tokenization.models.unigram.lattice import PieceLattice
 from tfpipe.tokenization.models.unigram.long_words import LONG_WORD_CHARS, checked_pieces
 from tfpipe.tokenization.models.unigram.viterbi import backtrack, viterbi
+from tfpipe.tokenization.models.unigram.whole_pieces import whole_pieces
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
     expand,
     following,
     mask_values,
+    one_per_row,
     positions_in_rows,
     previous,
     replace_rows,
@@ -48,6 +51,7 @@ class Unigram(tf.Module):
         # Later duplicates win, as in the reference's token → id map.
         ids = {token: index for index, (token, _) in enumerate(pieces)}
         self.vocab = string_table(ids)
+        self.whole = string_table(whole_pieces(component, pieces, ids))
         scores = np.array([score for _, score in pieces], np.float64)
         self.lattice = PieceLattice(ids, scores, self.unk_id)
         self.byte_fallback = bool(component.get("byte_fallback", False))
@@ -68,9 +72,34 @@ class Unigram(tf.Module):
         start of the token's piece in its word (see `tokenize_with_spans`).
         """
         strings = tf.strings.unicode_encode(words, "UTF-8")
-        unique, inverse = tf.unique(strings, out_idx=tf.int32)
-        first = tf.math.unsorted_segment_min(tf.range(tf.size(strings)), inverse, tf.size(unique))
-        unique_words = tf.gather(words, first)
+        whole = self.whole.lookup(strings)
+        rest = whole < 0
+        dtype = tf.int64 if starts else tf.int32
+
+        def segment_rest() -> tf.RaggedTensor:
+            return self._segment_distinct(strings, words, rest, token_limit, starts)
+
+        def nothing() -> tf.RaggedTensor:
+            return tf.RaggedTensor.from_row_lengths(
+                tf.zeros([0], dtype), tf.zeros([0], tf.int64), validate=False
+            )
+
+        segmented = functional_cond(tf.reduce_any(rest), segment_rest, nothing)
+        return replace_rows(one_per_row(tf.cast(whole, dtype)), rest, segmented)
+
+    def _segment_distinct(
+        self,
+        strings: tf.Tensor,
+        words: tf.RaggedTensor,
+        segmented: tf.Tensor,
+        token_limit: int | None,
+        starts: bool,
+    ) -> tf.RaggedTensor:
+        """Rows of the words where `segmented` holds, each distinct word segmented once."""
+        at = tf.reshape(tf.where(segmented), [-1])
+        unique, inverse = tf.unique(tf.gather(strings, at), out_idx=tf.int32)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(at)), inverse, tf.size(unique))
+        unique_words = tf.gather(words, tf.gather(at, first))
         if token_limit is None:
             ids = self._tokenize(unique, unique_words, starts)
         else:

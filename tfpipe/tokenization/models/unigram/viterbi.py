@@ -31,7 +31,7 @@ def viterbi(lattice: PieceLattice, words: tf.RaggedTensor):
         lattice.longest_piece, longest, running, step_offsets, word, end, size, scores
     )
     piece_length, piece_id = choose(
-        lattice.vocab_size,
+        lattice.id_bits,
         best, step_offsets, word, end, size, ids, scores, tf.reduce_sum(running[1:]),
     )
     return piece_length, piece_id, step_offsets
@@ -46,7 +46,7 @@ def pass_layout(lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return longest, running, tf.cumsum(running[1:], exclusive=True)
 
 
-def choose(vocab_size: int, best, step_offsets, word, end, size, ids, scores, entries):
+def choose(id_bits: int, best, step_offsets, word, end, size, ids, scores, entries):
     """(length, id) of the piece chosen to end at each (end position, word), flat in
     that order: the longest among those reaching its best score (ties go to the
     earliest start, first seen by the reference). Sums are recomputed exactly as the
@@ -59,9 +59,10 @@ def choose(vocab_size: int, best, step_offsets, word, end, size, ids, scores, en
     )
     at = tf.gather(step_offsets, end - 1) + word
     is_best = tf.equal(before + scores, tf.gather(best, at))
-    keys = size * vocab_size + ids
+    keys = tf.bitwise.left_shift(size, id_bits) | ids
     chosen = tf.math.unsorted_segment_max(tf.where(is_best, keys, -1), at, entries)
-    return chosen // vocab_size, chosen % vocab_size
+    piece_id = tf.bitwise.bitwise_and(chosen, (1 << id_bits) - 1)
+    return tf.bitwise.right_shift(chosen, id_bits), piece_id
 
 
 def best_scores(
