@@ -4,10 +4,12 @@ pass (docs/how-it-works.md#unigram-modelsunigram)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
 
+from tfpipe.tokenization.codepoint_tables import cached_arrays
 from tfpipe.tokenization.reference import reference_tokenizer
 
 
@@ -28,11 +30,19 @@ def whole_pieces(
     if not same_pieces(json.loads(reference.to_str())["model"], pieces):
         return {}
     model = reference.model
-    return {
-        token: index
-        for token, index in ids.items()
-        if [piece.id for piece in model.tokenize(token)] == [index]
-    }
+
+    def compute() -> dict[str, np.ndarray]:
+        kept = [index for token, index in ids.items()
+                if [piece.id for piece in model.tokenize(token)] == [index]]
+        return {"ids": np.array(kept, np.int64)}
+
+    # Cached on disk (the scan takes seconds for 128k pieces), keyed by everything it reads.
+    settings = {key: value for key, value in component.items() if key != "vocab"}
+    digest = hashlib.sha256(
+        json.dumps([settings, pieces, ids], sort_keys=True).encode()
+    ).hexdigest()
+    kept = set(cached_arrays({"unigram-whole-pieces": digest}, compute)["ids"].tolist())
+    return {token: index for token, index in ids.items() if index in kept}
 
 
 def same_pieces(reference_model: dict, pieces: list[tuple[str, float]]) -> bool:
