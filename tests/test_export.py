@@ -241,19 +241,22 @@ def installed_with(requirements: list[Requirement]) -> set[str]:
     return names
 
 
-def imported_modules(package: Path, exclude: Path | None = None) -> set[str]:
-    """Top-level modules the package's code (less the ``exclude`` folder) imports, outside
-    the standard library."""
+def file_imports(path: Path) -> set[str]:
+    """Top-level modules one file imports (at any depth), outside the standard library."""
     modules = set()
-    for path in package.rglob("*.py"):
-        if exclude is not None and path.is_relative_to(exclude):
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                modules |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules.add(node.module.split(".")[0])
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module.split(".")[0])
     return modules - set(sys.stdlib_module_names) - {"tfpipe", "__future__"}
+
+
+def imported_modules(package: Path, exclude: tuple[Path, ...] = ()) -> set[str]:
+    """Top-level modules the package's code (less the ``exclude`` files and folders)
+    imports, outside the standard library."""
+    return set().union(*(file_imports(path) for path in package.rglob("*.py")
+                         if not any(path.is_relative_to(skip) for skip in exclude)))
 
 
 def not_installed(modules: set[str], installed: set[str]) -> dict[str, list[str] | None]:
@@ -265,15 +268,27 @@ def not_installed(modules: set[str], installed: set[str]) -> dict[str, list[str]
     }
 
 
+# The code only an extra installs for: tfpipe.keras (Keras 3); tfpipe.beam and the
+# batch-predict command, which imports Beam when it runs.
+EXTRA_CODE = {"keras": ("keras",), "beam": ("beam", "batch_predict.py")}
+
+
+def extra_paths(extra: str) -> tuple[Path, ...]:
+    return tuple(REPO / "tfpipe" / name for name in EXTRA_CODE[extra])
+
+
 def test_pip_install_tfpipe_alone_provides_every_module_it_imports():
     """Export writes warmup PredictionLogs with tensorflow_serving's protos: no extra needed.
-    tfpipe.keras (Keras 3) is the `keras` extra's, checked below."""
-    modules = imported_modules(REPO / "tfpipe", exclude=REPO / "tfpipe" / "keras")
+    The extras' code is checked below."""
+    extras = tuple(path for extra in EXTRA_CODE for path in extra_paths(extra))
+    modules = imported_modules(REPO / "tfpipe", exclude=extras)
     missing = not_installed(modules, installed_with(install_requires()))
     assert not missing, f"imported by tfpipe, not installed by its install_requires: {missing}"
 
 
-def test_the_keras_extra_provides_every_module_tfpipe_keras_imports():
-    missing = not_installed(imported_modules(REPO / "tfpipe" / "keras"),
-                            installed_with(install_requires("keras")))
-    assert not missing, f"imported by tfpipe.keras, not installed by tfpipe[keras]: {missing}"
+@pytest.mark.parametrize("extra", list(EXTRA_CODE))
+def test_each_extra_provides_every_module_its_code_imports(extra):
+    modules = set().union(*(imported_modules(path) if path.is_dir() else file_imports(path)
+                            for path in extra_paths(extra)))
+    missing = not_installed(modules, installed_with(install_requires(extra)))
+    assert not missing, f"imported by its code, not installed by tfpipe[{extra}]: {missing}"
