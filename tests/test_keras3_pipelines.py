@@ -1,6 +1,7 @@
-"""`tfpipe.keras.pipeline` on keras-hub's BERT backbone: outputs within 1e-5 of transformers'
-TF model on the same checkpoint, config settings honoured or refused by name, `.keras`
-files, and `tfpipe.export` of these models, audited in a process without tensorflow-text.
+"""`tfpipe.keras.pipeline` on keras-hub's BERT, DistilBERT, ALBERT and GPT-2 backbones:
+outputs within 1e-5 of transformers' TF model on the same checkpoint, config settings
+honoured or refused by name, `.keras` files, and `tfpipe.export` of these models, audited in
+a process without tensorflow-text.
 
 Runs in a test process of its own (tests/run_isolated.py), apart from tf-keras layers.
 """
@@ -20,16 +21,27 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras3_checkpoints import (  # noqa: E402
+    ATOL,
+    hf_embeddings,
+    hf_probabilities,
     minilm_classifier,
     minilm_with_activation,
+    run,
+    tiny_albert,
+    tiny_distilbert,
     tiny_gpt2,
+    tiny_roberta,
 )
-from model_fixtures import hf_tokenizer, minilm_path  # noqa: E402
+from model_fixtures import minilm_path  # noqa: E402
 from texts import EDGE_CASES  # noqa: E402
 
-from tfpipe.keras import (
-    export,  # noqa: E402
-    gpt2,  # noqa: E402
+from tfpipe.export.saved_model import DEFAULT_WARMUP_TEXTS  # noqa: E402
+from tfpipe.keras import (  # noqa: E402
+    albert,
+    distilbert,
+    export,
+    gpt2,
+    roberta,
 )
 from tfpipe.keras.bert import backbone_arguments  # noqa: E402
 from tfpipe.keras.pipelines import PipelineError, pipeline  # noqa: E402
@@ -44,37 +56,6 @@ TEXTS = [
     "word " * 300,
     *EDGE_CASES[:6],
 ]
-ATOL = 1e-5
-
-
-@functools.cache
-def hf_model(path, auto_class: str):
-    import transformers
-
-    return getattr(transformers, auto_class).from_pretrained(str(path), local_files_only=True)
-
-
-def hf_embeddings(path, texts, max_length: int, normalize: bool) -> np.ndarray:
-    """transformers' TF BertModel, mean-pooled over the mask as sentence-transformers pools."""
-    encoded = hf_tokenizer(path)(texts, padding=True, truncation=True, max_length=max_length,
-                                 return_tensors="tf")
-    states = hf_model(path, "TFAutoModel")(**encoded).last_hidden_state.numpy()
-    mask = encoded["attention_mask"].numpy()[..., None]
-    # sentence-transformers clamps the count: a text of no tokens (GPT-2's "") pools to 0.
-    pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-    return pooled / np.linalg.norm(pooled, axis=-1, keepdims=True) if normalize else pooled
-
-
-def hf_probabilities(path, texts, pairs=None) -> np.ndarray:
-    encoded = hf_tokenizer(path)(texts, pairs, padding=True, truncation=True, return_tensors="tf")
-    logits = hf_model(path, "TFAutoModelForSequenceClassification")(**encoded).logits
-    return tf.nn.softmax(logits, axis=-1).numpy()
-
-
-def run(model, texts, **more) -> dict:
-    inputs = {"text": tf.constant(texts, tf.string),
-              **{k: tf.constant(v, tf.string) for k, v in more.items()}}
-    return {name: np.asarray(value) for name, value in model(inputs).items()}
 
 
 @functools.cache
@@ -144,6 +125,84 @@ def test_decoder_embeddings_match_transformers():
     assert run(model, [])["embedding"].shape == (0, 32)
     with pytest.raises(PipelineError, match="gpt2 models for feature-extraction"):
         pipeline("text-classification", path)
+
+
+FAMILY_TEXTS = [*TEXTS, "a <pad> inside", "<pad><pad> first", "<s> and </s> <unk>"]
+
+
+# RoBERTa, the family with the most of its own (its backbone), by default; all in the full run.
+@pytest.mark.parametrize("checkpoint", [
+    pytest.param(tiny_distilbert, id="distilbert", marks=pytest.mark.slow),
+    pytest.param(tiny_albert, id="albert", marks=pytest.mark.slow),
+    pytest.param(tiny_roberta, id="roberta"),
+])
+def test_other_encoder_families_match_transformers(checkpoint):
+    """DistilBERT (its head: a ReLU layer on the first token), ALBERT (factorised
+    embeddings, blocks shared across layers) and RoBERTa (positions counted past padding
+    tokens, even ones written in the text; a tanh layer on the first token), tiny and seeded
+    random: probabilities, and embeddings from the same checkpoint."""
+    path = checkpoint()
+    ours = run(pipeline("text-classification", path), FAMILY_TEXTS)["probabilities"]
+    assert np.abs(ours - hf_probabilities(path, FAMILY_TEXTS)).max() <= ATOL
+    embedding = run(pipeline("feature-extraction", path), FAMILY_TEXTS)["embedding"]
+    expected = hf_embeddings(path, FAMILY_TEXTS, 64, normalize=False)
+    assert np.abs(embedding - expected).max() <= ATOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("checkpoint", [tiny_distilbert, tiny_albert, tiny_roberta],
+                         ids=["distilbert", "albert", "roberta"])
+def test_other_families_round_trip_keras_files_and_export(checkpoint, tmp_path):
+    model = pipeline("text-classification", checkpoint())
+    model.save(tmp_path / "classifier.keras")
+    reloaded = keras.saving.load_model(tmp_path / "classifier.keras")
+    texts = FAMILY_TEXTS[-3:]
+    np.testing.assert_array_equal(run(reloaded, texts)["probabilities"],
+                                  run(model, texts)["probabilities"])
+    exported = export(model, tmp_path / "saved_models" / "classifier" / "1")
+    served = exported.served_outputs["probabilities"]
+    expected = hf_probabilities(checkpoint(), list(DEFAULT_WARMUP_TEXTS))
+    assert np.abs(served - expected).max() <= ATOL
+
+
+FAMILY_REFUSED = [
+    (distilbert, "DistilBertConfig", {"activation": "silu"}, "activation='silu'"),
+    (distilbert, "DistilBertConfig", {"attention_dropout": 0.3}, "attention_dropout=0.3"),
+    (distilbert, "DistilBertConfig", {"n_heads": None}, "n_heads"),
+    (albert, "AlbertConfig", {"num_hidden_groups": 5}, "num_hidden_groups=5"),
+    (albert, "AlbertConfig", {"position_embedding_type": "relative_key"},
+     "position_embedding_type"),
+    (albert, "AlbertConfig", {"hidden_act": "silu"}, "hidden_act='silu'"),
+    (roberta, "RobertaConfig", {"is_decoder": True}, "is_decoder"),
+    (roberta, "RobertaConfig", {"hidden_act": "silu"}, "hidden_act='silu'"),
+]
+
+
+@pytest.mark.parametrize(("module", "config_class", "change", "named"), FAMILY_REFUSED)
+def test_other_families_refuse_settings_by_name(module, config_class, change, named):
+    """Each family's builder on transformers' default config, with one setting changed."""
+    import transformers
+
+    config = {**getattr(transformers, config_class)().to_dict(), **change}
+    with pytest.raises(ModelLoadError, match=named):
+        module.backbone_arguments(config, "config.json")
+
+
+@pytest.mark.parametrize(("model_type", "config_class"), [
+    ("bert", "BertConfig"), ("distilbert", "DistilBertConfig"), ("albert", "AlbertConfig"),
+    ("roberta", "RobertaConfig"), ("xlm-roberta", "XLMRobertaConfig"), ("gpt2", "GPT2Config"),
+])
+def test_each_familys_default_config_is_built(model_type, config_class):
+    """transformers' own defaults (ALBERT's: 12 layers in one group, gelu_new) are honoured."""
+    import transformers
+
+    from tfpipe.keras.families import FAMILIES
+
+    config = getattr(transformers, config_class)().to_dict()
+    assert config["model_type"] == model_type
+    arguments = FAMILIES[model_type].arguments(config, "config.json")
+    assert arguments["hidden_act"] == config.get("hidden_act", config.get("activation",
+                                                 config.get("activation_function")))
 
 
 REFUSED = [

@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--keras",
         choices=["tf-keras", "3"],
         default="tf-keras",
-        help="3: build with tfpipe.keras (Keras 3 on keras-hub: BERT text-classification and "
-        "feature-extraction, GPT-2 feature-extraction; --max-length, --pad-token, --text-pair, "
-        "--labels, --allow-untrained-head)",
+        help="3: build with tfpipe.keras (Keras 3 on keras-hub: text-classification and "
+        "feature-extraction for BERT, DistilBERT, ALBERT, RoBERTa, XLM-RoBERTa; GPT-2 "
+        "feature-extraction; --max-length, --pad-token, --text-pair, --labels, "
+        "--allow-untrained-head)",
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument(

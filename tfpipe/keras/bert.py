@@ -41,7 +41,19 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
             f"{source}: model_type {config.get('model_type')!r}; tfpipe.keras builds the BERT "
             "family (model_type 'bert')"
         )
-    check_settings(config, source, REQUIRED_SETTINGS, FIXED_SETTINGS, "BertBackbone")
+    return {
+        **encoder_arguments(config, source, "BertBackbone", 1e-12),
+        "max_sequence_length": config["max_position_embeddings"],
+        "num_segments": config.get("type_vocab_size", 2),
+    }
+
+
+def encoder_arguments(
+    config: dict[str, Any], source: str, backbone: str, layer_norm_eps: float
+) -> dict[str, Any]:
+    """The sizes and settings of a BERT-shaped config.json (BERT's, RoBERTa's), checked
+    (``layer_norm_eps`` is the family's default)."""
+    check_settings(config, source, REQUIRED_SETTINGS, FIXED_SETTINGS, backbone)
     activation = config.get("hidden_act", "gelu")
     check_activation(activation, "hidden_act", source)
     return {
@@ -50,11 +62,9 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
         "num_heads": config["num_attention_heads"],
         "hidden_dim": config["hidden_size"],
         "intermediate_dim": config["intermediate_size"],
-        "max_sequence_length": config["max_position_embeddings"],
-        "num_segments": config.get("type_vocab_size", 2),
         "dropout": dropout_rate(config, source),
         "hidden_act": activation,
-        "layer_norm_eps": float(config.get("layer_norm_eps", 1e-12)),
+        "layer_norm_eps": float(config.get("layer_norm_eps", layer_norm_eps)),
     }
 
 

@@ -54,7 +54,7 @@ class ConfiguredBackbone:
         activation = ACTIVATIONS[hidden_act]
         for norm in self.outer_layer_norms():
             norm.epsilon = layer_norm_eps
-        for block in self.transformer_layers:
+        for block in self.blocks():
             # Built while the functional graph was traced; their call reads these attributes.
             block.activation = activation
             block._feedforward_intermediate_dense.activation = activation
@@ -64,6 +64,10 @@ class ConfiguredBackbone:
     def outer_layer_norms(self) -> list:
         """The backbone's layer norms outside its transformer blocks."""
         raise NotImplementedError
+
+    def blocks(self) -> list:
+        """The backbone's transformer blocks (each shared block once)."""
+        return list(self.transformer_layers)
 
     def get_config(self) -> dict[str, Any]:
         return {

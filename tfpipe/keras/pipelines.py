@@ -1,20 +1,25 @@
 """`tfpipe.keras.pipeline`: strings in, class probabilities or embeddings out, as one Keras 3
-functional model: `TokenizerLayer` -> keras-hub backbone (BERT, or GPT-2 for embeddings;
-built as config.json says: bert.py, gpt2.py) -> heads. The weights are the checkpoint's
-model.safetensors (weights.py)."""
+functional model: `TokenizerLayer` -> keras-hub backbone (the families in families.py, built as
+config.json says) -> heads. The weights are the checkpoint's model.safetensors (weights.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from tfpipe.keras import bert, bert_weights, gpt2
+from tfpipe.keras.bert_weights import load_dense
 from tfpipe.keras.encoder import BackboneLayer
+from tfpipe.keras.families import (
+    DROPOUT,
+    TASKS,
+    Family,
+    HeadDense,
+    PipelineError,
+    model_family,
+)
 from tfpipe.keras.heads import ClassProbabilities, LabelLookup, SentencePooling
 from tfpipe.keras.tokenizer_layer import TokenizerLayer
 from tfpipe.keras.weights import SafetensorsWeights
@@ -22,51 +27,6 @@ from tfpipe.model_config import ModelLoadError, checked_model_config
 from tfpipe.pooling import sentence_transformers_pooling
 
 TASK_ALIASES = {"sentiment-analysis": "text-classification"}
-TASKS = ("text-classification", "feature-extraction")
-
-
-class PipelineError(ValueError):
-    """A Keras 3 pipeline cannot be built from the given task and options."""
-
-
-@dataclass(frozen=True)
-class Family:
-    """How tfpipe.keras builds one model_type: its backbone, weights and position limit."""
-
-    arguments: Callable[[dict, str], dict]
-    backbone: type
-    load: Callable[..., None]
-    weight_prefix: str
-    positions: str
-    tasks: tuple[str, ...]
-
-
-FAMILIES = {
-    "bert": Family(bert.backbone_arguments, bert.ConfiguredBertBackbone,
-                   bert_weights.load_backbone, bert.WEIGHT_PREFIX, "max_position_embeddings",
-                   TASKS),
-    # A decoder: embeddings only (its classifiers pool the last token, not built here).
-    "gpt2": Family(gpt2.backbone_arguments, gpt2.ConfiguredGPT2Backbone, gpt2.load_backbone,
-                   gpt2.WEIGHT_PREFIX, "n_positions", ("feature-extraction",)),
-}
-
-
-def model_family(config: dict[str, Any], folder: str, task: str) -> Family:
-    """The checkpoint's family, refused by name when tfpipe.keras does not build it (for
-    ``task``)."""
-    model_type = config.get("model_type")
-    family = FAMILIES.get(model_type)
-    if family is None:
-        raise ModelLoadError(
-            f"{folder}: model_type {model_type!r}; tfpipe.keras builds "
-            f"{', '.join(FAMILIES)} (tfpipe.pipeline, tf-keras, builds every transformers family)"
-        )
-    if task not in family.tasks:
-        raise PipelineError(f"tfpipe.keras builds {model_type} models for "
-                            f"{', '.join(family.tasks)}, not {task}")
-    return family
-
-
 def pipeline(
     task: str,
     model: str | os.PathLike,
@@ -79,13 +39,14 @@ def pipeline(
     id2label: dict[int, str] | None = None,
     pad_token: str | None = None,
 ) -> keras.Model:
-    """A Keras 3 model for ``task`` on the local BERT checkpoint folder ``model``.
+    """A Keras 3 model for ``task`` on the local checkpoint folder ``model`` (BERT,
+    DistilBERT, ALBERT, RoBERTa, XLM-RoBERTa; GPT-2 for embeddings).
 
     ``text-classification``: inputs ``text`` (and ``text_pair`` with ``text_pair=True``),
     outputs ``probabilities``, ``label``, ``score``; a checkpoint without classifier weights
     is refused unless ``allow_untrained_head=True`` (then ``id2label`` names the classes).
     ``feature-extraction``: ``embedding``, pooled as ``pooling``/``normalize`` say, else as
-    the checkpoint's sentence-transformers config, else mean; BERT and GPT-2 checkpoints.
+    the checkpoint's sentence-transformers config, else mean.
     ``pad_token`` is the tokenizer's pad token for one without (GPT-2). The outputs equal
     ``tfpipe.pipeline``'s (tf-keras, transformers' TF model) within 1e-5.
     """
@@ -97,7 +58,7 @@ def pipeline(
         raise PipelineError(f"model {folder} is not a checkpoint folder")
     config = checked_model_config(folder)
     family = model_family(config, folder, task)
-    tokenizer = build_tokenizer(folder, config[family.positions], max_length, pad_token, task)
+    tokenizer = build_tokenizer(folder, family.positions(config), max_length, pad_token, task)
     if task == "feature-extraction":
         if text_pair or allow_untrained_head or id2label is not None:
             raise PipelineError("feature-extraction takes pooling and normalize options only")
@@ -175,27 +136,31 @@ def build_text_classification(
     if config.get("problem_type") == "regression":
         raise ModelLoadError(f"{folder}: problem_type 'regression' is not built by tfpipe.keras")
     weights = SafetensorsWeights(folder, family.weight_prefix)
-    trained_head = has_classifier(weights, allow_untrained_head)
-    backbone = build_backbone(folder, config, family, weights, with_pooler=True)
+    denses = [step for step in family.head if isinstance(step, HeadDense)]
+    trained_head = has_head(weights, [dense.weights for dense in denses], allow_untrained_head)
+    pooler = family.head_input == "pooled_output"
+    backbone = build_backbone(folder, config, family, weights, with_pooler=pooler)
     inputs = {"text": text_input()}
     if text_pair:
         inputs["text_pair"] = text_input("text_pair")
     encoded = tokenizer(inputs["text"], inputs.get("text_pair"))
-    pooled = run_backbone(backbone, encoded, "pooled_output")
-    rate = config.get("classifier_dropout")
-    pooled = keras.layers.Dropout(
-        config.get("hidden_dropout_prob", 0.1) if rate is None else rate, name="dropout"
-    )(pooled)
-    classifier = keras.layers.Dense(
-        len(labels), name="classifier",
-        kernel_initializer=keras.initializers.TruncatedNormal(
-            stddev=config.get("initializer_range", 0.02)),
-    )
-    logits = classifier(pooled)
-    if trained_head:
-        bert_weights.load_dense(classifier, weights, "classifier")
+    if pooler:
+        x = run_backbone(backbone, encoded, "pooled_output")
+    else:
+        x = run_backbone(backbone, encoded, "sequence_output")[:, 0]
+    initializer = keras.initializers.TruncatedNormal(stddev=config.get("initializer_range", 0.02))
+    for index, step in enumerate(family.head):
+        if step == DROPOUT:
+            x = keras.layers.Dropout(family.dropout(config), name=f"dropout_{index}")(x)
+            continue
+        layer = keras.layers.Dense(
+            len(labels) if step.to_labels else backbone.hidden_dim, step.activation,
+            kernel_initializer=initializer, name=step.weights.replace(".", "_"))
+        x = layer(x)
+        if trained_head:
+            load_dense(layer, weights, step.weights)
     multi_label = config.get("problem_type") == "multi_label_classification"
-    probabilities = ClassProbabilities(multi_label, name="probabilities")(logits)
+    probabilities = ClassProbabilities(multi_label, name="probabilities")(x)
     outputs = {"probabilities": probabilities}
     outputs.update(LabelLookup(labels, name="label_lookup")(probabilities))
     return keras.Model(inputs, outputs, name="text_classification")
@@ -214,14 +179,15 @@ def class_labels(id2label: dict) -> list[str]:
     return [by_index[index] for index in range(len(by_index))]
 
 
-def has_classifier(weights: SafetensorsWeights, allow_untrained_head: bool) -> bool:
-    """Whether the checkpoint has classifier weights; without them, refused before anything
-    is built unless ``allow_untrained_head`` (the head then starts at random)."""
-    if weights.has("classifier.weight") and weights.has("classifier.bias"):
+def has_head(weights: SafetensorsWeights, head: list[str], allow_untrained_head: bool) -> bool:
+    """Whether the checkpoint has the classifier head's weights; without them, refused before
+    anything is built unless ``allow_untrained_head`` (the head then starts at random)."""
+    names = [f"{layer}.{part}" for layer in head for part in ("weight", "bias")]
+    if all(weights.has(name) for name in names):
         return True
     if not allow_untrained_head:
         raise ModelLoadError(
-            f"{weights.path} has no weights for classifier.weight, classifier.bias, so its "
+            f"{weights.path} has no weights for {', '.join(names)}, so its "
             "text-classification model would answer at random: fine-tune it first, or pass "
             "allow_untrained_head=True if you mean it (docs/pipelines.md, Untrained heads)"
         )
