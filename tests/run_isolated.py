@@ -49,8 +49,9 @@ GROUPS = (
     # Offsets, piece by piece and end to end (a process of its own: the group above is long).
     ("test_offsets.py",),
     # Oniguruma patterns and the component types of issue 19: every code point, and trained
-    # tokenizers whose whole-corpus pair runs take HF minutes in make test-full.
-    ("test_regex.py", "test_more_components.py"),
+    # tokenizers whose whole-corpus pair runs take HF minutes in make test-full; the probed
+    # code-point tables, built in runs and a code point at a time.
+    ("test_regex.py", "test_more_components.py", "test_codepoint_tables.py"),
     ("test_bpe_parity.py",),
     ("test_wordpiece_parity.py",),
     # tfpipe.keras (Keras 3, keras-hub): a process of its own, never beside tf-keras models.

@@ -27,6 +27,8 @@ NUM_CODEPOINTS = MAX_CODEPOINT + 1
 BLOCK_BITS = 7
 BLOCK_SIZE = 1 << BLOCK_BITS
 SURROGATES = range(0xD800, 0xE000)
+# Code points per reference call when a local map is probed in runs (`probe_map`).
+PROBE_CHUNK = 4096
 
 
 def all_codepoints() -> np.ndarray:
@@ -86,11 +88,13 @@ class CodepointMap:
     def from_outputs(cls, outputs: dict[int, Sequence[int]]) -> CodepointMap:
         """Identity except for the code points given."""
         lengths = np.ones(NUM_CODEPOINTS, np.int64)
-        rows: list[list[int]] = [[cp] for cp in range(NUM_CODEPOINTS)]
         for cp, out in outputs.items():
             lengths[cp] = len(out)
-            rows[cp] = list(out)
-        return cls.from_flat(lengths, np.fromiter((c for row in rows for c in row), np.int64))
+        starts = np.cumsum(lengths) - lengths
+        values = np.repeat(np.arange(NUM_CODEPOINTS, dtype=np.int64), lengths)
+        for cp, out in outputs.items():
+            values[starts[cp] : starts[cp] + len(out)] = out
+        return cls.from_flat(lengths, values)
 
     @classmethod
     def from_flat(cls, lengths: np.ndarray, values: np.ndarray) -> CodepointMap:
@@ -115,6 +119,16 @@ class CodepointMap:
         extra = np.concatenate([self.extra, np.zeros(1, np.int32)]).astype(np.int64)
         many = extra[np.where(lengths[source] > 1, self.extra_offsets[source] + within, 0)]
         return lengths, np.where(lengths[source] == 1, self.firsts[source], many)
+
+    def translation(self) -> dict[int, str]:
+        """The code points it changes → their outputs, for `str.translate`."""
+        lengths, values = self.flat()
+        starts = np.cumsum(lengths) - lengths
+        changed = np.flatnonzero((lengths != 1) | (self.firsts != np.arange(NUM_CODEPOINTS)))
+        return {
+            int(cp): "".join(map(chr, values[starts[cp] : starts[cp] + lengths[cp]].tolist()))
+            for cp in changed
+        }
 
     def is_identity(self) -> bool:
         return bool(
@@ -147,22 +161,82 @@ class CodepointMap:
         return cls(arrays["lengths"], arrays["firsts"], arrays["extra"], arrays["extra_offsets"])
 
 
-def probe_map(probe: Callable[[str], str]) -> CodepointMap:
-    """Tabulate a code-point-local string function over every code point."""
+def probe_in_runs(
+    chars: str, settle: Callable[[str], bool], each: Callable[[str], None], run: int
+) -> None:
+    """Call `each` on every character of `chars` but those in runs of up to `run` characters
+    that `settle` settles as a whole (returning True); a run it does not is halved, down to
+    single characters. What `settle` finds for a run must be what `each` would find for
+    every character in it; most code points are alike, so the reference is asked about
+    once per exception, not once per code point."""
+
+    def visit(part: str) -> None:
+        if len(part) == 1:
+            each(part)
+        elif not settle(part):
+            half = len(part) // 2
+            visit(part[:half])
+            visit(part[half:])
+
+    for start in range(0, len(chars), run):
+        visit(chars[start : start + run])
+
+
+def codepoint_chars() -> str:
+    """Every code point's character, in order, as one string."""
+    return "".join(map(chr, all_codepoints().tolist()))
+
+
+def unchanged_by(function: Callable[[str], str]) -> Callable[[str], bool]:
+    """Whether `function` leaves a run unchanged, in order and reversed. For a function whose
+    image of a text joins its code points' images (a local map; NFD's reordering only moves
+    marks), that leaves each code point of the run unchanged."""
+    return lambda run: function(run) == run and function(run[::-1]) == run[::-1]
+
+
+def probe_map(
+    probe: Callable[[str], str], unchanged: Callable[[str], bool] | None = None
+) -> CodepointMap:
+    """Tabulate a string function over every code point: its image of each one alone.
+    With `unchanged`, which must imply that `probe` leaves every code point of a run it
+    clears unchanged, in runs (`probe_in_runs`)."""
     outputs: dict[int, list[int]] = {}
-    for cp in all_codepoints().tolist():
-        char = chr(cp)
+
+    def record(char: str) -> None:
         out = probe(char)
         if out != char:
-            outputs[cp] = [ord(c) for c in out]
+            outputs[ord(char)] = [ord(c) for c in out]
+
+    run = 1 if unchanged is None else PROBE_CHUNK
+    probe_in_runs(codepoint_chars(), unchanged or (lambda _: False), record, run)
     return CodepointMap.from_outputs(outputs)
 
 
-def probe_classes(classify: Callable[[str], int]) -> np.ndarray:
-    """Tabulate a small integer class per code point (0 for surrogates)."""
+def one_piece(pre_tokenizer, text: str) -> bool:
+    """Whether a reference pre-tokenizer leaves `text` whole: one piece, all of it."""
+    return [offsets for _, offsets in pre_tokenizer.pre_tokenize_str(text)] == [(0, len(text))]
+
+
+def probe_classes(
+    classify: Callable[[str], int], uniform: Callable[[str], int | None] | None = None
+) -> np.ndarray:
+    """Tabulate a small integer class per code point (0 for surrogates). With `uniform`, a
+    run of code points it gives a class is that class throughout (it must imply that)."""
     classes = np.zeros(NUM_CODEPOINTS, np.int32)
-    for cp in all_codepoints().tolist():
-        classes[cp] = classify(chr(cp))
+
+    def record(char: str) -> None:
+        classes[ord(char)] = classify(char)
+
+    def settle(run: str) -> bool:
+        found = uniform(run)
+        if found is not None:
+            classes[[ord(char) for char in run]] = found
+        return found is not None
+
+    if uniform is None:
+        probe_in_runs(codepoint_chars(), lambda _: False, record, 1)
+    else:
+        probe_in_runs(codepoint_chars(), settle, record, PROBE_CHUNK)
     return classes
 
 
@@ -175,21 +249,35 @@ def combining_classes(nfd: Callable[[str], str]) -> np.ndarray:
     """
     ccc = np.zeros(NUM_CODEPOINTS, np.int32)
     anchor = "\u0345"
-    for cp in all_codepoints().tolist():
-        value = unicodedata.combining(chr(cp))
-        if value == 0 and unicodedata.category(chr(cp)) != "Cn":
-            continue
-        if chr(cp) == anchor:
-            ccc[cp] = 240
-            continue
-        probe = "a" + anchor + chr(cp)
-        if nfd(probe) == "a" + chr(cp) + anchor:
+    ccc[ord(anchor)] = 240
+
+    def after_anchor(chars: str) -> str:
+        return "".join("a" + anchor + char for char in chars)
+
+    def record(char: str) -> None:
+        if nfd(after_anchor(char)) == "a" + char + anchor:
+            value = unicodedata.combining(char)
             if value == 0:
                 raise ValueError(
-                    f"tokenizers treats U+{cp:04X} as a combining mark but this Python's "
-                    f"Unicode {unicodedata.unidata_version} does not know it; upgrade Python"
+                    f"tokenizers treats U+{ord(char):04X} as a combining mark but this "
+                    f"Python's Unicode {unicodedata.unidata_version} does not know it; "
+                    "upgrade Python"
                 )
-            ccc[cp] = value
+            ccc[ord(char)] = value
+
+    marks, unassigned = [], []
+    for char in codepoint_chars():
+        if unicodedata.combining(char):
+            marks.append(char)
+        elif unicodedata.category(char) == "Cn":
+            unassigned.append(char)
+    for char in marks:
+        if char != anchor:
+            record(char)
+    # Code points this Python does not know, in runs: NFD leaving a run unchanged
+    # reorders (and decomposes) none of them.
+    probe_in_runs("".join(unassigned), lambda run: nfd(after_anchor(run)) == after_anchor(run),
+                  record, PROBE_CHUNK)
     return ccc
 
 

@@ -7,8 +7,11 @@ accent filter, then (with lowercase) a lowercasing map. Adjacent maps fuse at bu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tokenizers import normalizers as hf_normalizers
 
+from tfpipe.tokenization.codepoint_tables import unchanged_by
 from tfpipe.tokenization.normalizers.stages import (
     LocalMap,
     Stage,
@@ -36,13 +39,20 @@ def _bert_accent_filter() -> LocalMap:
     After decomposition only NFD-stable code points remain, and on those the reference's
     strip-accents step is exactly the filter.
     """
+    return LocalMap(probed_map({"filter": "BertNormalizer.strip_accents"}, *accent_filter()))
+
+
+def accent_filter() -> tuple[Callable[[str], str], Callable[[str], bool]]:
+    """(the filter on one code point, whether it leaves a run unchanged): the reference's
+    strip-accents step decomposes, then drops marks, so a run it leaves unchanged holds no
+    decomposable code point and no mark."""
     nfd = hf_normalizers.NFD().normalize_str
     strip = reference_normalizer(_bert_part(strip_accents=True)).normalize_str
 
     def probe(char: str) -> str:
         return strip(char) if nfd(char) == char else char
 
-    return LocalMap(probed_map({"filter": "BertNormalizer.strip_accents"}, probe))
+    return probe, unchanged_by(strip)
 
 
 def compile_bert(component: dict) -> list[Stage]:

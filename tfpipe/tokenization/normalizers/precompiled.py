@@ -23,6 +23,7 @@ from tfpipe.tokenization.codepoint_tables import (
     cached_arrays,
     probe_classes,
     probe_map,
+    unchanged_by,
 )
 from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
@@ -118,14 +119,35 @@ def _probe_chars(normalize, rules: dict[str, str]) -> tuple[str, str]:
     return wide[0], marks[0]
 
 
-def _grapheme_classes(normalize, rules: dict[str, str]) -> dict[str, np.ndarray]:
+def grapheme_classes(
+    normalize, rules: dict[str, str], mapping: CodepointMap
+) -> dict[str, np.ndarray]:
     """Per code point, as the reference's grapheme segmentation treats it:
     `joins` — it joins the grapheme before it (Extend, ZWJ, SpacingMark);
     `blocks` — nothing joins the grapheme after it, nor it a Prepend before it (controls);
     `prepends` — it joins the character after it (Prepend).
+
+    Most code points are none of these, asked in runs (`probe_in_runs`): with each one's
+    probe on a line of its own, the reference's output is what it would be were none of
+    them so, the code points mapped one by one (`mapping`); one that is makes a grapheme of
+    at least 6 bytes there, mapped character by character, so the acute accent's own image
+    shows.
     """
     wide, mark = _probe_chars(normalize, rules)
     wide_out = normalize(wide)
+    table = mapping.translation()
+    acute_out, mark_out = ACUTE.translate(table), mark.translate(table)
+
+    newline_out = "\n".translate(table)
+
+    def none_of(probe, expected):
+        """Probes joined by line feeds, which end every grapheme, so none reaches the next."""
+
+        def uniform(run: str) -> int | None:
+            text = "\n".join(probe(char) for char in run)
+            return 0 if normalize(text) == newline_out.join(map(expected, run)) else None
+
+        return uniform
 
     def joins(char: str) -> int:
         return int(normalize(wide + ACUTE + char) != wide_out + normalize(char))
@@ -137,9 +159,13 @@ def _grapheme_classes(normalize, rules: dict[str, str]) -> dict[str, np.ndarray]
         return int(normalize(char + wide + ACUTE) != normalize(char) + wide_out)
 
     return {
-        "joins": probe_classes(joins),
-        "blocks": probe_classes(blocks),
-        "prepends": probe_classes(prepends),
+        "joins": probe_classes(joins, none_of(
+            lambda char: wide + ACUTE + char, lambda char: wide_out + char.translate(table))),
+        "blocks": probe_classes(blocks, none_of(
+            lambda char: char + mark + ACUTE,
+            lambda char: char.translate(table) + mark_out + acute_out)),
+        "prepends": probe_classes(prepends, none_of(
+            lambda char: char + wide + ACUTE, lambda char: char.translate(table) + wide_out)),
     }
 
 
@@ -151,11 +177,13 @@ class Precompiled(tf.Module):
         blob = component.get("precompiled_charsmap") or ""
         key = {"precompiled": blob}
         rules = charsmap_rules(blob) if blob else {}
-        mapping = CodepointMap.from_arrays(
-            cached_arrays({**key, "part": "map"}, lambda: probe_map(normalize).to_arrays())
-        )
+        # A run the reference leaves unchanged, in order and reversed, has every code point
+        # unchanged alone: one that is not, alone or in a grapheme, changes the run.
+        mapping = CodepointMap.from_arrays(cached_arrays({**key, "part": "map"}, lambda: (
+            probe_map(normalize, unchanged_by(normalize)).to_arrays())))
         classes = cached_arrays(
-            {**key, "part": "grapheme classes"}, lambda: _grapheme_classes(normalize, rules)
+            {**key, "part": "grapheme classes"},
+            lambda: grapheme_classes(normalize, rules, mapping),
         )
         whole = {k: v for k, v in rules.items() if len(k) > 1 and _utf8_size(k) <= MAX_WHOLE_BYTES}
         key_starts = np.zeros_like(classes["joins"])

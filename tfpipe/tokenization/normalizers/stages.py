@@ -27,8 +27,10 @@ from tfpipe.tokenization.codepoint_tables import (
     CodepointMap,
     cached_arrays,
     combining_classes,
+    one_piece,
     probe_classes,
     probe_map,
+    unchanged_by,
 )
 from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.ragged_ops import (
@@ -294,14 +296,18 @@ def reference_normalizer(component: dict):
     return reference_tokenizer(normalizer=component).normalizer
 
 
-def probed_map(key: dict, probe: Callable[[str], str]) -> CodepointMap:
-    arrays = cached_arrays({"map": key}, lambda: probe_map(probe).to_arrays())
+def probed_map(
+    key: dict, probe: Callable[[str], str], unchanged: Callable[[str], bool]
+) -> CodepointMap:
+    arrays = cached_arrays({"map": key}, lambda: probe_map(probe, unchanged).to_arrays())
     return CodepointMap.from_arrays(arrays)
 
 
 def local_map(component: dict) -> list[LocalMap]:
-    """The component as one `LocalMap`, probed from the reference on every code point."""
-    return [LocalMap(probed_map(component, reference_normalizer(component).normalize_str))]
+    """The component as one `LocalMap`, probed from the reference on every code point (in
+    runs: its image of a text joins its code points')."""
+    normalize = reference_normalizer(component).normalize_str
+    return [LocalMap(probed_map(component, normalize, unchanged_by(normalize)))]
 
 
 def canonical_reorder() -> CanonicalReorder:
@@ -313,8 +319,15 @@ def canonical_reorder() -> CanonicalReorder:
 def whitespace_classes() -> np.ndarray:
     """1 where Rust's char::is_whitespace holds (what WhitespaceSplit splits on)."""
     splitter = hf_pre_tokenizers.WhitespaceSplit()
+
+    def classify(char: str) -> int:
+        return int(not splitter.pre_tokenize_str(char))
+
+    def no_whitespace(run: str) -> int | None:
+        return 0 if one_piece(splitter, run) else None
+
     arrays = cached_arrays(
         {"classes": "WhitespaceSplit"},
-        lambda: {"classes": probe_classes(lambda c: int(not splitter.pre_tokenize_str(c)))},
+        lambda: {"classes": probe_classes(classify, no_whitespace)},
     )
     return arrays["classes"]

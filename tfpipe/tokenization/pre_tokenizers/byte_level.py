@@ -20,6 +20,7 @@ from tfpipe.tokenization.codepoint_tables import (
     NUM_CODEPOINTS,
     CodepointMap,
     cached_arrays,
+    one_piece,
     probe_classes,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
@@ -54,8 +55,16 @@ def byte_level_classes() -> np.ndarray:
             raise UnsupportedComponentError(SECTION, "ByteLevel", f"unclassifiable {char!r}")
         return joined[0]
 
+    def uniform(run: str) -> int | None:
+        """One match of the pattern's letter, number or other run from its leader through
+        the run: all its code points are of that class."""
+        runs = (LETTER, NUMBER, OTHER)
+        return next((c for c in runs if one_piece(splitter, leaders[c] + run)), None)
+
     component = {"classes": "ByteLevel-regex"}
-    return cached_arrays(component, lambda: {"classes": probe_classes(classify)})["classes"]
+    return cached_arrays(
+        component, lambda: {"classes": probe_classes(classify, uniform)}
+    )["classes"]
 
 
 def _shift(values: tf.Tensor, steps: int, fill) -> tf.Tensor:

@@ -24,6 +24,7 @@ from tfpipe.tokenization.codepoint_tables import (
     NUM_CODEPOINTS,
     BlockTable,
     cached_arrays,
+    one_piece,
     probe_classes,
 )
 from tfpipe.tokenization.errors import UnsupportedComponentError
@@ -54,9 +55,13 @@ def isolated_classes(component: dict) -> np.ndarray:
     def classify(char: str) -> int:
         return int(len(splitter.pre_tokenize_str("a" + char + "a")) == 3)
 
-    return cached_arrays({"classes": component}, lambda: {"classes": probe_classes(classify)})[
-        "classes"
-    ]
+    def none_split(run: str) -> int | None:
+        """Each code point between letters, and the text left whole: none splits."""
+        return 0 if one_piece(splitter, "a" + "a".join(run) + "a") else None
+
+    return cached_arrays(
+        {"classes": component}, lambda: {"classes": probe_classes(classify, none_split)}
+    )["classes"]
 
 
 def split_behaviour(component: dict, key: str = "behavior") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfpipe.tokenization.codepoint_tables import cached_arrays, probe_classes
+from tfpipe.tokenization.codepoint_tables import cached_arrays, one_piece, probe_classes
 from tfpipe.tokenization.normalizers.stages import whitespace_classes
 from tfpipe.tokenization.pre_tokenizers.split_stages import (
     CLASS_RUNS,
@@ -23,8 +23,14 @@ def word_space_other_classes() -> np.ndarray:
             return 2
         return 0 if len(splitter.pre_tokenize_str("a" + char)) == 1 else 1
 
+    def uniform(run: str) -> int | None:
+        """One \\w+ match from a letter, or one [^\\w\\s]+ from "!", through the run: all
+        its code points are of that class."""
+        return next((c for c, lead in ((0, "a"), (1, "!")) if one_piece(splitter, lead + run)),
+                    None)
+
     return cached_arrays(
-        {"classes": component}, lambda: {"classes": probe_classes(classify)}
+        {"classes": component}, lambda: {"classes": probe_classes(classify, uniform)}
     )["classes"]
 
 
