@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization import anchoring
 from tfpipe.tokenization.added_vocabulary import AddedToken, TokenMatcher
+from tfpipe.tokenization.control_flow import functional_cond
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.models import MODELS, Unigram, compile_model, model_type
 from tfpipe.tokenization.normalizers import NORMALIZERS, Normalizer
@@ -139,6 +140,17 @@ def decode_replacing_errors(texts: tf.Tensor, with_byte_starts: bool = False):
     return cps, starts.values
 
 
+def encoded_as_decoded(texts: tf.Tensor, cps: tf.RaggedTensor) -> tf.Tensor:
+    """The UTF-8 of `cps` (`texts` decoded, invalid input replaced): `texts` themselves
+    unless some U+FFFD is there, the only mark a replacement leaves, so valid texts (most
+    batches) skip encoding again."""
+    return functional_cond(
+        tf.reduce_any(tf.equal(cps.values, REPLACEMENT_CHARACTER)),
+        lambda: tf.strings.unicode_encode(cps, "UTF-8"),
+        lambda: tf.identity(texts),
+    )
+
+
 class TokenizationPipeline(tf.Module):
     """A tokenizer.json compiled to core TensorFlow ops."""
 
@@ -176,7 +188,7 @@ class TokenizationPipeline(tf.Module):
             cps = decode_replacing_errors(texts)
         sizes = tf.strings.length(texts)
         if self.raw_tokens is not None:
-            texts = tf.strings.unicode_encode(cps, "UTF-8")
+            texts = encoded_as_decoded(texts, cps)
         position = positions_in_rows(cps)
         alignment = tf.stack([position, position + 1], axis=1)
         encoded = self._split_on(
@@ -203,7 +215,7 @@ class TokenizationPipeline(tf.Module):
         cps = decode_replacing_errors(texts)
         if self.raw_tokens is not None:
             # The token matcher reads bytes: the decoded text's, invalid input replaced.
-            texts = tf.strings.unicode_encode(cps, "UTF-8")
+            texts = encoded_as_decoded(texts, cps)
         anchored = tf.ones_like(texts, tf.int32) if self.pre_tokenizer.needs_anchor else None
         encode_text = functools.partial(
             self._normalize_then_split, limit=word_token_limit, with_words=with_words

@@ -95,16 +95,22 @@ class Unigram(tf.Module):
         token_limit: int | None,
         starts: bool,
     ) -> tf.RaggedTensor:
-        """Rows of the words where `segmented` holds, each distinct word segmented once."""
+        """Rows of the words where `segmented` holds, each distinct word segmented once.
+
+        The distinct words are sorted longest first here, as the Viterbi pass takes them
+        (`_segment`); every later selection of them keeps that order."""
         at = tf.reshape(tf.where(segmented), [-1])
         unique, inverse = tf.unique(tf.gather(strings, at), out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(at)), inverse, tf.size(unique))
-        unique_words = tf.gather(words, tf.gather(at, first))
+        lengths = tf.gather(tf.cast(words.row_lengths(), tf.int32), tf.gather(at, first))
+        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+        sorted_words = tf.gather(words, tf.gather(at, tf.gather(first, order)))
+        sorted_strings = tf.gather(unique, order)
         if token_limit is None:
-            ids = self._tokenize(unique, unique_words, starts)
+            ids = self._tokenize(sorted_strings, sorted_words, starts)
         else:
-            ids = self._tokenize_within(unique, unique_words, token_limit, starts)
-        return tf.gather(ids, inverse)
+            ids = self._tokenize_within(sorted_strings, sorted_words, token_limit, starts)
+        return tf.gather(ids, tf.gather(tf.math.invert_permutation(order), inverse))
 
     def tokenize_with_spans(
         self, words: tf.RaggedTensor
@@ -160,7 +166,8 @@ class Unigram(tf.Module):
     def _tokenize(
         self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool
     ) -> tf.RaggedTensor:
-        """Segment every word, the ones longer than `LONG_WORD_CHARS` apart."""
+        """Segment every word (sorted longest first), the ones longer than
+        `LONG_WORD_CHARS` apart."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > LONG_WORD_CHARS),
@@ -187,28 +194,19 @@ class Unigram(tf.Module):
         starts: bool,
         settle: tuple[int, int] | None = None,
     ):
-        """Segment every word in one Viterbi pass; with `settle` = (kept, token_limit),
-        words of `kept` characters or more keep their settled pieces only, and whether
-        those reach the limit is returned too."""
+        """Segment every word (sorted longest first) in one Viterbi pass; with `settle` =
+        (kept, token_limit), words of `kept` characters or more keep their settled pieces
+        only, and whether those reach the limit is returned too."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
-        order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        sorted_words = tf.gather(words, order)
-        sorted_lengths = tf.gather(lengths, order)
-        piece_length, piece_id, step_offsets = viterbi(self.lattice, sorted_words)
-        word, start, stop, ids = backtrack(sorted_lengths, piece_length, piece_id, step_offsets)
+        piece_length, piece_id, step_offsets = viterbi(self.lattice, words)
+        word, start, stop, ids = backtrack(lengths, piece_length, piece_id, step_offsets)
         if settle is not None:
             settled, keep = settled_pieces(
-                self.lattice, sorted_lengths, piece_length, step_offsets, word, stop, ids, *settle
+                self.lattice, lengths, piece_length, step_offsets, word, stop, ids, *settle
             )
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
-        rank = tf.math.invert_permutation(order)
-        sorted_rows = self._rows(
-            (word, start, stop, ids), sorted_words, tf.gather(strings, order), starts
-        )
-        rows = tf.gather(sorted_rows, rank)
-        if settle is None:
-            return rows
-        return rows, tf.gather(settled, rank)
+        rows = self._rows((word, start, stop, ids), words, strings, starts)
+        return rows if settle is None else (rows, settled)
 
     def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool):
         """Segment long words from checked block passes (`long_words`); words failing the

@@ -87,12 +87,17 @@ def best_scores(
     )
     counts = tf.concat([counts, tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
     rows = split(tf.reshape(dense, [-1, window]), counts, [-1, window])
+    # Per step, the [words, window] shape of its scores: its words are the first counts[step]
+    # (words run longest first), so each step slices the last one's.
+    shapes = tf.stack([counts, tf.fill(tf.shape(counts), window)], axis=1)
 
     def step(index, best, best_out):
         # best[w, j]: best score of word w's first (index - j) characters.
-        older = tf.slice(best, [0, 0], [counts[index], window])
-        top = tf.reduce_max(item(rows, index, tf.float64, [-1, window]) + older, axis=1)
-        return tf.concat([top[:, None], older[:, : window - 1]], 1), push(best_out, top)
+        older = tf.slice(best, [0, 0], shapes[index])
+        top = tf.reduce_max(
+            item(rows, index, tf.float64, [-1, window]) + older, axis=1, keepdims=True
+        )
+        return tf.concat([top, tf.slice(older, [0, 0], [-1, window - 1])], 1), push(best_out, top)
 
     def steps(index, best, best_out):
         for offset in range(VITERBI_UNROLL):
@@ -102,10 +107,14 @@ def best_scores(
     _, _, best_out = tf.while_loop(
         lambda index, *_: index < longest,
         steps,
-        (tf.constant(0), tf.zeros([running[0], window], tf.float64), empty_list(tf.float64)),
+        (
+            tf.constant(0),
+            tf.zeros([running[0], window], tf.float64),
+            empty_list(tf.float64, [-1, 1]),
+        ),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, window]), HANDLE_SHAPE),
     )
-    return concat(best_out, tf.float64)
+    return tf.reshape(concat(best_out, tf.float64, [-1, 1]), [-1])
 
 
 def backtrack(lengths, piece_length, piece_id, step_offsets):
