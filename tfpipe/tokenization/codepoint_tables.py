@@ -27,7 +27,7 @@ NUM_CODEPOINTS = MAX_CODEPOINT + 1
 BLOCK_BITS = 7
 BLOCK_SIZE = 1 << BLOCK_BITS
 SURROGATES = range(0xD800, 0xE000)
-# Code points per reference call when a local map is probed in runs (`probe_map`).
+# The longest run of code points asked about in one reference call (`probe_in_runs`).
 PROBE_CHUNK = 4096
 
 
