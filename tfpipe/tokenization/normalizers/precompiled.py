@@ -136,9 +136,7 @@ def grapheme_classes(
     wide, mark = _probe_chars(normalize, rules)
     wide_out = normalize(wide)
     table = mapping.translation()
-    acute_out, mark_out = ACUTE.translate(table), mark.translate(table)
-
-    newline_out = "\n".translate(table)
+    acute_out, mark_out, newline_out = (c.translate(table) for c in (ACUTE, mark, "\n"))
 
     def none_of(probe, expected):
         """Probes joined by line feeds, which end every grapheme, so none reaches the next."""

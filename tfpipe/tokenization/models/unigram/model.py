@@ -102,9 +102,10 @@ class Unigram(tf.Module):
         at = tf.reshape(tf.where(segmented), [-1])
         unique, inverse = tf.unique(tf.gather(strings, at), out_idx=tf.int32)
         first = tf.math.unsorted_segment_min(tf.range(tf.size(at)), inverse, tf.size(unique))
-        lengths = tf.gather(tf.cast(words.row_lengths(), tf.int32), tf.gather(at, first))
+        first_at = tf.gather(at, first)
+        lengths = tf.gather(tf.cast(words.row_lengths(), tf.int32), first_at)
         order = tf.argsort(lengths, direction="DESCENDING", stable=True)
-        sorted_words = tf.gather(words, tf.gather(at, tf.gather(first, order)))
+        sorted_words = tf.gather(words, tf.gather(first_at, order))
         sorted_strings = tf.gather(unique, order)
         if token_limit is None:
             ids = self._tokenize(sorted_strings, sorted_words, starts)
