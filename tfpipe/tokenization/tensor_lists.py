@@ -49,9 +49,16 @@ def push(handle: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
 
 def concat(handle: tf.Tensor, dtype: tf.DType, element_shape: list[int] = _VECTOR) -> tf.Tensor:
     """All pushed tensors joined along their first axis (empty when nothing was pushed)."""
+    return concat_with_lengths(handle, dtype, element_shape)[0]
+
+
+def concat_with_lengths(
+    handle: tf.Tensor, dtype: tf.DType, element_shape: list[int] = _VECTOR
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`concat`, and how many rows each pushed tensor gave (int64)."""
     return tf.raw_ops.TensorListConcatV2(
         input_handle=handle,
         element_shape=tf.constant(element_shape, tf.int32),
         leading_dims=tf.zeros([0], tf.int64),
         element_dtype=dtype,
-    )[0]
+    )

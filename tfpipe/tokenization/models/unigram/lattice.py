@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import row_ids, select
-from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
+from tfpipe.tokenization.ragged_ops import repeat_range, row_ids, select
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat_with_lengths, empty_list, push
 
 UNK_PENALTY = 10.0
 CODE_POINT_BITS = 21
@@ -58,65 +58,63 @@ class PieceLattice(tf.Module):
         id (-1 for an unknown single character).
 
         Characters are laid out with a separator after each word, which no trie edge
-        takes: a candidate reading it dies, so the loop needs no word ends. It pushes every
-        candidate with its trie node's entry, unrolled two lengths at a time (its own ops
-        are much of the cost); the pieces are picked out once after it.
+        takes: a candidate reading it dies, so the loop needs no word ends. Each turn pushes
+        every candidate's last character and trie node entry, unrolled two lengths at a time
+        (its own ops are much of the cost); a candidate's length is its turn, read off the
+        pushed lengths, and the pieces are picked out once after the loop.
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
         char_word = row_ids(words)
         slot = tf.range(tf.size(char_word)) + char_word
         slots = tf.size(char_word) + tf.size(lengths)
-        cps = tf.tensor_scatter_nd_update(
-            tf.fill([slots], tf.constant(SEPARATOR, tf.int64)),
-            slot[:, None],
-            tf.cast(words.values, tf.int64),
+        # Segment sums lay characters out (scatters cost several times more on CPU): a
+        # separator slot holds no character, so it sums to 0, shifted to SEPARATOR.
+        cps = SEPARATOR + tf.math.unsorted_segment_sum(
+            tf.cast(words.values, tf.int64) - SEPARATOR, slot, slots
         )
 
-        def grow(size, live, node, out):
-            edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, live + size - 1)
+        def grow(last, node, out):
+            edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, last)
             node = self.trie.lookup(edge)
-            found = tf.gather(self.trie_nodes, node)
-            out = push(out, tf.stack([live, tf.fill(tf.shape(live), size), found], axis=1))
-            extends = tf.reshape(tf.where(tf.equal(tf.bitwise.bitwise_and(found, 1), 1)), [-1])
-            return size + 1, tf.gather(live, extends), tf.gather(node, extends), out
+            entry = tf.gather(self.trie_nodes, node)
+            extends = tf.where(entry >= 0)
+            out = push(out, tf.stack([last, entry], axis=1))
+            return tf.gather_nd(last, extends) + 1, tf.gather_nd(node, extends), out
 
         def grow_twice(*state):
             return grow(*grow(*state))
 
-        _, _, _, out = tf.while_loop(
-            lambda size, live, *_: tf.size(live) > 0,
+        _, _, out = tf.while_loop(
+            lambda last, *_: tf.size(last) > 0,
             grow_twice,
             (
-                tf.constant(1),
                 slot,
                 tf.fill(tf.shape(slot), tf.constant(TRIE_ROOT, tf.int64)),
-                empty_list(tf.int32, [-1, 3]),
+                empty_list(tf.int32, [-1, 2]),
             ),
-            shape_invariants=(
-                tf.TensorShape([]),
-                *[tf.TensorShape([None])] * 2,
-                HANDLE_SHAPE,
-            ),
+            shape_invariants=(*[tf.TensorShape([None])] * 2, HANDLE_SHAPE),
         )
-        starts, sizes, found = tf.unstack(concat(out, tf.int32, [-1, 3]), axis=1)
-        piece = tf.bitwise.right_shift(found, 1) - 1
+        pushed, turn_sizes = concat_with_lengths(out, tf.int32, [-1, 2])
+        last, entry = tf.unstack(pushed, axis=1)
+        sizes = repeat_range(turn_sizes) + 1
+        # The entry's bits, flipped where the node extends no further (see piece_trie).
+        piece = tf.bitwise.bitwise_xor(entry, tf.bitwise.right_shift(entry, 31)) - 1
         # A single character that is no piece is the unknown candidate (id -1 here).
         keep = (piece >= 0) | tf.equal(sizes, 1)
-        starts, sizes, piece = (select(t, keep) for t in (starts, sizes, piece))
-        slot_word = tf.tensor_scatter_nd_update(
-            tf.zeros([slots], tf.int32), slot[:, None], char_word
-        )
-        word = tf.gather(slot_word, starts)
+        last, sizes, piece = (select(t, keep) for t in (last, sizes, piece))
+        slot_word = tf.math.unsorted_segment_sum(char_word, slot, slots)
+        word = tf.gather(slot_word, last)
         word_slot = tf.cast(words.row_starts(), tf.int32) + tf.range(tf.size(lengths))
-        return word, starts + sizes - tf.gather(word_slot, word), sizes, piece
+        return word, last + 1 - tf.gather(word_slot, word), sizes, piece
 
 
 def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarray]:
-    """The trie of the pieces, as (edges, nodes).
+    """The trie of the pieces, as (edges, entries).
 
     `edges` maps (node << 21 | code point) to the child node (0, a dead end, when there is
-    none); `nodes[node]` is (piece id + 1) * 2 + (1 if a longer piece goes on from it), so
-    0 for a node that is no piece and ends every piece through it.
+    none). `entries[node]` is piece id + 1 (0 for a node that is no piece), its bits
+    flipped (negative) when no longer piece goes on from the node: one comparison tells the
+    walk whether to go on.
     """
     index = {"": TRIE_ROOT}
     edges = {}
@@ -126,16 +124,17 @@ def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarr
             if prefix not in index:
                 index[prefix] = len(index) + 1
                 edges[index[token[: end - 1]] << CODE_POINT_BITS | ord(prefix[-1])] = index[prefix]
-    nodes = np.zeros(len(index) + 1, np.int32)
+    pieces = np.zeros(len(index) + 1, np.int32)
+    extends = np.zeros(len(index) + 1, bool)
     for prefix, node in index.items():
         if prefix in ids:
-            nodes[node] |= (ids[prefix] + 1) * 2
+            pieces[node] = ids[prefix] + 1
         if prefix:
-            nodes[index[prefix[:-1]]] |= 1
+            extends[index[prefix[:-1]]] = True
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(list(edges), tf.int64), tf.constant(list(edges.values()), tf.int64)
         ),
         default_value=0,
     )
-    return table, nodes
+    return table, np.where(extends, pieces, ~pieces)

@@ -8,7 +8,6 @@ pointer doubling: docs/how-it-works.md#unigram-modelsunigram.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.models.unigram.lattice import PieceLattice
@@ -71,19 +70,19 @@ def best_scores(
     """The best path score to every (end position, word), flat in that order.
 
     Piece scores are laid out densely first, a [words, window] matrix per end position
-    (-inf where no piece of that length ends there), so that each step of the loop over
-    end positions is a few dense ops: add the best scores of the last `window` (longest
-    piece) positions, take the row maxima. Every candidate is still best[start] + score
-    in f64 and a max does not depend on order, so the sums are the reference's. Steps are
-    unrolled `VITERBI_UNROLL` at a time: a long word makes many steps over few words,
-    where the loop's own ops are the cost.
+    (the lowest f64 where no piece of that length ends there: never a winner, as every
+    position has a one-character candidate), so that each step of the loop over end
+    positions is a few dense ops: add the best scores of the last `window` (longest piece)
+    positions, take the row maxima. Every candidate is still best[start] + score in f64
+    and a max does not depend on order, so the sums are the reference's. Steps are
+    unrolled `VITERBI_UNROLL` at a time (a long word makes many steps over few words,
+    where the loop's own ops are the cost), their maxima kept once per turn.
     """
     counts = running[1:]
     at = tf.gather(step_offsets, end - 1) + word
-    dense = tf.tensor_scatter_nd_update(
-        tf.fill([tf.reduce_sum(counts) * window], tf.constant(-np.inf, tf.float64)),
-        (at * window + size - 1)[:, None],
-        scores,
+    # A segment max lays the scores out: a scatter costs several times more on CPU.
+    dense = tf.math.unsorted_segment_max(
+        scores, at * window + size - 1, tf.reduce_sum(counts) * window
     )
     counts = tf.concat([counts, tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
     rows = split(tf.reshape(dense, [-1, window]), counts, [-1, window])
@@ -91,18 +90,20 @@ def best_scores(
     # (words run longest first), so each step slices the last one's.
     shapes = tf.stack([counts, tf.fill(tf.shape(counts), window)], axis=1)
 
-    def step(index, best, best_out):
+    def step(index, best):
         # best[w, j]: best score of word w's first (index - j) characters.
         older = tf.slice(best, [0, 0], shapes[index])
         top = tf.reduce_max(
             item(rows, index, tf.float64, [-1, window]) + older, axis=1, keepdims=True
         )
-        return tf.concat([top, tf.slice(older, [0, 0], [-1, window - 1])], 1), push(best_out, top)
+        return tf.concat([top, tf.slice(older, [0, 0], [-1, window - 1])], 1), top
 
     def steps(index, best, best_out):
+        tops = []
         for offset in range(VITERBI_UNROLL):
-            best, best_out = step(index + offset, best, best_out)
-        return index + VITERBI_UNROLL, best, best_out
+            best, top = step(index + offset, best)
+            tops.append(top)
+        return index + VITERBI_UNROLL, best, push(best_out, tf.concat(tops, 0))
 
     _, _, best_out = tf.while_loop(
         lambda index, *_: index < longest,
