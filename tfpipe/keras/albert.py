@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import keras_hub
 
+from tfpipe.keras.bert import dropout_rate
 from tfpipe.keras.bert_weights import load_block, load_dense, load_embeddings
 from tfpipe.keras.configured import ConfiguredBackbone, check_activation, check_settings
 from tfpipe.keras.weights import SafetensorsWeights
@@ -48,13 +49,6 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
             f"{source}: num_hidden_layers={config['num_hidden_layers']} is not a multiple of "
             f"num_hidden_groups={groups}; keras-hub's AlbertBackbone needs equal groups"
         )
-    hidden = config.get("hidden_dropout_prob", 0.0)
-    attention = config.get("attention_probs_dropout_prob", 0.0)
-    if hidden != attention:
-        raise ModelLoadError(
-            f"{source}: hidden_dropout_prob={hidden} differs from attention_probs_dropout_prob="
-            f"{attention}; keras-hub's AlbertBackbone has one dropout rate for both"
-        )
     return {
         "vocabulary_size": config["vocab_size"],
         "num_layers": config["num_hidden_layers"],
@@ -66,7 +60,7 @@ def backbone_arguments(config: dict[str, Any], source: str) -> dict[str, Any]:
         "num_inner_repetitions": config.get("inner_group_num", 1),
         "max_sequence_length": config["max_position_embeddings"],
         "num_segments": config.get("type_vocab_size", 2),
-        "dropout": float(hidden),
+        "dropout": dropout_rate(config, source, 0.0, "AlbertBackbone"),
         "hidden_act": activation,
         "layer_norm_eps": float(config.get("layer_norm_eps", 1e-12)),
     }

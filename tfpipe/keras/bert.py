@@ -68,14 +68,17 @@ def encoder_arguments(
     }
 
 
-def dropout_rate(config: dict[str, Any], source: str) -> float:
-    """keras-hub's one rate, for both of BERT's (they act only in training)."""
-    hidden = config.get("hidden_dropout_prob", 0.1)
-    attention = config.get("attention_probs_dropout_prob", 0.1)
+def dropout_rate(
+    config: dict[str, Any], source: str, default: float = 0.1, backbone: str = "BertBackbone"
+) -> float:
+    """keras-hub's one rate, for both of BERT's (they act only in training); `default` is
+    the family's transformers default for both."""
+    hidden = config.get("hidden_dropout_prob", default)
+    attention = config.get("attention_probs_dropout_prob", default)
     if hidden != attention:
         raise ModelLoadError(
             f"{source}: hidden_dropout_prob={hidden} differs from attention_probs_dropout_prob="
-            f"{attention}; keras-hub's BertBackbone has one dropout rate for both"
+            f"{attention}; keras-hub's {backbone} has one dropout rate for both"
         )
     return float(hidden)
 
