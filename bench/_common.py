@@ -99,6 +99,31 @@ def time_interleaved(
     return seconds
 
 
+def time_interleaved_blocks(
+    contenders: dict[str, Callable[[], object]], calls: int, block: int, warmup_calls: int = 3
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, `calls` calls each, timed in blocks of `block`
+    consecutive calls (after `warmup_calls` untimed ones); blocks interleave as rounds do in
+    `time_interleaved`.
+
+    For latency: a server answers a stream of requests with one model, its weights warm in
+    the caches. Interleaving call by call makes every call find the previous contender's
+    weights in the caches instead (tens of MB each), a cold start that no deployment sees.
+    """
+    names = list(contenders)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(-(-calls // block)):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            for _ in range(warmup_calls):
+                contenders[name]()
+            for _ in range(min(block, calls - len(seconds[name]))):
+                start = time.perf_counter()
+                contenders[name]()
+                seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -13,6 +13,8 @@ from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, chunk_rows
 
 BATCH_SIZE = 32
 MAX_LENGTH = 128
+# Batch-1 calls per contender in a row (see _common.time_interleaved_blocks).
+LATENCY_BLOCK = 25
 TFPIPE = "tfpipe SavedModel (strings in), default"
 TFPIPE_WHOLE = "tfpipe SavedModel, max_chunk_tokens=None (whole batch)"
 HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
@@ -161,7 +163,8 @@ def header(args: argparse.Namespace, source: str, count: int, results) -> str:
             f"{count} texts per batch set ({source}): mixed-length batches drawn at random, "
             f"uniform-length batches, batches of {BATCH_SIZE}, max_length={MAX_LENGTH}; median "
             f"of {args.repeats} interleaved passes, batch-1 latency over {args.latency_calls} "
-            "interleaved calls. \"Of machine\": the FLOPs the real tokens need ÷ the fp32 "
+            f"calls each, in interleaved blocks of {LATENCY_BLOCK} (warm, as a server answering "
+            "one model). \"Of machine\": the FLOPs the real tokens need ÷ the fp32 "
             f"matmul rate measured in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
             "",
             f"- Machine: {machine_line()} (TF's thread pools at their defaults)",

@@ -45,6 +45,7 @@ from _common import (
     parse_with_quick,
     replace_block,
     time_interleaved,
+    time_interleaved_blocks,
 )
 from _limits import MATMUL_SIZE, encoder_flops, mixed_batches, uniform_batches
 from _serving_contenders import Served, hf_encode, load_contenders
@@ -52,6 +53,7 @@ from _serving_report import (
     BATCH_SIZE,
     HAND_WRITTEN,
     HF_PIPELINE,
+    LATENCY_BLOCK,
     MAX_LENGTH,
     MIXED,
     MODEL_ONLY,
@@ -205,7 +207,7 @@ def latencies(served: Served, calls: int) -> dict[str, list[float]]:
             EXPORT_OPTIONS}
     runs[MODEL_ONLY] = lambda: served.model_only(**ids)["probabilities"].numpy()
     runs[HAND_WRITTEN] = lambda: hand_written([LATENCY_TEXT])
-    return time_interleaved(runs, calls, warmup_rounds=10)
+    return time_interleaved_blocks(runs, calls, LATENCY_BLOCK)
 
 
 def token_lengths(served: Served, batches: list[list[str]]) -> list[np.ndarray]:
