@@ -15,6 +15,8 @@ BATCH_SIZE = 32
 MAX_LENGTH = 128
 # Batch-1 calls per contender in a row (see _common.time_interleaved_blocks).
 LATENCY_BLOCK = 25
+# Loads of each SavedModel whose batch-1 calls are pooled (see serving.latencies).
+LATENCY_LOADS = 3
 TFPIPE = "tfpipe SavedModel (strings in), default"
 TFPIPE_WHOLE = "tfpipe SavedModel, max_chunk_tokens=None (whole batch)"
 HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
@@ -163,8 +165,9 @@ def header(args: argparse.Namespace, source: str, count: int, results) -> str:
             f"{count} texts per batch set ({source}): mixed-length batches drawn at random, "
             f"uniform-length batches, batches of {BATCH_SIZE}, max_length={MAX_LENGTH}; median "
             f"of {args.repeats} interleaved passes, batch-1 latency over {args.latency_calls} "
-            f"calls each, in interleaved blocks of {LATENCY_BLOCK} (warm, as a server answering "
-            "one model). \"Of machine\": the FLOPs the real tokens need ÷ the fp32 "
+            f"calls each over {LATENCY_LOADS} loads of each SavedModel, in interleaved blocks of "
+            f"{LATENCY_BLOCK} (warm, as a server answering one model). \"Of machine\": the "
+            "FLOPs the real tokens need ÷ the fp32 "
             f"matmul rate measured in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
             "",
             f"- Machine: {machine_line()} (TF's thread pools at their defaults)",
