@@ -17,7 +17,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from importlib import metadata
 from pathlib import Path
 
@@ -100,8 +100,8 @@ def time_interleaved(
 
 
 def time_interleaved_blocks(
-    contenders: dict[str, Callable[[], object]], calls: int, block: int, warmup_calls: int = 3
-) -> dict[str, list[float]]:
+    contenders: dict[Hashable, Callable[[], object]], calls: int, block: int, warmup_calls: int = 3
+) -> dict[Hashable, list[float]]:
     """Seconds per call of each contender, `calls` calls each, timed in blocks of `block`
     consecutive calls (after `warmup_calls` untimed ones); blocks interleave as rounds do in
     `time_interleaved`.
@@ -111,7 +111,7 @@ def time_interleaved_blocks(
     weights in the caches instead (tens of MB each), a cold start that no deployment sees.
     """
     names = list(contenders)
-    seconds: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[Hashable, list[float]] = {name: [] for name in names}
     for round_index in range(-(-calls // block)):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:

@@ -165,8 +165,9 @@ def header(args: argparse.Namespace, source: str, count: int, results) -> str:
             f"{count} texts per batch set ({source}): mixed-length batches drawn at random, "
             f"uniform-length batches, batches of {BATCH_SIZE}, max_length={MAX_LENGTH}; median "
             f"of {args.repeats} interleaved passes, batch-1 latency over {args.latency_calls} "
-            f"calls each over {LATENCY_LOADS} loads of each SavedModel, in interleaved blocks of "
-            f"{LATENCY_BLOCK} (warm, as a server answering one model). \"Of machine\": the "
+            f"calls of each SavedModel pooled over {LATENCY_LOADS} loads (the hand-written "
+            f"baseline: a load's share), in interleaved blocks of {LATENCY_BLOCK} (warm, as a "
+            "server answering one model). \"Of machine\": the "
             "FLOPs the real tokens need ÷ the fp32 "
             f"matmul rate measured in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
             "",

@@ -213,7 +213,8 @@ def latencies(
 
     Each SavedModel is loaded `LATENCY_LOADS` times and its calls are pooled over the loads:
     two loads of one export differ by a few percent at batch 1 (where their weights and
-    tables land in memory), as much as the margins the claims test.
+    tables land in memory), as much as the margins the claims test. The hand-written
+    baseline (one model in this process, no claim) takes one load's share of the calls.
     """
     ids = hf_encode(served.hf_tokenizer, [LATENCY_TEXT])
     loads = {label: [served_classifier(exports[label]) for _ in range(LATENCY_LOADS)]
