@@ -167,9 +167,9 @@ def header(args: argparse.Namespace, source: str, count: int, results) -> str:
             f"of {args.repeats} interleaved passes, batch-1 latency over {args.latency_calls} "
             f"calls of each SavedModel pooled over {LATENCY_LOADS} loads (the hand-written "
             f"baseline: a load's share), in interleaved blocks of {LATENCY_BLOCK} (warm, as a "
-            "server answering one model). \"Of machine\": the "
-            "FLOPs the real tokens need ÷ the fp32 "
-            f"matmul rate measured in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
+            "server answering one model). \"Of machine\": the FLOPs the real tokens need ÷ "
+            "the fp32 matmul rate measured "
+            f"in the same run ({results.machine_rate / 1e9:.0f} GFLOP/s).",
             "",
             f"- Machine: {machine_line()} (TF's thread pools at their defaults)",
             f"- Date: {today()}; command: `{command_line('serving.py')}`",

@@ -217,16 +217,14 @@ def latencies(
     baseline (one model in this process, no claim) takes one load's share of the calls.
     """
     ids = hf_encode(served.hf_tokenizer, [LATENCY_TEXT])
-    loads = {label: [served_classifier(exports[label]) for _ in range(LATENCY_LOADS)]
-             for label in EXPORT_OPTIONS}
-    loads[MODEL_ONLY] = [signature(model_only_dir) for _ in range(LATENCY_LOADS)]
     runs = {}
-    for label, instances in loads.items():
-        for index, instance in enumerate(instances):
-            if label == MODEL_ONLY:
-                runs[label, index] = lambda f=instance: f(**ids)["probabilities"].numpy()
-            else:
-                runs[label, index] = lambda f=instance: f([LATENCY_TEXT])
+    for index in range(LATENCY_LOADS):
+        # The first load is the one `served` holds; the others are loaded here.
+        for label, path in exports.items():
+            classify = served.classifiers[label] if index == 0 else served_classifier(path)
+            runs[label, index] = lambda c=classify: c([LATENCY_TEXT])
+        model_only = served.model_only if index == 0 else signature(model_only_dir)
+        runs[MODEL_ONLY, index] = lambda f=model_only: f(**ids)["probabilities"].numpy()
     hand_written = served.classifiers[HAND_WRITTEN]
     runs[HAND_WRITTEN, 0] = lambda: hand_written([LATENCY_TEXT])
     seconds = time_interleaved_blocks(runs, -(-calls // LATENCY_LOADS), LATENCY_BLOCK)
