@@ -203,6 +203,16 @@ def exported_text_classifier(path: Path):
                          lambda: pipeline("text-classification", path), __file__)
 
 
+def assert_holds_no_tables(export_dir: Path) -> None:
+    """The SavedModel's variables hold no table contents: vocabularies are graph constants,
+    and the word cache (the text the process saw before export) is never saved."""
+    import tensorflow as tf
+
+    checkpoint = str(Path(export_dir) / "variables" / "variables")
+    tables = [name for name, _ in tf.train.list_variables(checkpoint) if "table" in name]
+    assert not tables, tables
+
+
 def assert_export_serves_like_hf_flow(path: Path, texts: list[str]) -> None:
     """The checkpoint's classifier exported (the self-check reloads it as TF Serving would)
     and served: only core TF ops, probabilities within 1e-5 of the HF flow."""
@@ -212,6 +222,7 @@ def assert_export_serves_like_hf_flow(path: Path, texts: list[str]) -> None:
 
     exported = exported_text_classifier(path)
     assert exported.op_types and not foreign_ops(exported.op_types)
+    assert_holds_no_tables(exported.path)
     served = tf.saved_model.load(str(exported.path)).signatures["serving_default"]
     outputs = {key: value.numpy() for key, value in served(text=tf.constant(texts)).items()}
     assert_matches_hf_flow(outputs, path, texts)

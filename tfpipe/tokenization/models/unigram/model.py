@@ -12,6 +12,7 @@ from tfpipe.tokenization.models.unigram.lattice import PieceLattice
 from tfpipe.tokenization.models.unigram.long_words import LONG_WORD_CHARS, checked_pieces
 from tfpipe.tokenization.models.unigram.viterbi import backtrack, viterbi
 from tfpipe.tokenization.models.unigram.whole_pieces import whole_pieces
+from tfpipe.tokenization.models.word_cache import WordCache
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
     expand,
@@ -54,6 +55,7 @@ class Unigram(tf.Module):
         self.whole = string_table(whole_pieces(component, pieces, ids))
         scores = np.array([score for _, score in pieces], np.float64)
         self.lattice = PieceLattice(ids, scores, self.unk_id)
+        self.cache = WordCache()
         self.byte_fallback = bool(component.get("byte_fallback", False))
         self.byte_ids = np.array([ids.get(f"<0x{b:02X}>", -1) for b in range(256)], np.int32)
         if self.byte_fallback and (self.byte_ids < 0).any():
@@ -72,20 +74,28 @@ class Unigram(tf.Module):
         start of the token's piece in its word (see `tokenize_with_spans`).
         """
         strings = tf.strings.unicode_encode(words, "UTF-8")
-        whole = self.whole.lookup(strings)
-        rest = whole < 0
-        dtype = tf.int64 if starts else tf.int32
+        whole = tf.cast(self.whole.lookup(strings), tf.int64)
+        unlisted = whole < 0
+        unlisted_strings = select(strings, unlisted)
+        cached, found = self.cache.lookup(unlisted_strings)
+        rest = ~found
 
         def segment_rest() -> tf.RaggedTensor:
-            return self._segment_distinct(strings, words, rest, token_limit, starts)
+            unlisted_words = select(words, unlisted)
+            return self._segment_distinct(unlisted_strings, unlisted_words, rest, token_limit)
 
         def nothing() -> tf.RaggedTensor:
             return tf.RaggedTensor.from_row_lengths(
-                tf.zeros([0], dtype), tf.zeros([0], tf.int64), validate=False
+                tf.zeros([0], tf.int64), tf.zeros([0], tf.int64), validate=False
             )
 
         segmented = functional_cond(tf.reduce_any(rest), segment_rest, nothing)
-        return replace_rows(one_per_row(tf.cast(whole, dtype)), rest, segmented)
+        pieces = replace_rows(cached, rest, segmented)
+        packed = replace_rows(one_per_row(whole), unlisted, pieces)
+        if starts:
+            return packed
+        ids = tf.cast(tf.bitwise.bitwise_and(packed.values, INT32_MAX), tf.int32)
+        return packed.with_values(ids)
 
     def _segment_distinct(
         self,
@@ -93,9 +103,9 @@ class Unigram(tf.Module):
         words: tf.RaggedTensor,
         segmented: tf.Tensor,
         token_limit: int | None,
-        starts: bool,
     ) -> tf.RaggedTensor:
-        """Rows of the words where `segmented` holds, each distinct word segmented once.
+        """Rows of the words where `segmented` holds (start << 32 | id values), each
+        distinct word segmented once and kept in the cache when its row is complete.
 
         The distinct words are sorted longest first here, as the Viterbi pass takes them
         (`_segment`); every later selection of them keeps that order."""
@@ -108,9 +118,13 @@ class Unigram(tf.Module):
         sorted_words = tf.gather(words, tf.gather(first_at, order))
         sorted_strings = tf.gather(unique, order)
         if token_limit is None:
-            ids = self._tokenize(sorted_strings, sorted_words, starts)
+            ids = self._tokenize(sorted_strings, sorted_words)
+            complete = tf.ones_like(lengths, tf.bool)
         else:
-            ids = self._tokenize_within(sorted_strings, sorted_words, token_limit, starts)
+            ids = self._tokenize_within(sorted_strings, sorted_words, token_limit)
+            kept = min(cut_length(self.lattice.longest_piece, token_limit), INT32_MAX)
+            complete = tf.gather(lengths, order) < kept
+        self.cache.insert(sorted_strings, ids, complete)
         return tf.gather(ids, tf.gather(tf.math.invert_permutation(order), inverse))
 
     def tokenize_with_spans(
@@ -136,52 +150,50 @@ class Unigram(tf.Module):
         return ids, start, tf.gather(piece_stop, piece)
 
     def _tokenize_within(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int, starts: bool
+        self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int
     ) -> tf.RaggedTensor:
         """Segment words, the long ones from their first `kept` characters only."""
         kept = cut_length(self.lattice.longest_piece, token_limit)
         if kept > INT32_MAX:
             # No word is that long.
-            return self._tokenize(strings, words, starts)
+            return self._tokenize(strings, words)
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > kept),
-            lambda: self._tokenize_cut(strings, words, kept, token_limit, starts),
-            lambda: self._tokenize(strings, words, starts),
+            lambda: self._tokenize_cut(strings, words, kept, token_limit),
+            lambda: self._tokenize(strings, words),
         )
 
     def _tokenize_cut(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int, starts: bool
+        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int
     ) -> tf.RaggedTensor:
         cut_words = mask_values(words, positions_in_rows(words) < kept)
         cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
-        ids, settled = self._segment(cut_strings, cut_words, starts, settle=(kept, token_limit))
+        ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
         unsettled = ~settled
 
         def tokenize_unsettled_whole() -> tf.RaggedTensor:
-            whole = self._tokenize(select(strings, unsettled), select(words, unsettled), starts)
+            whole = self._tokenize(select(strings, unsettled), select(words, unsettled))
             return replace_rows(ids, unsettled, whole)
 
         return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
 
-    def _tokenize(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool
-    ) -> tf.RaggedTensor:
+    def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
         """Segment every word (sorted longest first), the ones longer than
         `LONG_WORD_CHARS` apart."""
         lengths = tf.cast(words.row_lengths(), tf.int32)
         return tf.cond(
             tf.reduce_any(lengths > LONG_WORD_CHARS),
-            lambda: self._tokenize_long_apart(strings, words, starts),
-            lambda: self._segment(strings, words, starts),
+            lambda: self._tokenize_long_apart(strings, words),
+            lambda: self._segment(strings, words),
         )
 
-    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool):
+    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
         """Short words in one Viterbi pass (its loop runs as long as the longest word),
         long ones from checked block passes (`_segment_long_words`)."""
         long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
-        short_rows = self._segment(select(strings, ~long), select(words, ~long), starts)
-        long_rows = self._segment_long_words(select(strings, long), select(words, long), starts)
+        short_rows = self._segment(select(strings, ~long), select(words, ~long))
+        long_rows = self._segment_long_words(select(strings, long), select(words, long))
         short_rank = tf.cumsum(tf.cast(~long, tf.int32)) - 1
         long_rank = tf.cumsum(tf.cast(long, tf.int32)) - 1 + tf.cast(short_rows.nrows(), tf.int32)
         return tf.gather(
@@ -192,7 +204,6 @@ class Unigram(tf.Module):
         self,
         strings: tf.Tensor,
         words: tf.RaggedTensor,
-        starts: bool,
         settle: tuple[int, int] | None = None,
     ):
         """Segment every word (sorted longest first) in one Viterbi pass; with `settle` =
@@ -206,34 +217,30 @@ class Unigram(tf.Module):
                 self.lattice, lengths, piece_length, step_offsets, word, stop, ids, *settle
             )
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
-        rows = self._rows((word, start, stop, ids), words, strings, starts)
+        rows = self._rows((word, start, stop, ids), words, strings)
         return rows if settle is None else (rows, settled)
 
-    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor, starts: bool):
+    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
         """Segment long words from checked block passes (`long_words`); words failing the
         check get the stepwise pass."""
         pieces, checked = checked_pieces(self.lattice, words)
-        rows = self._rows(pieces, words, strings, starts)
+        rows = self._rows(pieces, words, strings)
 
         def segment_unchecked_stepwise() -> tf.RaggedTensor:
-            unchecked = self._segment(select(strings, ~checked), select(words, ~checked), starts)
+            unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
             return replace_rows(rows, ~checked, unchecked)
 
         return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
 
-    def _rows(
-        self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor, starts: bool
-    ) -> tf.RaggedTensor:
-        """Pieces (word, start, stop, id) of `words`, in text order → [words, (token ids)]:
-        unknown runs fused (and turned into bytes with byte_fallback); with `starts`, values
-        start << 32 | id."""
+    def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor) -> tf.RaggedTensor:
+        """Pieces (word, start, stop, id) of `words`, in text order → [words, (start << 32 |
+        id)]: unknown runs fused (and turned into bytes with byte_fallback)."""
         word, start, stop, ids = self._fuse_unknown(*pieces)
         if self.byte_fallback:
             ids, owner = self._bytes_for_unknown(words, strings, word, start, stop, ids)
             word, start = tf.gather(word, owner), tf.gather(start, owner)
-        if starts:
-            ids = tf.bitwise.left_shift(tf.cast(start, tf.int64), 32) | tf.cast(ids, tf.int64)
-        return rows_from_ids(ids, word, words.nrows())
+        packed = tf.bitwise.left_shift(tf.cast(start, tf.int64), 32) | tf.cast(ids, tf.int64)
+        return rows_from_ids(packed, word, words.nrows())
 
     def _fuse_unknown(self, word, start, stop, ids):
         """Merge runs of unknown-id pieces of a word into one piece (the reference's fuse_unk)."""
