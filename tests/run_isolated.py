@@ -44,7 +44,7 @@ GROUPS = (
      "test_untrusted_files.py", "test_beam.py"),
     ("test_sentencepiece_parity.py", "test_added_tokens.py", "test_overflow.py"),
     ("test_components.py", "test_tokenizer_layer.py", "test_unigram_long_words.py",
-     "test_unigram_whole_pieces.py",
+     "test_unigram_whole_pieces.py", "test_word_cache.py",
      "test_decoders.py", "test_word_ids.py"),
     # Offsets, piece by piece and end to end (a process of its own: the group above is long).
     ("test_offsets.py",),
