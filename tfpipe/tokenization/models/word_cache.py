@@ -61,5 +61,5 @@ class WordCache(tf.Module):
         )
         room = self.capacity - self.table.size()
         take = fits & (tf.cumsum(tf.cast(fits, tf.int64)) <= room)
-        kept = tf.gather(rows, tf.reshape(tf.where(take), [-1]))
-        self.table.insert(select(strings, take), kept.to_tensor(-1, shape=[None, self.width]))
+        kept = select(rows, take).to_tensor(-1, shape=[None, self.width])
+        self.table.insert(select(strings, take), kept)

@@ -119,11 +119,12 @@ class Unigram(tf.Module):
         sorted_strings = tf.gather(unique, order)
         if token_limit is None:
             ids = self._tokenize(sorted_strings, sorted_words)
-            complete = tf.ones_like(lengths, tf.bool)
+            complete = tf.ones_like(order, tf.bool)
         else:
             ids = self._tokenize_within(sorted_strings, sorted_words, token_limit)
-            kept = min(cut_length(self.lattice.longest_piece, token_limit), INT32_MAX)
-            complete = tf.gather(lengths, order) < kept
+            # Words of `kept` characters or more may come back cut.
+            kept = cut_length(self.lattice.longest_piece, token_limit)
+            complete = tf.cast(sorted_words.row_lengths(), tf.int64) < kept
         self.cache.insert(sorted_strings, ids, complete)
         return tf.gather(ids, tf.gather(tf.math.invert_permutation(order), inverse))
 
