@@ -41,7 +41,7 @@ GROUPS = (
     ("test_bad_input.py", "test_bench_smoke.py", "test_build_checks.py", "test_chunking.py",
      "test_cli.py", "test_concurrent_load.py", "test_coverage.py", "test_export.py",
      "test_heads.py", "test_models.py", "test_pipelines.py", "test_serving.py",
-     "test_untrusted_files.py", "test_beam.py"),
+     "test_untrusted_files.py", "test_unconverted.py", "test_beam.py"),
     ("test_sentencepiece_parity.py", "test_added_tokens.py", "test_overflow.py"),
     ("test_components.py", "test_tokenizer_layer.py", "test_unigram_long_words.py",
      "test_unigram_whole_pieces.py", "test_word_cache.py",

@@ -14,6 +14,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras
 
+from tfpipe.unconverted import unconverted
+
 # transformers' value for what cannot be an answer, before the softmax.
 MASKED_LOGIT = -10000.0
 # postprocess's starting null score: "large and positive".
@@ -46,6 +48,7 @@ class WindowCandidates(tf_keras.layers.Layer):
         self.candidates = int(candidates)
         self.align_to_words = bool(align_to_words)
 
+    @unconverted
     def call(self, logits: tf.Tensor, encoded: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         real = encoded["attention_mask"] > 0
         allowed = real & (encoded["sequence_ids"] == 1)
@@ -146,6 +149,7 @@ class RankedAnswers(tf_keras.layers.Layer):
         self.top_k = int(top_k)
         self.handle_impossible_answer = bool(handle_impossible_answer)
 
+    @unconverted
     def call(
         self,
         question: tf.Tensor,

@@ -19,6 +19,7 @@ from tfpipe.build_context import BuildContext, PipelineError, text_input
 from tfpipe.tokenization.detokenizer_layer import DetokenizerLayer, token_table
 from tfpipe.tokenization.tokenizer_layer import TokenizerLayer
 from tfpipe.transformer import TransformerLayer
+from tfpipe.unconverted import unconverted
 
 DEFAULT_TOP_K = 5
 # transformers' stable_softmax adds this to the logits before tf.nn.softmax.
@@ -151,6 +152,7 @@ class MaskPredictions(tf_keras.layers.Layer):
         self.mask_token_id = int(mask_token_id)
         self.top_k = int(top_k)
 
+    @unconverted
     def call(
         self, mask_logits: tf.Tensor, input_ids: tf.Tensor, attention_mask: tf.Tensor
     ) -> dict[str, tf.Tensor]:
@@ -198,6 +200,7 @@ class FilledTexts(tf_keras.layers.Layer):
         # Per id (and one past the last, for ids no token has): is it a special token's?
         self._special = np.append(token_table(tokenizer_json)[2], False)
 
+    @unconverted
     def call(
         self,
         input_ids: tf.Tensor,

@@ -21,6 +21,7 @@ from tfpipe.pooling import (  # sentence_transformers_pooling: re-exported (buil
     sentence_transformers_pooling,  # noqa: F401
 )
 from tfpipe.tokenization.layer_inputs import check_text_batch
+from tfpipe.unconverted import unconverted
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
@@ -34,6 +35,7 @@ class ClassProbabilities(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.multi_label = bool(multi_label)
 
+    @unconverted
     def call(self, logits: tf.Tensor) -> tf.Tensor:
         logits = tf.cast(logits, tf.float32)
         return tf.sigmoid(logits) if self.multi_label else tf.nn.softmax(logits, axis=-1)
@@ -57,6 +59,7 @@ class LabelLookup(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.labels = _checked_labels(labels)
 
+    @unconverted
     def call(self, probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         _check_label_count(probabilities, len(self.labels))
         best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
@@ -80,6 +83,7 @@ class TopK(tf_keras.layers.Layer):
             raise ValueError(f"top_k must be between 1 and {len(self.labels)}, got {k}")
         self.k = int(k)
 
+    @unconverted
     def call(self, probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
         _check_label_count(probabilities, len(self.labels))
         scores, indices = tf.math.top_k(probabilities, k=self.k)
@@ -117,6 +121,7 @@ class SentencePooling(tf_keras.layers.Layer):
         settings = sentence_transformers_pooling(checkpoint)
         return None if settings is None else cls(**settings, **kwargs)
 
+    @unconverted
     def call(self, hidden_states: tf.Tensor, attention_mask: tf.Tensor) -> tf.Tensor:
         return pool(hidden_states, attention_mask, self.mode, self.normalize)
 
@@ -144,6 +149,7 @@ class CandidateSimilarity(tf_keras.layers.Layer):
             raise ValueError("candidate embeddings must be a non-empty [candidates, hidden] matrix")
         self.scale = float(scale)
 
+    @unconverted
     def call(self, embeddings: tf.Tensor) -> tf.Tensor:
         candidates = l2_normalize(tf.constant(self.candidate_embeddings))
         embeddings = l2_normalize(tf.cast(embeddings, tf.float32))
@@ -169,6 +175,7 @@ class CandidatePairs(tf_keras.layers.Layer):
         super().__init__(**kwargs)
         self.hypotheses = _checked_labels(hypotheses)
 
+    @unconverted
     def call(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
         texts = check_text_batch(texts, "text")
         count = len(self.hypotheses)
@@ -203,6 +210,7 @@ class EntailmentProbabilities(tf_keras.layers.Layer):
         self.contradiction_id = int(contradiction_id)
         self.multi_label = bool(multi_label)
 
+    @unconverted
     def call(self, logits: tf.Tensor) -> tf.Tensor:
         logits = tf.cast(logits, tf.float32)
         per_candidate = tf.reshape(logits, [-1, self.num_candidates, tf.shape(logits)[-1]])

@@ -29,6 +29,7 @@ from tfpipe.tokenization.ragged_ops import (
     repeat_range,
     rows_from_ids,
 )
+from tfpipe.unconverted import unconverted
 
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 WORD_STRATEGIES = frozenset({"first", "average", "max"})
@@ -106,6 +107,7 @@ class TokenEntities(tf_keras.layers.Layer):
         self._names = np.array([name.encode() for name in names], object)
         self._ignored = np.array([name in self.ignore_labels for name in names], bool)
 
+    @unconverted
     def call(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         text = inputs["text"]
         windows = tf.shape(inputs["input_ids"])[0]

@@ -20,6 +20,7 @@ import transformers
 from tfpipe.checkpoints import weight_loading_options
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
 from tfpipe.model_config import ModelLoadError, checked_model_config
+from tfpipe.unconverted import unconverted
 
 # Each pipeline task maps to the transformers auto class whose head it needs.
 TASK_MODEL_CLASSES: dict[str, str] = {
@@ -260,6 +261,7 @@ class TransformerLayer(tf_keras.layers.Layer):
         a longer sequence fails at run time, as in transformers."""
         return position_limit(self.hf_model)
 
+    @unconverted
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         missing = {"input_ids", "attention_mask"} - set(inputs)
         if missing:

@@ -114,9 +114,10 @@ def save_serving_model(
     def tokenize(*texts: tf.Tensor) -> dict[str, tf.Tensor]:
         return dict(tokenize_inputs(tokenizer, texts))
 
+    specs = string_specs(input_names)
     signatures = {
-        "serving_default": tf.function(serve, input_signature=string_specs(input_names)),
-        "tokenize": tf.function(tokenize, input_signature=string_specs(input_names)),
+        "serving_default": tf.function(serve, input_signature=specs, autograph=False),
+        "tokenize": tf.function(tokenize, input_signature=specs, autograph=False),
     }
     tf.saved_model.save(module, str(export_dir), signatures=signatures)
 

@@ -22,6 +22,7 @@ from tfpipe.tokenization.decoders import Decoder
 from tfpipe.tokenization.decoders.tokens import replace_in_order
 from tfpipe.tokenization.decoders.wordpiece import CLEANUP as WORDPIECE_CLEANUP
 from tfpipe.tokenization.ragged_ops import repeat_range, select
+from tfpipe.unconverted import unconverted
 
 # transformers' PreTrainedTokenizerBase.clean_up_tokenization: the WordPiece decoder's
 # clean-up without its "do not" → "don't", in the same order.
@@ -82,6 +83,7 @@ class DetokenizerLayer(tf_keras.layers.Layer):
             clean_up_tokenization_spaces = settings.get("clean_up_tokenization_spaces", False)
         return cls(tokenizer_json, skip_special_tokens, clean_up_tokenization_spaces, **kwargs)
 
+    @unconverted
     def call(self, ids, attention_mask=None) -> tf.Tensor:
         ids = ids if isinstance(ids, tf.RaggedTensor) else tf.convert_to_tensor(ids)
         if not ids.dtype.is_integer:

@@ -13,6 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfpipe.tokenization.tokenizer_core import TokenizerCore
+from tfpipe.unconverted import unconverted
 
 
 @tf_keras.saving.register_keras_serializable(package="tfpipe")
@@ -33,6 +34,7 @@ class TokenizerLayer(TokenizerCore, tf_keras.layers.Layer):
         as a TypeError quoting the whole config (the tokenizer.json text)."""
         return cls(**config)
 
+    @unconverted
     def call(self, text, text_pair=None) -> dict[str, tf.Tensor | tf.RaggedTensor]:
         return self.tokenize(text, text_pair)
 
