@@ -43,7 +43,7 @@ test: lint $(OLDEST_STAMP)
 
 # Everything: the tests marked slow (whole corpus x every checkpoint, full option matrices,
 # every trained variant and export, 10 MB inputs, long soaks) and full samples
-# (TFPIPE_TEST_SAMPLE=full), graph optimizer on. About 75 minutes on 2 cores. Run it before
+# (TFPIPE_TEST_SAMPLE=full), graph optimizer on. About an hour on 2 cores. Run it before
 # resolving anything that touches tokenization, and before a release.
 test-full: lint $(OLDEST_STAMP)
 	$(TEST_ENV) TFPIPE_TEST_SAMPLE=full $(PY) tests/run_isolated.py $(PYTEST_ARGS)
