@@ -4,6 +4,7 @@ model-only SavedModel (ids in)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 from _serving_report import HAND_WRITTEN, HF_PIPELINE, MAX_LENGTH, TFPIPE
+
+from tfpipe.einsum_transposes import einsum_transposes
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -33,24 +36,28 @@ def ids_signature() -> list[tf.TensorSpec]:
     return [tf.TensorSpec([None, None], tf.int32, name=name) for name in MODEL_INPUTS]
 
 
-def probabilities_function(model: tf_keras.Model) -> Callable[..., dict[str, tf.Tensor]]:
-    """The TF model + softmax as a tf.function on ids: the hand-written serving graph."""
+def probabilities_function(
+    model: tf_keras.Model, einsum: bool = False
+) -> Callable[..., dict[str, tf.Tensor]]:
+    """The TF model + softmax as a tf.function on ids: the hand-written serving graph; with
+    `einsum`, its transposes traced as tfpipe traces them (tfpipe/einsum_transposes.py)."""
 
     @tf.function(input_signature=ids_signature())
     def classify(input_ids, attention_mask, token_type_ids):
         features = {"input_ids": input_ids, "attention_mask": attention_mask}
         features["token_type_ids"] = token_type_ids
-        logits = model(features, training=False).logits
+        with einsum_transposes() if einsum else contextlib.nullcontext():
+            logits = model(features, training=False).logits
         return {"probabilities": tf.nn.softmax(logits, axis=-1)}
 
     return classify
 
 
-def save_model_only(model: tf_keras.Model, folder: Path) -> None:
+def save_model_only(model: tf_keras.Model, folder: Path, einsum: bool = False) -> None:
     """The same weights behind an ids-in signature: serving minus in-graph tokenization."""
     module = tf.Module()
     module.model_variables = list(model.variables)
-    signatures = {"serving_default": probabilities_function(model)}
+    signatures = {"serving_default": probabilities_function(model, einsum)}
     tf.saved_model.save(module, str(folder), signatures=signatures)
 
 
@@ -86,8 +93,14 @@ def served_classifier(export_dir: Path) -> Classify:
     return lambda texts: serve(text=tf.constant(texts))["probabilities"].numpy()
 
 
+def einsum_model_only_dir(model_only_dir: Path) -> Path:
+    """Where the model-only SavedModel with tfpipe's transposes is saved, beside the other."""
+    return model_only_dir.with_name(model_only_dir.name + "_einsum")
+
+
 def load_contenders(exports: dict[str, Path], checkpoint: Path, model_only_dir: Path) -> Served:
-    """The served SavedModels, the two HF anchors, and the model-only SavedModel (saved here)."""
+    """The served SavedModels, the two HF anchors, and the model-only SavedModels (saved here:
+    as transformers traces the model, and with tfpipe's transposes)."""
     from transformers import pipeline
 
     classifier = pipeline(
@@ -96,6 +109,7 @@ def load_contenders(exports: dict[str, Path], checkpoint: Path, model_only_dir: 
     hf_tokenizer, hf_model = classifier.tokenizer, classifier.model
     classify_ids = probabilities_function(hf_model)
     save_model_only(hf_model, model_only_dir)
+    save_model_only(hf_model, einsum_model_only_dir(model_only_dir), einsum=True)
     tokenize = signature(exports[TFPIPE], "tokenize")
 
     def hand_written(texts: list[str]) -> np.ndarray:

@@ -22,6 +22,8 @@ TFPIPE_WHOLE = "tfpipe SavedModel, max_chunk_tokens=None (whole batch)"
 HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
 HF_PIPELINE = 'transformers pipeline("text-classification"), TF'
 MODEL_ONLY = "model-only SavedModel (pre-tokenized ids in)"
+# The anchor of the tokenization claim: the model graph tfpipe's export runs, minus tokenization.
+MODEL_ONLY_EINSUM = "model-only SavedModel, transposes traced as tfpipe traces them"
 MIXED, UNIFORM = f"mixed, batch {BATCH_SIZE}", f"uniform, batch {BATCH_SIZE}"
 
 
@@ -50,10 +52,10 @@ def summary_table(results) -> str:
         [name, formatted(value, unit), f"≥ {formatted(target, unit)}", check(value, target)]
         for name, value, target, unit in claims
     ]
-    overhead = median(times[TFPIPE]) / median(times[MODEL_ONLY]) - 1
+    overhead = median(times[TFPIPE]) / median(times[MODEL_ONLY_EINSUM]) - 1
     rows.append(
-        ["in-graph tokenization, added batch-1 latency (p50)", f"{overhead:+.0%}", "≤ +10%",
-         check(overhead, 0.10, higher_is_better=False)]
+        ["in-graph tokenization, added batch-1 latency (p50; model-only, tfpipe's transposes)",
+         f"{overhead:+.0%}", "≤ +10%", check(overhead, 0.10, higher_is_better=False)]
     )
     return markdown_table(["claim", "measured", "target", "met"], rows)
 

@@ -11,7 +11,9 @@ only the serving path differs:
 - hand-written: the HF fast tokenizer + the same TF model in a `tf.function` (ids in);
 - transformers' TF `pipeline("text-classification")` (it runs a TF model one text at a time);
 - model only: the same TF model saved as a SavedModel with an ids-in signature, fed
-  pre-tokenized ids: batch-1 latency without tokenization.
+  pre-tokenized ids: batch-1 latency without tokenization; also saved with its transposes
+  traced as tfpipe traces them (tfpipe/einsum_transposes.py), the same model graph as
+  tfpipe's export: the anchor of the tokenization claim.
 
 Batch sets (bench/_limits.py): mixed-length batches of 32 random texts, uniform-length
 batches of 32, and batch 1 (a 10-word sentence). Every throughput is also given as a share of
@@ -50,6 +52,7 @@ from _common import (
 from _limits import MATMUL_SIZE, encoder_flops, mixed_batches, uniform_batches
 from _serving_contenders import (
     Served,
+    einsum_model_only_dir,
     hf_encode,
     load_contenders,
     served_classifier,
@@ -64,6 +67,7 @@ from _serving_report import (
     MAX_LENGTH,
     MIXED,
     MODEL_ONLY,
+    MODEL_ONLY_EINSUM,
     TFPIPE,
     TFPIPE_WHOLE,
     UNIFORM,
@@ -225,6 +229,8 @@ def latencies(
             runs[label, index] = lambda c=classify: c([LATENCY_TEXT])
         model_only = served.model_only if index == 0 else signature(model_only_dir)
         runs[MODEL_ONLY, index] = lambda f=model_only: f(**ids)["probabilities"].numpy()
+        einsum = signature(einsum_model_only_dir(model_only_dir))
+        runs[MODEL_ONLY_EINSUM, index] = lambda f=einsum: f(**ids)["probabilities"].numpy()
     hand_written = served.classifiers[HAND_WRITTEN]
     runs[HAND_WRITTEN, 0] = lambda: hand_written([LATENCY_TEXT])
     seconds = time_interleaved_blocks(runs, -(-calls // LATENCY_LOADS), LATENCY_BLOCK)

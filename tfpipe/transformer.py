@@ -19,6 +19,7 @@ import transformers
 
 from tfpipe.checkpoints import weight_loading_options
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
+from tfpipe.einsum_transposes import einsum_transposes
 from tfpipe.model_config import ModelLoadError, checked_model_config
 from tfpipe.unconverted import unconverted
 
@@ -299,7 +300,8 @@ class TransformerLayer(tf_keras.layers.Layer):
         )
 
     def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
-        outputs = self.hf_model(features, training=training)
+        with einsum_transposes():
+            outputs = self.hf_model(features, training=training)
         if self.task == "feature-extraction":
             return outputs.last_hidden_state
         if self.task == "question-answering":
