@@ -1,12 +1,14 @@
-"""Transposes traced as one-operand `Einsum` ops, which oneDNN builds of TensorFlow leave alone.
+"""Transposes traced as one-operand `Einsum` ops, which oneDNN builds of TensorFlow run far
+faster on small tensors.
 
 With oneDNN on (the x86 default), TensorFlow swaps every graph `Transpose` for
 `_MklTranspose`, which sets up a oneDNN reorder on each call: about 35 µs for the small
-attention tensors of a short request, against 1.5 µs for the same move done by an `Einsum`
-("abcd->acbd"), and no faster on large ones. transformers' attention transposes its queries,
-keys, values and context four times a layer: 24 times per MiniLM request, 14% of a 10-word
-request's latency (docs/benchmarks.md). An `Einsum` with one operand only moves data, so
-results are bit for bit the same; it is a core op of every TensorFlow Serving release.
+attention tensors of a short request, against 1.5 µs for the same move as an `Einsum`
+("abcd->acbd", run as `_MklEinsum`), which is no slower on large ones. transformers'
+attention transposes its queries, keys, values and context four times a layer: 24 times per
+MiniLM request, 14% of a 10-word request's latency (docs/benchmarks.md). An `Einsum` with
+one operand only moves data, so results are bit for bit the same; it is a core op of
+TensorFlow 2.12, the oldest runtime exports are checked against.
 
 The model code is transformers', so `tf.transpose` itself is swapped while tfpipe traces the
 model, under a lock, and restored after. Eager calls run unchanged.
