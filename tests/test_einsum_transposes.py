@@ -47,7 +47,9 @@ def traced(fn, *specs: tf.TensorSpec) -> tf.types.experimental.ConcreteFunction:
         ([2, 0, 1], 3, "abc->cab"),
         ([0, 0, 1], 3, None),
         ([0, 1], 3, None),
+        (None, 3, "abc->cba"),
         ([0, 3, 1], 3, None),
+        (tf.constant([1, 0]), 2, None),
     ],
 )
 def test_einsum_equation_moves_axes_as_the_permutation(perm, rank, equation):

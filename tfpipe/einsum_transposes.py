@@ -17,6 +17,7 @@ model, under a lock, and restored after. Eager calls run unchanged.
 from __future__ import annotations
 
 import contextlib
+import functools
 import string
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,13 +31,21 @@ _SWAPPED = threading.RLock()
 EINSUM_DTYPES = frozenset({tf.float16, tf.bfloat16, tf.float32, tf.float64})
 
 
-def einsum_equation(perm: Sequence[int], rank: int) -> str | None:
-    """The one-operand Einsum equation that moves axes as `perm` does (negative axes count
-    from the end, as tf.transpose allows); None when `perm` is no permutation of `rank` axes."""
-    if len(perm) != rank or not all(isinstance(axis, int) for axis in perm):
+def einsum_equation(perm: Sequence[int] | None, rank: int) -> str | None:
+    """The one-operand Einsum equation that moves axes as `tf.transpose(perm=perm)` does
+    (None reverses them; negative axes count from the end); None when `perm` is no
+    permutation of `rank` axes known when traced."""
+    if perm is None:
+        perm = list(range(rank))[::-1]
+    if (
+        not isinstance(perm, list | tuple)
+        or len(perm) != rank
+        or rank > len(string.ascii_letters)
+        or not all(isinstance(axis, int) and -rank <= axis < rank for axis in perm)
+    ):
         return None
-    axes = [axis % rank if -rank <= axis < rank else None for axis in perm]
-    if None in axes or sorted(axes) != list(range(rank)):
+    axes = [axis % rank for axis in perm]
+    if sorted(axes) != list(range(rank)):
         return None
     letters = string.ascii_letters[:rank]
     return f"{letters}->{''.join(letters[axis] for axis in axes)}"
@@ -44,14 +53,12 @@ def einsum_equation(perm: Sequence[int], rank: int) -> str | None:
 
 def _einsum_transpose(original, a, perm=None, conjugate=False, name="transpose"):
     """`tf.transpose`, as an Einsum where the permutation and rank are known when traced."""
-    if isinstance(a, tf.Tensor) and a.dtype in EINSUM_DTYPES and not conjugate:
-        rank = a.shape.rank
-        if rank is not None and rank <= len(string.ascii_letters):
-            axes = list(range(rank))[::-1] if perm is None else perm
-            equation = einsum_equation(axes, rank) if isinstance(axes, list | tuple) else None
-            if equation is not None:
-                return tf.einsum(equation, a, name=name)
-    return original(a, perm=perm, conjugate=conjugate, name=name)
+    equation = None
+    if isinstance(a, tf.Tensor) and a.dtype in EINSUM_DTYPES and a.shape.rank is not None:
+        equation = None if conjugate else einsum_equation(perm, a.shape.rank)
+    if equation is None:
+        return original(a, perm=perm, conjugate=conjugate, name=name)
+    return tf.einsum(equation, a, name=name)
 
 
 @contextlib.contextmanager
@@ -62,11 +69,7 @@ def einsum_transposes() -> Iterator[None]:
         return
     with _SWAPPED:
         original = tf.transpose
-
-        def transpose(a, perm=None, conjugate=False, name="transpose"):
-            return _einsum_transpose(original, a, perm, conjugate, name)
-
-        tf.transpose = transpose
+        tf.transpose = functools.partial(_einsum_transpose, original)
         try:
             yield
         finally:
