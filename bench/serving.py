@@ -5,7 +5,7 @@ a temporary checkpoint that every contender loads, so (after a probability check
 only the serving path differs:
 
 - tfpipe: `tfpipe.export` of `tfpipe.pipeline("text-classification")` with its defaults
-  (the model on length-sorted chunks), loaded back with `tf.saved_model.load` and called
+  (packed rows in length-sorted chunks), loaded back with `tf.saved_model.load` and called
   through `serving_default` (strings in); also exported with `max_chunk_tokens=None` (the
   whole batch at once: the default until 2026-12-05), the anchor for "no loss";
 - hand-written: the HF fast tokenizer + the same TF model in a `tf.function` (ids in);

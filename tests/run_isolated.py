@@ -39,8 +39,8 @@ GROUPS = (
      "test_pad_token_and_aliases.py", "test_reference_loading.py"),
     # MiniLM's pipelines and its classifier export, at every level.
     ("test_bad_input.py", "test_bench_smoke.py", "test_build_checks.py", "test_chunking.py",
-     "test_cli.py", "test_concurrent_load.py", "test_coverage.py", "test_export.py",
-     "test_heads.py", "test_models.py", "test_pipelines.py", "test_serving.py",
+     "test_packing.py", "test_cli.py", "test_concurrent_load.py", "test_coverage.py",
+     "test_export.py", "test_heads.py", "test_models.py", "test_pipelines.py", "test_serving.py",
      "test_untrusted_files.py", "test_unconverted.py", "test_einsum_transposes.py",
      "test_beam.py"),
     ("test_sentencepiece_parity.py", "test_added_tokens.py", "test_overflow.py"),

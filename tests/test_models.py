@@ -61,7 +61,8 @@ def test_pytorch_format_safetensors_load_without_torch():
     layer = TransformerLayer.from_pretrained(minilm_path(), "feature-extraction")
     inputs = encoded(minilm_path())
     expected = TFAutoModel.from_pretrained(str(minilm_path()))(**inputs).last_hidden_state
-    np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(), atol=1e-5)
+    real = inputs["attention_mask"].numpy() > 0
+    np.testing.assert_allclose(layer(inputs).numpy()[real], expected.numpy()[real], atol=1e-5)
     assert "torch" not in sys.modules
 
 
@@ -102,7 +103,8 @@ def test_batches_without_rows_or_tokens_keep_their_shape(task):
 
 def test_padding_for_empty_batches_leaves_real_batches_bit_identical():
     path = classifier_checkpoint()
-    layer = TransformerLayer.from_pretrained(path, "text-classification")
+    # The whole batch: packed or chunked rows are the model's up to float rounding only.
+    layer = TransformerLayer.from_pretrained(path, "text-classification", max_chunk_tokens=None)
     inputs = encoded(path)
     np.testing.assert_array_equal(
         layer(inputs).numpy(), layer.hf_model(inputs, training=False).logits.numpy()

@@ -121,6 +121,9 @@ class MaskLogits(TransformerLayer):
             name=transformer.name,
         )
 
+    # Each chunk's logits are read at its rows' mask positions (`_run`), so rows stay unpacked.
+    packs_rows = False
+
     @property
     def per_token(self) -> bool:
         return False

@@ -21,6 +21,7 @@ from tfpipe.checkpoints import weight_loading_options
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
 from tfpipe.einsum_transposes import einsum_transposes
 from tfpipe.model_config import ModelLoadError, checked_model_config
+from tfpipe.packed_models import run_packed_bert, supports_packing
 from tfpipe.unconverted import unconverted
 
 # Each pipeline task maps to the transformers auto class whose head it needs.
@@ -156,8 +157,13 @@ class TransformerLayer(tf_keras.layers.Layer):
     The model runs on length-sorted chunks of the batch of at most ``max_chunk_tokens``
     padded tokens and ``micro_batch_size`` rows (tfpipe.chunking), so one long text does not
     make every row of a mixed batch pay for its length; both None run the whole batch at
-    once. Results are the whole batch's up to float rounding.
+    once. A model that takes packed rows (tfpipe.packed_models) first has short rows put side
+    by side (tfpipe.packing). Results are the whole batch's up to float rounding, except at
+    padding positions of per-token outputs, which are zeros where the model did not run them.
     """
+
+    # Whether rows may be packed; a subclass whose `_run` reads chunks row by row says no.
+    packs_rows = True
 
     def __init__(
         self,
@@ -285,9 +291,19 @@ class TransformerLayer(tf_keras.layers.Layer):
         return output[:, :width] if self.per_token else output
 
     def _run_batch(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
-        """The model on the whole batch, or chunk by chunk (tfpipe.chunking)."""
+        """The model on the whole batch, or chunk by chunk (tfpipe.chunking), on packed rows
+        when the model takes them (tfpipe.packed_models)."""
         if self.micro_batch_size is None and self.max_chunk_tokens is None:
             return self._run(features, training)
+        if self.packs_rows and supports_packing(self.hf_model):
+            with einsum_transposes():
+                return run_packed_bert(
+                    self.hf_model,
+                    features,
+                    training,
+                    max_rows=self.micro_batch_size,
+                    max_tokens=self.max_chunk_tokens,
+                )
         per_token = self.per_token
         return run_in_chunks(
             lambda chunk: self._run(chunk, training),
