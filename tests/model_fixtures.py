@@ -207,6 +207,18 @@ def run(model, texts, **more_inputs) -> dict:
     return {name: value.numpy() for name, value in model(inputs).items()}
 
 
+def assert_same_outputs(got: dict, expected: dict, atol: float = 1e-6) -> None:
+    """String outputs equal, numeric ones within ``atol``: a pipeline against itself run
+    another way (chunked, packed)."""
+    import numpy as np
+
+    for key, value in expected.items():
+        if value.dtype.kind in "SO":
+            assert got[key].tolist() == value.tolist()
+        else:
+            np.testing.assert_allclose(got[key], value, atol=atol)
+
+
 def assert_matches_hf_flow(outputs: dict, path: Path, texts, pairs=None) -> None:
     """Probabilities within 1e-5 of the seed flow's, and its argmax labels."""
     import numpy as np

@@ -128,7 +128,7 @@ def test_packed_layer_runs_a_left_padded_batch_as_the_whole_batch():
 
 @pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
 def test_packed_pipelines_match_the_whole_batch_on_batches_of_32_texts(task, generated_texts):
-    from model_fixtures import run
+    from model_fixtures import assert_same_outputs, run
     from samples import sample
 
     from tfpipe.pipelines import pipeline
@@ -139,8 +139,4 @@ def test_packed_pipelines_match_the_whole_batch_on_batches_of_32_texts(task, gen
     batches = [generated_texts[i : i + 32] for i in range(0, len(generated_texts), 32)]
     for texts in sample(batches, 4):
         expected, got = run(whole, texts), run(packed, texts)
-        for key, value in expected.items():
-            if value.dtype.kind in "SO":
-                assert got[key].tolist() == value.tolist()
-            else:
-                np.testing.assert_allclose(got[key], value, atol=1e-6)
+        assert_same_outputs(got, expected)
