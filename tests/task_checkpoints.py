@@ -28,6 +28,7 @@ MAX_POSITIONS = 64
 NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-ORG", 4: "I-ORG", 5: "B-LOC", 6: "I-LOC"}
 # The transformers TF class of each task's model.
 TASK_MODEL_CLASSES = {
+    "text-classification": "ForSequenceClassification",
     "token-classification": "ForTokenClassification",
     "question-answering": "ForQuestionAnswering",
     "fill-mask": "ForMaskedLM",

@@ -7,20 +7,33 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from model_fixtures import classifier_checkpoint
+from samples import slow_beyond
 from task_checkpoints import task_checkpoint
 
+from tfpipe.packed_models import supports_packing
 from tfpipe.packing import first_fit_decreasing, pack
 from tfpipe.transformer import TransformerLayer
 
 LENGTHS = [5, 1, 128, 40, 3, 3, 90, 7, 1, 64, 12, 2]
 PER_TOKEN_TASKS = ["feature-extraction", "token-classification", "question-answering"]
+# Each packing family (tfpipe.packed_models) with a tiny checkpoint: BERT, RoBERTa (position
+# ids counted from the padding index), ALBERT (its own encoder and pooler).
+FAMILIES = ["bert", "roberta", "albert"]
+TASKS = ["text-classification", *PER_TOKEN_TASKS]
+FAMILY_TASKS = slow_beyond(
+    [(family, task) for family in FAMILIES for task in TASKS],
+    [("bert", task) for task in TASKS] + [("roberta", "text-classification")],
+)
 
 
-def checkpoint(task: str):
-    """A tiny BERT checkpoint with ``task``'s head (the classifier's encoder for embeddings)."""
-    if task == "feature-extraction":
+def checkpoint(task: str, family: str = "bert"):
+    """A tiny ``family`` checkpoint with ``task``'s head (embeddings: BERT's from the
+    classifier, the others' from their token classifier)."""
+    if family == "bert" and task in ("text-classification", "feature-extraction"):
         return classifier_checkpoint()
-    return task_checkpoint("bert", task)
+    if task == "feature-extraction":
+        return task_checkpoint(family, "token-classification")
+    return task_checkpoint(family, task)
 
 
 def right_padded(lengths: list[int], width: int | None = None) -> tf.Tensor:
@@ -70,18 +83,19 @@ def test_rows_keep_their_layout_unless_the_batch_is_right_padded_with_tokens_in_
     assert where.computed.numpy().all()
 
 
-def test_packed_features_hold_each_token_at_its_row_offset_with_its_column_as_position():
+def test_packed_features_hold_each_token_at_its_row_offset_with_its_own_position():
     lengths = [3, 1, 2]
     mask = right_padded(lengths)
     ids = tf.constant([[11, 12, 13], [21, 0, 0], [31, 32, 0]])
-    packed, where = pack({"input_ids": ids, "attention_mask": mask})
+    positions = tf.constant([[5, 6, 7], [5, 1, 1], [5, 6, 1]])
+    packed, where = pack({"input_ids": ids, "attention_mask": mask, "position_ids": positions})
     assert int(where.count) == 2
     for row, length in enumerate(lengths):
         slot, offset = int(where.slot[row]), int(where.offset[row])
         columns = slice(offset, offset + length)
         expected = ids[row, :length].numpy().tolist()
         assert packed["input_ids"][slot, columns].numpy().tolist() == expected
-        assert packed["position_ids"][slot, columns].numpy().tolist() == list(range(length))
+        assert packed["position_ids"][slot, columns].numpy().tolist() == list(range(5, 5 + length))
         assert (packed["row_ids"][slot, columns].numpy() == row + 1).all()
 
 
@@ -90,27 +104,33 @@ def batch_features(path, texts: list[str]) -> dict[str, tf.Tensor]:
 
     encoded = AutoTokenizer.from_pretrained(str(path))(texts, padding=True, return_tensors="np")
     names = ("input_ids", "attention_mask", "token_type_ids")
-    return {name: tf.constant(encoded[name].astype(np.int32)) for name in names}
+    return {name: tf.constant(encoded[name].astype(np.int32)) for name in names if name in encoded}
 
 
-MIXED = ["short", "a much longer text " * 12, "medium length text here", "x", "two words"]
+# A padding token inside a text: RoBERTa's position ids skip it.
+MIXED = ["short", "a much longer text " * 12, "medium <pad> text here", "x", "two words"]
 
 
-@pytest.mark.parametrize("task", PER_TOKEN_TASKS)
-def test_packed_per_token_outputs_match_the_whole_batch_on_real_tokens(task):
-    path = checkpoint(task)
+@pytest.mark.parametrize(("family", "task"), FAMILY_TASKS)
+def test_packed_outputs_match_the_whole_batch_on_real_tokens(family, task):
+    path = checkpoint(task, family)
     packed = TransformerLayer.from_pretrained(path, task, max_chunk_tokens=64)
     whole = TransformerLayer.from_pretrained(path, task, max_chunk_tokens=None)
+    assert supports_packing(packed.hf_model)
     features = batch_features(path, MIXED)
     assert int(pack(features)[1].count) < len(MIXED)
     got, expected = packed(features).numpy(), whole(features).numpy()
+    if not packed.per_token:
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        return
     real = features["attention_mask"].numpy() > 0
     np.testing.assert_allclose(got[real], expected[real], atol=1e-5)
     assert (got[~real] == 0).all()
 
 
-def test_packed_layer_runs_a_left_padded_batch_as_the_whole_batch():
-    path = checkpoint("feature-extraction")
+@pytest.mark.parametrize("family", slow_beyond(FAMILIES, ["roberta"]))
+def test_packed_layer_runs_a_left_padded_batch_as_the_whole_batch(family):
+    path = checkpoint("feature-extraction", family)
     packed = TransformerLayer.from_pretrained(path, "feature-extraction")
     whole = TransformerLayer.from_pretrained(path, "feature-extraction", max_chunk_tokens=None)
     features = batch_features(path, MIXED)

@@ -1,15 +1,20 @@
 """Models that run packed batches (tfpipe.packing), by transformers class: the only list of them.
 
 A packed row holds several texts, so the model must take each token's position id and a mask
-per packed row instead of one per text. transformers' TF BERT takes position ids but builds its
-own [rows, 1, 1, width] mask from a [rows, width] one, so its embeddings and encoder are called
-here directly with the packed row's mask, then its head, exactly as the class's own `call`
-chains them. Any other class runs unpacked.
+per packed row instead of one per text. transformers' TF models take position ids but build
+their own [rows, 1, 1, width] mask from a [rows, width] one, so the main layer's embeddings and
+encoder are called here directly with the packed row's mask, then the class's head, exactly as
+the class's own `call` chains them. Position ids are the model's own for the unpacked batch
+(RoBERTa's count real tokens from its padding index), carried into the packed rows.
+
+DistilBERT reshapes its mask to [rows, 1, 1, width] inside each attention layer, so it cannot
+take a mask per packed row; it and every class not listed here run unpacked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 import tf_keras
@@ -17,10 +22,80 @@ import tf_keras
 from tfpipe.packing import Layout, attention_bias, first_tokens, run_packed, unpack
 
 Head = Callable[[tf_keras.Model, tf.Tensor, bool], tf.Tensor]
+Layer = tf_keras.layers.Layer
 
 
-def classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool) -> tf.Tensor:
+class Family(NamedTuple):
+    """How a family's main layer runs: its attribute on the model, the model's position ids
+    for a [rows, width] batch of input ids, and its encoder on embeddings and a mask bias."""
+
+    main: str
+    position_ids: Callable[[Layer, tf.Tensor], tf.Tensor]
+    encode: Callable[[Layer, tf.Tensor, tf.Tensor, bool], tf.Tensor]
+
+
+class Packing(NamedTuple):
+    """A class's family, its head, and whether the head reads each text's first token
+    rather than every token."""
+
+    family: Family
+    head: Head
+    first_token: bool
+
+
+def columns(main: Layer, input_ids: tf.Tensor) -> tf.Tensor:
+    """Position ids 0, 1, … per row: what BERT and ALBERT use when given none."""
+    shape = tf.shape(input_ids)
+    return tf.broadcast_to(tf.range(shape[1], dtype=input_ids.dtype)[None], shape)
+
+
+def padding_offset_positions(main: Layer, input_ids: tf.Tensor) -> tf.Tensor:
+    """RoBERTa's own: real tokens counted from the padding index + 1."""
+    return main.embeddings.create_position_ids_from_input_ids(input_ids=input_ids)
+
+
+def encoder_call(**extra: object) -> Callable[[Layer, tf.Tensor, tf.Tensor, bool], tf.Tensor]:
+    """The main layer's encoder on embeddings and a mask bias; ``extra`` arguments the
+    family's encoder takes beside the common ones."""
+
+    def encode(main: Layer, embedded: tf.Tensor, bias: tf.Tensor, training: bool) -> tf.Tensor:
+        return main.encoder(
+            hidden_states=embedded,
+            attention_mask=bias,
+            head_mask=[None] * main.config.num_hidden_layers,
+            output_attentions=False,
+            output_hidden_states=False,
+            return_dict=True,
+            training=training,
+            **extra,
+        ).last_hidden_state
+
+    return encode
+
+
+# BERT's and RoBERTa's encoders also take cross-attention and cache arguments, unused here.
+bert_encoder = encoder_call(
+    encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=False
+)
+albert_encoder = encoder_call()
+
+
+BERT = Family("bert", columns, bert_encoder)
+ROBERTA = Family("roberta", padding_offset_positions, bert_encoder)
+ALBERT = Family("albert", columns, albert_encoder)
+
+
+def bert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
     pooled = model.bert.pooler(hidden_states=first[:, None, :])
+    return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
+
+
+def roberta_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+    return model.classifier(first[:, None, :], training=training)
+
+
+def albert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+    pooled = model.albert.pooler(inputs=first)
     return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
 
 
@@ -33,29 +108,53 @@ def question_answering_head(model: tf_keras.Model, hidden: tf.Tensor, training: 
     return model.qa_outputs(inputs=hidden)
 
 
-def masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool) -> tf.Tensor:
+def bert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
     return model.mlm(sequence_output=hidden, training=training)
+
+
+def roberta_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
+    return model.lm_head(hidden)
+
+
+def albert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
+    return model.predictions(hidden_states=hidden)
 
 
 def no_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool) -> tf.Tensor:
     return hidden
 
 
-# Class name → (head, whether it reads each text's first token rather than every token).
-BERT_HEADS: dict[str, tuple[Head, bool]] = {
-    "TFBertForSequenceClassification": (classification_head, True),
-    "TFBertForTokenClassification": (token_classification_head, False),
-    "TFBertForQuestionAnswering": (question_answering_head, False),
-    "TFBertForMaskedLM": (masked_lm_head, False),
-    "TFBertModel": (no_head, False),
+def family_classes(
+    prefix: str, family: Family, classification: Head, masked_lm: Head
+) -> dict[str, Packing]:
+    """The packing of a family's task classes, named ``prefix`` + the task's suffix."""
+    return {
+        f"{prefix}ForSequenceClassification": Packing(family, classification, True),
+        f"{prefix}ForTokenClassification": Packing(family, token_classification_head, False),
+        f"{prefix}ForQuestionAnswering": Packing(family, question_answering_head, False),
+        f"{prefix}ForMaskedLM": Packing(family, masked_lm, False),
+        f"{prefix}Model": Packing(family, no_head, False),
+    }
+
+
+PACKED_CLASSES: dict[str, Packing] = {
+    **family_classes("TFBert", BERT, bert_classification_head, bert_masked_lm_head),
+    **family_classes("TFRoberta", ROBERTA, roberta_classification_head, roberta_masked_lm_head),
+    **family_classes(
+        "TFXLMRoberta", ROBERTA, roberta_classification_head, roberta_masked_lm_head
+    ),
+    **family_classes(
+        "TFCamembert", ROBERTA, roberta_classification_head, roberta_masked_lm_head
+    ),
+    **family_classes("TFAlbert", ALBERT, albert_classification_head, albert_masked_lm_head),
 }
 
 
 def supports_packing(model: tf_keras.Model) -> bool:
-    return type(model).__name__ in BERT_HEADS
+    return type(model).__name__ in PACKED_CLASSES
 
 
-def run_packed_bert(
+def run_packed_model(
     model: tf_keras.Model,
     features: dict[str, tf.Tensor],
     training: bool,
@@ -64,9 +163,9 @@ def run_packed_bert(
     max_tokens: int | None,
 ) -> tf.Tensor:
     """The model's output for the batch, computed on packed rows chunk by chunk."""
-    head, first_token = BERT_HEADS[type(model).__name__]
-    main = model.bert
-    layers = model.config.num_hidden_layers
+    family, head, first_token = PACKED_CLASSES[type(model).__name__]
+    main = getattr(model, family.main)
+    positions = family.position_ids(main, features["input_ids"])
 
     def encode(packed: dict[str, tf.Tensor]) -> tf.Tensor:
         embedded = main.embeddings(
@@ -75,23 +174,11 @@ def run_packed_bert(
             token_type_ids=packed.get("token_type_ids"),
             training=training,
         )
-        return main.encoder(
-            hidden_states=embedded,
-            attention_mask=attention_bias(packed, embedded.dtype),
-            head_mask=[None] * layers,
-            encoder_hidden_states=None,
-            encoder_attention_mask=None,
-            past_key_values=None,
-            use_cache=False,
-            output_attentions=False,
-            output_hidden_states=False,
-            return_dict=True,
-            training=training,
-        ).last_hidden_state
+        return family.encode(main, embedded, attention_bias(packed, embedded.dtype), training)
 
     hidden, where = run_packed(
         encode,
-        features,
+        {**features, "position_ids": tf.cast(positions, features["input_ids"].dtype)},
         max_rows=max_rows,
         max_tokens=max_tokens,
         hidden_size=int(model.config.hidden_size),

@@ -3,9 +3,9 @@
 Chunking (tfpipe.chunking) keeps padding out of the model's work, but a batch of short texts
 still takes several model calls of small matrices. Packing first puts rows side by side, first
 fit longest first, in packed rows as wide as the batch; each token keeps its own position id
-(its column in the batch) and attends only to the real tokens of its own row (an attention mask
-per packed row that compares row ids), so every row's results are the whole batch's up to float
-rounding. The packed rows are then chunked like any batch.
+(the model's for the batch, a feature like the others) and attends only to the real tokens of
+its own row (an attention mask per packed row that compares row ids), so every row's results
+are the whole batch's up to float rounding. The packed rows are then chunked like any batch.
 
 A batch that is not right-padded (left padding, a row without tokens) or has one row keeps its
 layout: each row is a packed row of its own, and the model computes every column, as for the
@@ -26,7 +26,7 @@ from tfpipe.tokenization.control_flow import functional_cond
 # (0 where nothing is computed) and whether it is a key the row's tokens attend to.
 ROW_IDS = "row_ids"
 KEYS = "key_mask"
-EXTRA = ("position_ids", ROW_IDS, KEYS)
+EXTRA = (ROW_IDS, KEYS)
 Encode = Callable[[dict[str, tf.Tensor]], tf.Tensor]
 
 
@@ -79,9 +79,9 @@ def packable(attention_mask: tf.Tensor) -> tf.Tensor:
 
 
 def pack(features: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], Layout]:
-    """The batch's features in packed rows, with ``position_ids`` (each token's column in the
-    batch), ``ROW_IDS``, ``KEYS`` and the ``attention_mask`` of the computed columns (what
-    chunking cuts by); and the layout to read rows back with. A functional `If`: a batch kept
+    """The batch's features in packed rows (``position_ids`` among them: each token's, for
+    the batch), with ``ROW_IDS``, ``KEYS`` and the ``attention_mask`` of the computed columns
+    (what chunking cuts by); and the layout to read rows back with. A functional `If`: a batch kept
     as it is (a single request) skips the packing ops rather than visiting them dead."""
     names = sorted(features)
 
@@ -95,9 +95,7 @@ def pack(features: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], Layout]:
         mask = features["attention_mask"]
         batch, width = tf.shape(mask)[0], tf.shape(mask)[1]
         rows = tf.range(batch)
-        columns = tf.broadcast_to(tf.range(width, dtype=mask.dtype)[None], [batch, width])
         extra = {
-            "position_ids": columns,
             ROW_IDS: tf.broadcast_to(rows[:, None] + 1, [batch, width]),
             KEYS: tf.cast(mask > 0, tf.int32),
             "attention_mask": tf.ones_like(mask),
@@ -125,7 +123,6 @@ def _scattered(features: dict[str, tf.Tensor], where: Layout) -> tuple:
         return tf.scatter_nd(target, values, shape)
 
     packed = {name: scattered(tf.gather_nd(value, at)) for name, value in features.items()}
-    packed["position_ids"] = scattered(tf.cast(column, mask.dtype))
     packed[ROW_IDS] = scattered(row + 1)
     packed[KEYS] = tf.cast(packed[ROW_IDS] > 0, tf.int32)
     packed["attention_mask"] = tf.cast(packed[KEYS], mask.dtype)

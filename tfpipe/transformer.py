@@ -21,7 +21,7 @@ from tfpipe.checkpoints import weight_loading_options
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
 from tfpipe.einsum_transposes import einsum_transposes
 from tfpipe.model_config import ModelLoadError, checked_model_config
-from tfpipe.packed_models import run_packed_bert, supports_packing
+from tfpipe.packed_models import run_packed_model, supports_packing
 from tfpipe.unconverted import unconverted
 
 # Each pipeline task maps to the transformers auto class whose head it needs.
@@ -297,7 +297,7 @@ class TransformerLayer(tf_keras.layers.Layer):
             return self._run(features, training)
         if self.packs_rows and supports_packing(self.hf_model):
             with einsum_transposes():
-                return run_packed_bert(
+                return run_packed_model(
                     self.hf_model,
                     features,
                     training,
