@@ -41,11 +41,14 @@ FAMILIES = {
     "albert": ("TFAlbert", "albert-base-v2"),
 }
 SHARED_FAMILIES = tuple(name for name, (_, folder) in FAMILIES.items() if folder)
+# Families whose tiny checkpoints only model-level tests build (test_packing.py): ELECTRA,
+# with MiniLM's WordPiece.
+MODEL_FAMILIES = {"electra": ("TFElectra", None)}
 
 
 def family_config(family: str, vocab_size: int, task: str):
     """A tiny config of ``family`` whose embeddings hold the tokenizer's vocabulary."""
-    from transformers import AlbertConfig, BertConfig, RobertaConfig
+    from transformers import AlbertConfig, BertConfig, ElectraConfig, RobertaConfig
 
     sizes = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                  num_attention_heads=2, intermediate_size=37, initializer_range=0.2)
@@ -59,6 +62,9 @@ def family_config(family: str, vocab_size: int, task: str):
         return AlbertConfig(**sizes, **labels, embedding_size=16,
                             max_position_embeddings=MAX_POSITIONS, pad_token_id=0,
                             bos_token_id=2, eos_token_id=3)
+    if family == "electra":
+        return ElectraConfig(**sizes, **labels, embedding_size=16,
+                             max_position_embeddings=MAX_POSITIONS)
     return BertConfig(**sizes, **labels, max_position_embeddings=MAX_POSITIONS)
 
 
@@ -83,7 +89,7 @@ def write_minilm_tokenizer(destination: Path) -> None:
 def task_checkpoint(family: str, task: str) -> Path:
     """The tiny ``task`` checkpoint of ``family``; skips the test when ``family`` needs the
     shared tokenizers and they are not beside the repository."""
-    prefix, shared_name = FAMILIES[family]
+    prefix, shared_name = {**FAMILIES, **MODEL_FAMILIES}[family]
     if shared_name and not (SHARED_DIR / "tokenizers" / shared_name).is_dir():
         pytest.skip(f"shared tokenizers not found at {SHARED_DIR}")
 

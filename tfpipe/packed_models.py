@@ -2,13 +2,14 @@
 
 A packed row holds several texts, so the model must take each token's position id and a mask
 per packed row instead of one per text. transformers' TF models take position ids but build
-their own [rows, 1, 1, width] mask from a [rows, width] one, so the main layer's embeddings and
+their own per-text mask from a [rows, width] one, so the main layer's embeddings and
 encoder are called here directly with the packed row's mask, then the class's head, exactly as
 the class's own `call` chains them. Position ids are the model's own for the unpacked batch
 (RoBERTa's count real tokens from its padding index), carried into the packed rows.
 
 DistilBERT reshapes its mask to [rows, 1, 1, width] inside each attention layer, so it cannot
-take a mask per packed row; it and every class not listed here run unpacked.
+take a mask per packed row; it and every class not listed here (PACKED_CLASSES) run unpacked.
+(transformers' TF DeBERTa v2 cannot be traced with an unknown sequence length at all.)
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ Head = Callable[[tf_keras.Model, tf.Tensor, bool], tf.Tensor]
 Layer = tf_keras.layers.Layer
 
 
+Features = dict[str, tf.Tensor]
+
+
 class Family(NamedTuple):
     """How a family's main layer runs: its attribute on the model, the model's position ids
-    for a [rows, width] batch of input ids, and its encoder on embeddings and a mask bias."""
+    for a [rows, width] batch of input ids, and the main layer on packed features."""
 
     main: str
     position_ids: Callable[[Layer, tf.Tensor], tf.Tensor]
-    encode: Callable[[Layer, tf.Tensor, tf.Tensor, bool], tf.Tensor]
+    encode: Callable[[Layer, Features, bool], tf.Tensor]
 
 
 class Packing(NamedTuple):
@@ -54,14 +58,23 @@ def padding_offset_positions(main: Layer, input_ids: tf.Tensor) -> tf.Tensor:
     return main.embeddings.create_position_ids_from_input_ids(input_ids=input_ids)
 
 
-def encoder_call(**extra: object) -> Callable[[Layer, tf.Tensor, tf.Tensor, bool], tf.Tensor]:
-    """The main layer's encoder on embeddings and a mask bias; ``extra`` arguments the
-    family's encoder takes beside the common ones."""
+def biased_encoder(**extra: object) -> Callable[[Layer, Features, bool], tf.Tensor]:
+    """Embeddings, then the encoder with an additive mask bias (BERT's -10000), as BERT-like
+    main layers chain them; ``extra``: arguments the family's encoder takes beside these."""
 
-    def encode(main: Layer, embedded: tf.Tensor, bias: tf.Tensor, training: bool) -> tf.Tensor:
+    def encode(main: Layer, packed: Features, training: bool) -> tf.Tensor:
+        embedded = main.embeddings(
+            input_ids=packed["input_ids"],
+            position_ids=packed["position_ids"],
+            token_type_ids=packed.get("token_type_ids"),
+            training=training,
+        )
+        if hasattr(main, "embeddings_project"):
+            # ELECTRA's embeddings narrower than its hidden size.
+            embedded = main.embeddings_project(embedded, training=training)
         return main.encoder(
             hidden_states=embedded,
-            attention_mask=bias,
+            attention_mask=attention_bias(packed, embedded.dtype),
             head_mask=[None] * main.config.num_hidden_layers,
             output_attentions=False,
             output_hidden_states=False,
@@ -73,16 +86,15 @@ def encoder_call(**extra: object) -> Callable[[Layer, tf.Tensor, tf.Tensor, bool
     return encode
 
 
-# BERT's and RoBERTa's encoders also take cross-attention and cache arguments, unused here.
-bert_encoder = encoder_call(
+# BERT's, RoBERTa's and ELECTRA's encoders also take cross-attention and cache arguments.
+bert_encoder = biased_encoder(
     encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=False
 )
-albert_encoder = encoder_call()
-
 
 BERT = Family("bert", columns, bert_encoder)
 ROBERTA = Family("roberta", padding_offset_positions, bert_encoder)
-ALBERT = Family("albert", columns, albert_encoder)
+ALBERT = Family("albert", columns, biased_encoder())
+ELECTRA = Family("electra", columns, bert_encoder)
 
 
 def bert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
@@ -97,6 +109,10 @@ def roberta_classification_head(model: tf_keras.Model, first: tf.Tensor, trainin
 def albert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
     pooled = model.albert.pooler(inputs=first)
     return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
+
+
+def electra_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+    return model.classifier(first[:, None, :])
 
 
 def token_classification_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
@@ -118,6 +134,11 @@ def roberta_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: b
 
 def albert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
     return model.predictions(hidden_states=hidden)
+
+
+def electra_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
+    predicted = model.generator_predictions(hidden, training=training)
+    return model.generator_lm_head(predicted, training=training)
 
 
 def no_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool) -> tf.Tensor:
@@ -147,6 +168,7 @@ PACKED_CLASSES: dict[str, Packing] = {
         "TFCamembert", ROBERTA, roberta_classification_head, roberta_masked_lm_head
     ),
     **family_classes("TFAlbert", ALBERT, albert_classification_head, albert_masked_lm_head),
+    **family_classes("TFElectra", ELECTRA, electra_classification_head, electra_masked_lm_head),
 }
 
 
@@ -167,17 +189,8 @@ def run_packed_model(
     main = getattr(model, family.main)
     positions = family.position_ids(main, features["input_ids"])
 
-    def encode(packed: dict[str, tf.Tensor]) -> tf.Tensor:
-        embedded = main.embeddings(
-            input_ids=packed["input_ids"],
-            position_ids=packed["position_ids"],
-            token_type_ids=packed.get("token_type_ids"),
-            training=training,
-        )
-        return family.encode(main, embedded, attention_bias(packed, embedded.dtype), training)
-
     hidden, where = run_packed(
-        encode,
+        lambda packed: family.encode(main, packed, training),
         {**features, "position_ids": tf.cast(positions, features["input_ids"].dtype)},
         max_rows=max_rows,
         max_tokens=max_tokens,
