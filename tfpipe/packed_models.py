@@ -24,8 +24,6 @@ from tfpipe.packing import Layout, attention_bias, first_tokens, run_packed, unp
 
 Head = Callable[[tf_keras.Model, tf.Tensor, bool], tf.Tensor]
 Layer = tf_keras.layers.Layer
-
-
 Features = dict[str, tf.Tensor]
 
 
@@ -102,17 +100,14 @@ def bert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: 
     return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
 
 
-def roberta_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+def first_token_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+    """RoBERTa's and ELECTRA's: a classifier that reads the first token of its input."""
     return model.classifier(first[:, None, :], training=training)
 
 
 def albert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
     pooled = model.albert.pooler(inputs=first)
     return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
-
-
-def electra_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
-    return model.classifier(first[:, None, :])
 
 
 def token_classification_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
@@ -160,15 +155,15 @@ def family_classes(
 
 PACKED_CLASSES: dict[str, Packing] = {
     **family_classes("TFBert", BERT, bert_classification_head, bert_masked_lm_head),
-    **family_classes("TFRoberta", ROBERTA, roberta_classification_head, roberta_masked_lm_head),
+    **family_classes("TFRoberta", ROBERTA, first_token_classification_head, roberta_masked_lm_head),
     **family_classes(
-        "TFXLMRoberta", ROBERTA, roberta_classification_head, roberta_masked_lm_head
+        "TFXLMRoberta", ROBERTA, first_token_classification_head, roberta_masked_lm_head
     ),
     **family_classes(
-        "TFCamembert", ROBERTA, roberta_classification_head, roberta_masked_lm_head
+        "TFCamembert", ROBERTA, first_token_classification_head, roberta_masked_lm_head
     ),
     **family_classes("TFAlbert", ALBERT, albert_classification_head, albert_masked_lm_head),
-    **family_classes("TFElectra", ELECTRA, electra_classification_head, electra_masked_lm_head),
+    **family_classes("TFElectra", ELECTRA, first_token_classification_head, electra_masked_lm_head),
 }
 
 
@@ -191,7 +186,7 @@ def run_packed_model(
 
     hidden, where = run_packed(
         lambda packed: family.encode(main, packed, training),
-        {**features, "position_ids": tf.cast(positions, features["input_ids"].dtype)},
+        {**features, "position_ids": positions},
         max_rows=max_rows,
         max_tokens=max_tokens,
         hidden_size=int(model.config.hidden_size),
