@@ -1,6 +1,6 @@
 """Tiny TF checkpoints for the pipeline tests whose tokenizer is not MiniLM's: byte-level
-BPE (RoBERTa, GPT-2) and SentencePiece-style (ALBERT), with a tokenizer trained here or
-copied from a real checkpoint, and their exports.
+BPE (RoBERTa, GPT-2, BART) and SentencePiece-style (ALBERT, DeBERTa v3), with a tokenizer
+trained here or copied from a real checkpoint, and their exports.
 
 Builders are memoised functions, as in model_fixtures.py, so the pipeline tests and the
 older-runtime tests (test_old_runtime.py) share one build and one export of each.
@@ -35,6 +35,8 @@ from tokenizers import (
 from trained_tokenizers import TEXTS_MODULE, albert_style_normalizer, byte_level_trainer
 
 EOS = "<|endoftext|>"
+# Model styles whose tokenizer is another style's: BART's is RoBERTa's byte-level BPE.
+TOKENIZER_STYLES = {"bart": "roberta"}
 MAX_LENGTH = 64
 ALBERT_SPECIALS = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -72,9 +74,22 @@ def write_tokenizer(style: str, folder: Path) -> None:
 
 
 def model_config(style: str, labels: dict[int, str], vocab_size: int):
-    from transformers import GPT2Config, RobertaConfig
+    from transformers import BartConfig, DebertaV2Config, GPT2Config, RobertaConfig
 
     label_options = dict(id2label=labels, label2id={label: i for i, label in labels.items()})
+    if style == "bart":
+        return BartConfig(
+            vocab_size=vocab_size, d_model=32, encoder_layers=2, decoder_layers=2,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=37,
+            decoder_ffn_dim=37, max_position_embeddings=MAX_LENGTH, pad_token_id=1,
+            bos_token_id=0, eos_token_id=2, **label_options)
+    if style == "deberta-v3":  # DeBERTa v3's attention: relative positions, both ways
+        return DebertaV2Config(
+            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=37, max_position_embeddings=MAX_LENGTH, relative_attention=True,
+            pos_att_type=["p2c", "c2p"], position_buckets=256, max_relative_positions=-1,
+            position_biased_input=False, norm_rel_ebd="layer_norm", share_att_key=True,
+            type_vocab_size=0, pooler_hidden_size=32, pad_token_id=0, **label_options)
     if style == "roberta":
         return RobertaConfig(
             vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -97,7 +112,7 @@ def checkpoint(style: str, model_class_name: str, labels: tuple[tuple[int, str],
 
     def build(destination: Path) -> None:
         if tokenizer_source is None:
-            write_tokenizer(style, destination)
+            write_tokenizer(TOKENIZER_STYLES.get(style, style), destination)
         else:
             shutil.copy(tokenizer_source / "tokenizer.json", destination / "tokenizer.json")
             config = json.loads((tokenizer_source / "tokenizer_config.json").read_text())
@@ -120,6 +135,17 @@ def roberta_classifier() -> Path:
 
 def roberta_nli() -> Path:
     return checkpoint("roberta", "TFRobertaForSequenceClassification", tuple(NLI_LABELS.items()))
+
+
+def bart_nli() -> Path:
+    """Shaped like facebook/bart-large-mnli, the usual zero-shot model."""
+    return checkpoint("bart", "TFBartForSequenceClassification", tuple(NLI_LABELS.items()))
+
+
+def deberta_v3_classifier(tokenizer_source: Path) -> Path:
+    """A DeBERTa v3 classifier with a real DeBERTa v3 tokenizer (copied from the shared ones)."""
+    return checkpoint("deberta-v3", "TFDebertaV2ForSequenceClassification",
+                      tuple(CLASSIFIER_LABELS.items()), tokenizer_source)
 
 
 def gpt2_classifier() -> Path:

@@ -17,6 +17,7 @@ from model_fixtures import (
 )
 from pipeline_checkpoints import (
     assert_export_serves_like_hf_flow,
+    bart_nli,
     checkpoint,
     gpt2_classifier,
     roberta_classifier,
@@ -88,10 +89,16 @@ def test_gpt2_checkpoint_without_pad_token_cannot_build_a_padding_pipeline(tmp_p
 ZERO_SHOT_LABELS = ["politics", "sports", "cooking"]
 
 
-@pytest.mark.parametrize("multi_label", [False, True])
-def test_roberta_nli_zero_shot_matches_the_transformers_pipeline(multi_label):
-    """Exported too, once: the self-check reloads it as TF Serving would."""
-    path = roberta_nli()
+# BART (as in facebook/bart-large-mnli) runs through AutoGraph (tfpipe.model_types).
+@pytest.mark.parametrize(
+    "nli_checkpoint, multi_label",
+    slow_beyond([(roberta_nli, False), (roberta_nli, True), (bart_nli, False), (bart_nli, True)],
+                [(roberta_nli, False), (roberta_nli, True), (bart_nli, False)]),
+    ids=["roberta", "roberta-multi-label", "bart", "bart-multi-label"],
+)
+def test_nli_zero_shot_matches_the_transformers_pipeline(nli_checkpoint, multi_label):
+    """Exported too, once per model: the self-check reloads it as TF Serving would."""
+    path = nli_checkpoint()
     model = pipeline("zero-shot-classification", path, candidate_labels=ZERO_SHOT_LABELS,
                      hypothesis_template="This text is about {}.", multi_label=multi_label)
     outputs = run(model, TEXTS[:3])
@@ -105,7 +112,7 @@ def test_roberta_nli_zero_shot_matches_the_transformers_pipeline(multi_label):
                                    atol=1e-5)
         assert label.decode() == reference["labels"][0]
     if not multi_label:
-        exported = export(model, work_dir() / "saved_models" / "bpe-nli" / "1")
+        exported = export(model, work_dir() / "saved_models" / f"nli-{path.name}" / "1")
         assert exported.op_types and not foreign_ops(exported.op_types)
 
 

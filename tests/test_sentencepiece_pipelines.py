@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 from model_fixtures import SENTENCES, assert_matches_hf_flow, run
-from pipeline_checkpoints import albert_classifier, assert_export_serves_like_hf_flow
+from pipeline_checkpoints import (
+    albert_classifier,
+    assert_export_serves_like_hf_flow,
+    deberta_v3_classifier,
+)
 
 from tfpipe.pipelines import pipeline
 
@@ -52,5 +56,14 @@ def test_albert_base_v2_tokenizer_classifier_matches_hf_flow_and_exports(shared_
     memory, then exported (export reloads it in a fresh process with the TF1 `serve` loader)
     and served: probabilities within 1e-5 of the HF flow, only core TF ops."""
     path = albert_classifier(shared_dir / "tokenizers" / "albert-base-v2")
+    check_classifier(path)
+    assert_export_serves_like_hf_flow(path, TEXTS)
+
+
+def test_deberta_v3_classifier_matches_hf_flow_and_exports(shared_dir):
+    """deberta-v3-small's tokenizer in a tiny DeBERTa v3 classifier, whose attention compares
+    sequence lengths in Python (run through AutoGraph: tfpipe.model_types): in memory, then
+    exported and served as TF Serving loads it."""
+    path = deberta_v3_classifier(shared_dir / "tokenizers" / "deberta-v3-small")
     check_classifier(path)
     assert_export_serves_like_hf_flow(path, TEXTS)

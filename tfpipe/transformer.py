@@ -21,6 +21,7 @@ from tfpipe.checkpoints import weight_loading_options
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, checked_limit, run_in_chunks
 from tfpipe.einsum_transposes import einsum_transposes
 from tfpipe.model_config import ModelLoadError, checked_model_config
+from tfpipe.model_types import check_text_model, model_call, runs_whole_batches
 from tfpipe.packed_models import run_packed_model, supports_packing
 from tfpipe.unconverted import unconverted
 
@@ -157,8 +158,9 @@ class TransformerLayer(tf_keras.layers.Layer):
     The model runs on length-sorted chunks of the batch of at most ``max_chunk_tokens``
     padded tokens and ``micro_batch_size`` rows (tfpipe.chunking), so one long text does not
     make every row of a mixed batch pay for its length; both None run the whole batch at
-    once. A model that takes packed rows (tfpipe.packed_models) first has short rows put side
-    by side (tfpipe.packing). Results are the whole batch's up to float rounding, except at
+    once, as do models whose outputs depend on the padded width (tfpipe.model_types). A
+    model that takes packed rows (tfpipe.packed_models) first has short rows put side by
+    side (tfpipe.packing). Results are the whole batch's up to float rounding, except at
     padding positions of per-token outputs, which are zeros where the model did not run them.
     """
 
@@ -177,12 +179,16 @@ class TransformerLayer(tf_keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         model_class_for_task(task)
-        self.micro_batch_size = checked_limit("micro_batch_size", micro_batch_size)
-        self.max_chunk_tokens = checked_limit("max_chunk_tokens", max_chunk_tokens)
         self.task = task
         # A JSON string, not a dict: tf-keras would wrap a dict attribute for tracking.
         self._model_config_json = json.dumps(model_config, sort_keys=True)
         self.hf_model = hf_model if hf_model is not None else model_from_config(task, model_config)
+        check_text_model(self.hf_model)
+        self._call_model = model_call(self.hf_model)
+        self.micro_batch_size = checked_limit("micro_batch_size", micro_batch_size)
+        self.max_chunk_tokens = checked_limit("max_chunk_tokens", max_chunk_tokens)
+        if runs_whole_batches(self.hf_model):
+            self.micro_batch_size = self.max_chunk_tokens = None
         self.model_input_names = [
             name for name in MODEL_INPUT_NAMES if name in self.hf_model.input_signature
         ]
@@ -317,7 +323,7 @@ class TransformerLayer(tf_keras.layers.Layer):
 
     def _run(self, features: dict[str, tf.Tensor], training: bool) -> tf.Tensor:
         with einsum_transposes():
-            outputs = self.hf_model(features, training=training)
+            outputs = self._call_model(features, training)
         if self.task == "feature-extraction":
             return outputs.last_hidden_state
         if self.task == "question-answering":
