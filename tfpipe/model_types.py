@@ -4,9 +4,9 @@ tfpipe traces a model once for every request, with the batch and sequence sizes 
 without AutoGraph (tfpipe.unconverted). Most TF models trace so. Some compare tensors in a
 Python ``if`` (DeBERTa's attention compares the query and key lengths, BART's decoder its
 mask's), which fails in such a graph with OperatorNotAllowedInGraphError; AutoGraph turns
-those ``if``\\ s into graph conditionals, so those models are called through it. Others need
+those branches into graph conditionals, so those models are called through it. Others need
 more than text, and are refused by name. The lists are checked against every text model type
-transformers' TF auto classes map (tests/test_model_types.py).
+transformers' TF auto classes map (tests/test_model_types.py; docs/pipelines.md, Model types).
 """
 
 from __future__ import annotations
