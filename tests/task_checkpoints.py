@@ -41,14 +41,20 @@ FAMILIES = {
     "albert": ("TFAlbert", "albert-base-v2"),
 }
 SHARED_FAMILIES = tuple(name for name, (_, folder) in FAMILIES.items() if folder)
-# Families whose tiny checkpoints only model-level tests build (test_packing.py): ELECTRA,
-# with MiniLM's WordPiece.
-MODEL_FAMILIES = {"electra": ("TFElectra", None)}
+# Families whose tiny checkpoints only model-level tests build (test_packing.py): ELECTRA and
+# DistilBERT, with MiniLM's WordPiece.
+MODEL_FAMILIES = {"electra": ("TFElectra", None), "distilbert": ("TFDistilBert", None)}
 
 
 def family_config(family: str, vocab_size: int, task: str):
     """A tiny config of ``family`` whose embeddings hold the tokenizer's vocabulary."""
-    from transformers import AlbertConfig, BertConfig, ElectraConfig, RobertaConfig
+    from transformers import (
+        AlbertConfig,
+        BertConfig,
+        DistilBertConfig,
+        ElectraConfig,
+        RobertaConfig,
+    )
 
     sizes = dict(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
                  num_attention_heads=2, intermediate_size=37, initializer_range=0.2)
@@ -65,6 +71,10 @@ def family_config(family: str, vocab_size: int, task: str):
     if family == "electra":
         return ElectraConfig(**sizes, **labels, embedding_size=16,
                              max_position_embeddings=MAX_POSITIONS)
+    if family == "distilbert":
+        return DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2,
+                                hidden_dim=37, initializer_range=0.2, **labels,
+                                max_position_embeddings=MAX_POSITIONS)
     return BertConfig(**sizes, **labels, max_position_embeddings=MAX_POSITIONS)
 
 

@@ -18,13 +18,13 @@ LENGTHS = [5, 1, 128, 40, 3, 3, 90, 7, 1, 64, 12, 2]
 PER_TOKEN_TASKS = ["feature-extraction", "token-classification", "question-answering"]
 # Each packing family (tfpipe.packed_models) with a tiny checkpoint: BERT, RoBERTa (position
 # ids counted from the padding index), ALBERT (its own encoder and pooler), ELECTRA (narrow
-# embeddings projected).
-FAMILIES = ["bert", "roberta", "albert", "electra"]
+# embeddings projected), DistilBERT (its attention computed by tfpipe).
+FAMILIES = ["bert", "roberta", "albert", "electra", "distilbert"]
 TASKS = ["text-classification", *PER_TOKEN_TASKS]
 FAMILY_TASKS = slow_beyond(
     [(family, task) for family in FAMILIES for task in TASKS],
     [("bert", task) for task in TASKS]
-    + [("roberta", "text-classification"), ("electra", "text-classification")],
+    + [(family, "text-classification") for family in ("roberta", "electra", "distilbert")],
 )
 
 

@@ -7,9 +7,9 @@ encoder are called here directly with the packed row's mask, then the class's he
 the class's own `call` chains them. Position ids are the model's own for the unpacked batch
 (RoBERTa's count real tokens from its padding index), carried into the packed rows.
 
-DistilBERT reshapes its mask to [rows, 1, 1, width] inside each attention layer, so it cannot
-take a mask per packed row; it and every class not listed here (PACKED_CLASSES) run unpacked.
-(transformers' TF DeBERTa v2 cannot be traced with an unknown sequence length at all.)
+DistilBERT reshapes its mask to [rows, 1, 1, width] inside each attention layer, so its
+blocks are chained here with the attention computed from the layer's own weights, as its
+`call` computes it. Every class not listed here (PACKED_CLASSES) runs unpacked.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 import tf_keras
+from transformers.tf_utils import stable_softmax
 
-from tfpipe.packing import Layout, attention_bias, first_tokens, run_packed, unpack
+from tfpipe.packing import Layout, allowed_keys, attention_bias, first_tokens, run_packed, unpack
 
 Head = Callable[[tf_keras.Model, tf.Tensor, bool], tf.Tensor]
 Layer = tf_keras.layers.Layer
@@ -89,10 +90,41 @@ bert_encoder = biased_encoder(
     encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=False
 )
 
+def distilbert_attention(attention: Layer, hidden: tf.Tensor, masked: tf.Tensor, training: bool):
+    """transformers' TFMultiHeadSelfAttention on ``hidden``; ``masked``: what it subtracts
+    from the scores of keys a query may not see, per packed row."""
+    rows, heads = tf.shape(hidden)[0], attention.n_heads
+    per_head = attention.dim // heads
+
+    def split_heads(x: tf.Tensor) -> tf.Tensor:
+        return tf.transpose(tf.reshape(x, (rows, -1, heads, per_head)), perm=(0, 2, 1, 3))
+
+    query = split_heads(attention.q_lin(hidden)) * tf.math.rsqrt(float(per_head))
+    key, value = split_heads(attention.k_lin(hidden)), split_heads(attention.v_lin(hidden))
+    scores = tf.matmul(query, key, transpose_b=True) - masked
+    weights = attention.dropout(stable_softmax(scores, axis=-1), training=training)
+    context = tf.transpose(tf.matmul(weights, value), perm=(0, 2, 1, 3))
+    return attention.out_lin(tf.reshape(context, (rows, -1, heads * per_head)))
+
+
+def distilbert_encode(main: Layer, packed: Features, training: bool) -> tf.Tensor:
+    """DistilBERT's embeddings and transformer blocks, each as its `call` chains them."""
+    hidden = main.embeddings(
+        input_ids=packed["input_ids"], position_ids=packed["position_ids"], training=training
+    )
+    masked = 1e30 * (1.0 - tf.cast(allowed_keys(packed), hidden.dtype))
+    for block in main.transformer.layer:
+        attended = distilbert_attention(block.attention, hidden, masked, training)
+        hidden = block.sa_layer_norm(attended + hidden)
+        hidden = block.output_layer_norm(block.ffn(hidden, training=training) + hidden)
+    return hidden
+
+
 BERT = Family("bert", columns, bert_encoder)
 ROBERTA = Family("roberta", padding_offset_positions, bert_encoder)
 ALBERT = Family("albert", columns, biased_encoder())
 ELECTRA = Family("electra", columns, bert_encoder)
+DISTILBERT = Family("distilbert", columns, distilbert_encode)
 
 
 def bert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
@@ -110,6 +142,11 @@ def albert_classification_head(model: tf_keras.Model, first: tf.Tensor, training
     return model.classifier(inputs=model.dropout(inputs=pooled, training=training))
 
 
+def distilbert_classification_head(model: tf_keras.Model, first: tf.Tensor, training: bool):
+    pooled = model.pre_classifier(first)
+    return model.classifier(model.dropout(pooled, training=training))
+
+
 def token_classification_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
     return model.classifier(inputs=model.dropout(inputs=hidden, training=training))
 
@@ -117,6 +154,11 @@ def token_classification_head(model: tf_keras.Model, hidden: tf.Tensor, training
 def question_answering_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
     """[..., 2]: start and end logits, as TransformerLayer stacks them."""
     return model.qa_outputs(inputs=hidden)
+
+
+def dropout_question_answering_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
+    """DistilBERT's: dropout before the start and end logits."""
+    return model.qa_outputs(model.dropout(hidden, training=training))
 
 
 def bert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
@@ -131,6 +173,11 @@ def albert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bo
     return model.predictions(hidden_states=hidden)
 
 
+def distilbert_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
+    transformed = model.vocab_layer_norm(model.act(model.vocab_transform(hidden)))
+    return model.vocab_projector(transformed)
+
+
 def electra_masked_lm_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool):
     predicted = model.generator_predictions(hidden, training=training)
     return model.generator_lm_head(predicted, training=training)
@@ -141,13 +188,17 @@ def no_head(model: tf_keras.Model, hidden: tf.Tensor, training: bool) -> tf.Tens
 
 
 def family_classes(
-    prefix: str, family: Family, classification: Head, masked_lm: Head
+    prefix: str,
+    family: Family,
+    classification: Head,
+    masked_lm: Head,
+    question_answering: Head = question_answering_head,
 ) -> dict[str, Packing]:
     """The packing of a family's task classes, named ``prefix`` + the task's suffix."""
     return {
         f"{prefix}ForSequenceClassification": Packing(family, classification, True),
         f"{prefix}ForTokenClassification": Packing(family, token_classification_head, False),
-        f"{prefix}ForQuestionAnswering": Packing(family, question_answering_head, False),
+        f"{prefix}ForQuestionAnswering": Packing(family, question_answering, False),
         f"{prefix}ForMaskedLM": Packing(family, masked_lm, False),
         f"{prefix}Model": Packing(family, no_head, False),
     }
@@ -164,6 +215,10 @@ PACKED_CLASSES: dict[str, Packing] = {
     ),
     **family_classes("TFAlbert", ALBERT, albert_classification_head, albert_masked_lm_head),
     **family_classes("TFElectra", ELECTRA, first_token_classification_head, electra_masked_lm_head),
+    **family_classes(
+        "TFDistilBert", DISTILBERT, distilbert_classification_head, distilbert_masked_lm_head,
+        dropout_question_answering_head,
+    ),
 }
 
 

@@ -129,12 +129,17 @@ def _scattered(features: dict[str, tf.Tensor], where: Layout) -> tuple:
     return _flat(packed, sorted(features)), where
 
 
-def attention_bias(packed: dict[str, tf.Tensor], dtype: tf.DType) -> tf.Tensor:
-    """[rows, 1, width, width]: 0 where a column may attend to a column (same row, a key),
-    -10000 elsewhere (the value transformers' BERT adds for masked keys)."""
+def allowed_keys(packed: dict[str, tf.Tensor]) -> tf.Tensor:
+    """[rows, 1, width, width]: whether a column may attend to a column (same row, a key)."""
     rows = packed[ROW_IDS]
     allowed = tf.equal(rows[:, :, None], rows[:, None, :]) & (packed[KEYS][:, None, :] > 0)
-    return (1.0 - tf.cast(allowed, dtype))[:, None] * -10000.0
+    return allowed[:, None]
+
+
+def attention_bias(packed: dict[str, tf.Tensor], dtype: tf.DType) -> tf.Tensor:
+    """[rows, 1, width, width]: 0 where `allowed_keys`, -10000 elsewhere (the value
+    transformers' BERT adds for masked keys)."""
+    return (1.0 - tf.cast(allowed_keys(packed), dtype)) * -10000.0
 
 
 def unpack(values: tf.Tensor, where: Layout) -> tf.Tensor:
