@@ -90,6 +90,7 @@ bert_encoder = biased_encoder(
     encoder_hidden_states=None, encoder_attention_mask=None, past_key_values=None, use_cache=False
 )
 
+
 def distilbert_attention(attention: Layer, hidden: tf.Tensor, masked: tf.Tensor, training: bool):
     """transformers' TFMultiHeadSelfAttention on ``hidden``; ``masked``: what it subtracts
     from the scores of keys a query may not see, per packed row."""

@@ -179,16 +179,17 @@ class TransformerLayer(tf_keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         model_class_for_task(task)
+        micro_batch_size = checked_limit("micro_batch_size", micro_batch_size)
+        max_chunk_tokens = checked_limit("max_chunk_tokens", max_chunk_tokens)
         self.task = task
         # A JSON string, not a dict: tf-keras would wrap a dict attribute for tracking.
         self._model_config_json = json.dumps(model_config, sort_keys=True)
         self.hf_model = hf_model if hf_model is not None else model_from_config(task, model_config)
         check_text_model(self.hf_model)
         self._call_model = model_call(self.hf_model)
-        self.micro_batch_size = checked_limit("micro_batch_size", micro_batch_size)
-        self.max_chunk_tokens = checked_limit("max_chunk_tokens", max_chunk_tokens)
-        if runs_whole_batches(self.hf_model):
-            self.micro_batch_size = self.max_chunk_tokens = None
+        whole = runs_whole_batches(self.hf_model)
+        self.micro_batch_size = None if whole else micro_batch_size
+        self.max_chunk_tokens = None if whole else max_chunk_tokens
         self.model_input_names = [
             name for name in MODEL_INPUT_NAMES if name in self.hf_model.input_signature
         ]
