@@ -20,7 +20,8 @@ PER_TOKEN_TASKS = ["feature-extraction", "token-classification", "question-answe
 # ids counted from the padding index), ALBERT (its own encoder and pooler), ELECTRA (narrow
 # embeddings projected), DistilBERT (its attention computed by tfpipe).
 FAMILIES = ["bert", "roberta", "albert", "electra", "distilbert"]
-TASKS = ["text-classification", *PER_TOKEN_TASKS]
+# fill-mask through TransformerLayer itself (the fill-mask pipeline's layer runs unpacked).
+TASKS = ["text-classification", *PER_TOKEN_TASKS, "fill-mask"]
 FAMILY_TASKS = slow_beyond(
     [(family, task) for family in FAMILIES for task in TASKS],
     [("bert", task) for task in TASKS]
