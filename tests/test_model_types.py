@@ -42,9 +42,7 @@ IDS = np.array([[5, 300, 400, 7, 9, 2], [5, 500, 2, 0, 0, 0], [5, 6, 7, 8, 9, 2]
 MASK = (np.arange(6)[None] < np.array([[6], [3], [6]])).astype(np.int32)
 # Refused: models needing more than text, and Transformer-XL, which takes no attention mask.
 REFUSED = {*NON_TEXT_MODEL_TYPES, "transfo-xl"}
-
-
-# Text models with no head for those tasks whose encoder feature-extraction runs.
+# Text models the four tasks' auto classes do not map whose encoder feature extraction runs.
 ENCODER_ONLY_TYPES = ("t5", "mt5")
 
 
