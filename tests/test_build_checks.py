@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 from model_fixtures import SENTENCES, run, save_tiny_checkpoint
 
-from tfpipe.cli import build_parser, main, pipeline_options
+from tfpipe.cli import build_parser, main
+from tfpipe.cli_export import pipeline_options
 from tfpipe.pipelines import PipelineError, pipeline
 from tfpipe.transformer import ModelLoadError, TransformerLayer
 

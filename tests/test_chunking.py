@@ -8,7 +8,8 @@ import tensorflow as tf
 from model_fixtures import CLASSIFIER_LABELS, assert_same_outputs, classifier_checkpoint, run
 
 from tfpipe.chunking import DEFAULT_MAX_CHUNK_TOKENS, run_in_chunks
-from tfpipe.cli import build_parser, pipeline_options
+from tfpipe.cli import build_parser
+from tfpipe.cli_export import pipeline_options
 from tfpipe.pipelines import pipeline
 
 MIXED_LENGTHS = ["short", "a much longer text " * 20, "", "medium length text", "x " * 200]

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from tfpipe.cli_args import positive_int
 from tfpipe.cli_io import CommandError, input_layout
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -40,8 +41,6 @@ BEAM_MISSING = "tfpipe batch-predict needs Apache Beam: pip install 'tfpipe[beam
 
 def add_parser(commands: Any) -> None:
     """Registers ``batch-predict`` on the ``tfpipe`` subcommands."""
-    from tfpipe.cli import positive_int
-
     parser = commands.add_parser(
         "batch-predict",
         help="score files with an export on Apache Beam, writing JSONL shards",
