@@ -26,9 +26,12 @@ from tfpipe.tokenization.ragged_ops import (
 )
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 from tfpipe.tokenization.utf8 import utf8_lengths
-from tfpipe.tokenization.vocabulary import string_table
+from tfpipe.tokenization.vocabulary import static_table
 
 SECTION = "model"
+# Marks a candidate that starts its word: never valid UTF-8, so no continuation key starts
+# with it (see `piece_table`).
+WORD_START = b"\xff"
 # Most longest-match candidates (substrings looked up) done at once; beyond, one step per piece.
 MAX_CANDIDATES = 1 << 20
 
@@ -46,6 +49,19 @@ def _longest_entries(vocab: dict[str, int], prefix: str) -> tuple[np.ndarray, np
     return initial, continuing
 
 
+def piece_table(vocab: dict[str, int], prefix: str) -> tf.lookup.StaticHashTable:
+    """Substring → id: an entry after `WORD_START` where a word starts (whole words too), and
+    a continuation entry without its prefix elsewhere. One lookup then serves both kinds of
+    candidate, and no string is built to add the prefix."""
+    keys = [WORD_START + token.encode() for token in vocab]
+    values = list(vocab.values())
+    for token, index in vocab.items():
+        if token.startswith(prefix) and len(token) > len(prefix):
+            keys.append(token[len(prefix) :].encode())
+            values.append(index)
+    return static_table(keys, values, tf.string, tf.int32, -1)
+
+
 class WordPiece(tf.Module, SpansFromTokens):
     """The compiled `model` section of type WordPiece."""
 
@@ -60,7 +76,7 @@ class WordPiece(tf.Module, SpansFromTokens):
         self.unk_id = vocab[unk_token]
         self.prefix = component.get("continuing_subword_prefix", "##")
         self.max_chars = int(component.get("max_input_chars_per_word", 100))
-        self.vocab = string_table(vocab)
+        self.pieces = piece_table(vocab, self.prefix)
         self.longest = BlockTable.from_dense(*_longest_entries(vocab, self.prefix))
         self.longest_entry = max((len(token) for token in vocab), default=1)
         self.token_lengths = np.zeros(max(vocab.values(), default=0) + 1, np.int32)
@@ -86,7 +102,8 @@ class WordPiece(tf.Module, SpansFromTokens):
         """
         strings = tf.strings.unicode_encode(words, "UTF-8")
         unique, inverse = tf.unique(strings, out_idx=tf.int32)
-        whole = self.vocab.lookup(unique)
+        marked = tf.strings.join([WORD_START, unique])
+        whole = self.pieces.lookup(marked)
         too_long = tf.strings.length(unique, unit="UTF8_CHAR") > self.max_chars
         single = too_long | (whole >= 0)
         single_ids = tf.where(too_long, self.unk_id, whole)
@@ -95,7 +112,7 @@ class WordPiece(tf.Module, SpansFromTokens):
             first = tf.math.unsorted_segment_min(
                 tf.range(tf.size(strings)), inverse, tf.size(unique)
             )
-            pending = self._tokenize_pending(unique, tf.gather(words, first), single, single_ids)
+            pending = self._tokenize_pending(marked, tf.gather(words, first), single, single_ids)
             return tf.gather(pending, inverse)
 
         return functional_cond(
@@ -105,12 +122,12 @@ class WordPiece(tf.Module, SpansFromTokens):
         )
 
     def _tokenize_pending(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, single: tf.Tensor, single_ids: tf.Tensor
+        self, marked: tf.Tensor, words: tf.RaggedTensor, single: tf.Tensor, single_ids: tf.Tensor
     ) -> tf.RaggedTensor:
-        num_words = tf.size(strings)
+        num_words = tf.size(marked)
         pending = tf.cast(tf.where(~single)[:, 0], tf.int32)
         piece_word, piece_ids, failed = self._greedy(
-            tf.gather(words, pending), tf.gather(strings, pending)
+            tf.gather(words, pending), tf.gather(marked, pending)
         )
         piece_word = tf.gather(pending, piece_word)
         failed_words = tf.gather(pending, failed)
@@ -125,9 +142,10 @@ class WordPiece(tf.Module, SpansFromTokens):
         return rows_from_ids(tf.gather(ids, order), tf.gather(word_index, order), num_words)
 
     def _greedy(
-        self, words: tf.RaggedTensor, strings: tf.Tensor
+        self, words: tf.RaggedTensor, marked: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Greedy longest-match over words that are not vocabulary entries.
+        """Greedy longest-match over words that are not vocabulary entries (`marked`: their
+        UTF-8 after `WORD_START`).
 
         Returns (word of each piece, piece id) in emission order — per word, left to right —
         for the words that tokenize, and the words that had a position with no match. Batches
@@ -141,14 +159,14 @@ class WordPiece(tf.Module, SpansFromTokens):
         count = tf.minimum(tf.gather(lengths, owner) - position, longest_entry)
         return tf.cond(
             tf.reduce_sum(tf.cast(count, tf.int64)) <= MAX_CANDIDATES,
-            lambda: self._greedy_at_once(words, strings, lengths, owner, position, count),
-            lambda: self._greedy_stepwise(words, strings),
+            lambda: self._greedy_at_once(words, marked, lengths, owner, position, count),
+            lambda: self._greedy_stepwise(words, marked),
         )
 
-    def _greedy_at_once(self, words, strings, lengths, owner, position, count):
+    def _greedy_at_once(self, words, marked, lengths, owner, position, count):
         """`_greedy` with every character's longest match looked up at once (`count`
         candidates each), then each word's walk marked by pointer doubling."""
-        longest, chosen = self._longest_matches(words, strings, position, count)
+        longest, chosen = self._longest_matches(words, marked, position, count)
         on_path = self._on_greedy_path(longest, lengths, owner, position)
         no_match = tf.math.unsorted_segment_max(
             tf.cast(on_path & (longest == 0), tf.int32), owner, tf.size(lengths)
@@ -158,19 +176,21 @@ class WordPiece(tf.Module, SpansFromTokens):
         failed_words = tf.cast(tf.where(failed)[:, 0], tf.int32)
         return select(owner, emitted), select(chosen, emitted), failed_words
 
-    def _longest_matches(self, words, strings, position, count):
+    def _longest_matches(self, words, marked, position, count):
         """Per character: the length of the longest vocabulary entry starting there (0: none;
-        continuations looked up with the prefix) and that entry's id."""
+        continuations looked up without the prefix, see `piece_table`) and that entry's id."""
         first_candidate = tf.cumsum(count, exclusive=True)
         which = repeat_range(count)
         size = tf.range(tf.size(which)) - tf.gather(first_candidate, which) + 1
-        # Byte offset of every character (and of the end) in the words' concatenation.
-        byte_offsets = tf.concat([[0], tf.cumsum(utf8_lengths(words.values))], axis=0)
-        start = tf.gather(byte_offsets, which)
-        stop = tf.gather(byte_offsets, which + size)
-        pieces = tf.strings.substr(tf.strings.reduce_join(strings), start, stop - start)
-        prefix = tf.gather(tf.where(position > 0, self.prefix, ""), which)
-        ids = self.vocab.lookup(tf.strings.join([prefix, pieces]))
+        # Byte offsets in the words' concatenation, each word after a WORD_START byte: where
+        # every character starts (its word's WORD_START with it at a word's start) and ends.
+        char_bytes = utf8_lengths(words.values)
+        char_ends = tf.cumsum(char_bytes) + row_ids(words) + 1
+        char_starts = char_ends - char_bytes - tf.cast(position == 0, tf.int32)
+        start = tf.gather(char_starts, which)
+        stop = tf.gather(char_ends, which + size - 1)
+        joined = tf.strings.reduce_join(marked)
+        ids = self.pieces.lookup(tf.strings.substr(joined, start, stop - start))
         fit = tf.where(ids >= 0, size, 0)
         longest = tf.maximum(tf.math.unsorted_segment_max(fit, which, tf.size(count)), 0)
         # The longest match's id; a character without one reads the -1 appended to ids.
@@ -190,7 +210,7 @@ class WordPiece(tf.Module, SpansFromTokens):
         return reached(tf.concat([start, [0]], 0), tf.concat([jump, [count]], 0))[:-1]
 
     def _greedy_stepwise(
-        self, words: tf.RaggedTensor, strings: tf.Tensor
+        self, words: tf.RaggedTensor, marked: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """`_greedy` one piece per word at a time: memory for the longest match candidates
         of one position per word, however long the batch."""
@@ -208,12 +228,13 @@ class WordPiece(tf.Module, SpansFromTokens):
             candidate_word = tf.gather(word, which)
             word_start = tf.gather(char_starts, candidate_word)
             first_char = word_start + tf.gather(pos, which)
-            base = tf.gather(byte_offsets, word_start)
+            # Offsets in the word after its WORD_START byte, which a word's start keeps.
+            base = tf.gather(byte_offsets, word_start) - 1
             start = tf.gather(byte_offsets, first_char) - base
+            start -= tf.cast(tf.gather(pos, which) == 0, tf.int32)
             stop = tf.gather(byte_offsets, first_char + size) - base
-            pieces = tf.strings.substr(tf.gather(strings, candidate_word), start, stop - start)
-            prefix = tf.gather(tf.where(pos > 0, self.prefix, ""), which)
-            ids = self.vocab.lookup(tf.strings.join([prefix, pieces]))
+            pieces = tf.strings.substr(tf.gather(marked, candidate_word), start, stop - start)
+            ids = self.pieces.lookup(pieces)
             fit = tf.where(ids >= 0, size, 0)
             best = tf.maximum(tf.math.unsorted_segment_max(fit, which, tf.size(word)), 0)
             chosen = tf.math.unsorted_segment_max(
