@@ -57,6 +57,20 @@ def chunk_rows(
     return rows
 
 
+def traced_once(run: Run, features: dict[str, tf.Tensor]) -> Run:
+    """``run`` as one function over chunks of ``features`` (their dtypes and ranks, any
+    sizes): the first chunk and the loop's call it, so the model is traced once, not twice
+    (tracing is much of a pipeline's build and export time; the runtime inlines the calls).
+    Run eagerly, nothing is traced, and ``run`` is returned as it is."""
+    if tf.executing_eagerly():
+        return run
+    signature = {
+        name: tf.TensorSpec([None] * value.shape.rank, value.dtype)
+        for name, value in features.items()
+    }
+    return tf.function(run, input_signature=[signature], autograph=False)
+
+
 def run_in_chunks(
     run: Run,
     features: dict[str, tf.Tensor],
@@ -73,6 +87,7 @@ def run_in_chunks(
     ``element_shape`` is that of one chunk's output with -1 for unknown sizes. The caller
     handles an empty batch: the first chunk needs at least one row.
     """
+    run = traced_once(run, features)
     used = used_columns(features["attention_mask"])
     batch, width = tf.shape(used)[0], tf.shape(features["attention_mask"])[1]
     order = tf.argsort(used, stable=True)
