@@ -225,7 +225,7 @@ def test_trained_bpe_variant_matches(name, trained, tokenizer_layer, hf_tokenize
         pytest.fail(f"{name} is not supported by TokenizerLayer yet: {e}")
     hf = hf_tokenizer(folder)
     inject = injected_strings(VARIANTS[name])
-    texts = list(BPE_EDGE_CASES) + sample(generate_texts(800, seed=11, inject=inject), 300,
+    texts = list(BPE_EDGE_CASES) + sample(generate_texts(800, seed=11, inject=inject), 250,
                                           keep_first=hand_written_count(inject))
     check_parity(runner, hf, texts, padding="longest", truncation=True)
     check_parity(runner, hf, texts[:400], shifted(texts[:400], 3), padding="longest",

@@ -89,11 +89,13 @@ def test_gpt2_checkpoint_without_pad_token_cannot_build_a_padding_pipeline(tmp_p
 ZERO_SHOT_LABELS = ["politics", "sports", "cooking"]
 
 
-# BART (as in facebook/bart-large-mnli) runs through AutoGraph (tfpipe.model_types).
+# BART (as in facebook/bart-large-mnli) runs through AutoGraph (tfpipe.model_types). The
+# default run exports BART's; RoBERTa's (make test-full) is the same zero-shot graph around
+# the RoBERTa model that the classifier export below covers.
 @pytest.mark.parametrize(
     "nli_checkpoint, multi_label",
     slow_beyond([(roberta_nli, False), (roberta_nli, True), (bart_nli, False), (bart_nli, True)],
-                [(roberta_nli, False), (roberta_nli, True), (bart_nli, False)]),
+                [(roberta_nli, True), (bart_nli, False)]),
     ids=["roberta", "roberta-multi-label", "bart", "bart-multi-label"],
 )
 def test_nli_zero_shot_matches_the_transformers_pipeline(nli_checkpoint, multi_label):

@@ -3,9 +3,10 @@
 Model-server fleets lag behind the exporting TensorFlow. `make test` installs
 tensorflow-cpu==2.12.0 (the oldest release for Python 3.11) into `.venv-tf-oldest` and points
 TFPIPE_OLDEST_PYTHON at it; that runtime loads each exported model (a classifier per
-tokenizer family, and one export per token-level task) both ways TF Serving-era code does —
-`tf.saved_model.load` signatures and the TF1 `serve` loader — and must return the same token
-ids, probabilities, entities, answers and strings as TF 2.21.
+tokenizer family, and one export per token-level task) with the TF1 `serve` loader TF Serving
+uses (and in make test-full through `tf.saved_model.load` signatures too, as Python code on an
+old TensorFlow would) and must return the same token ids, probabilities, entities, answers and
+strings as TF 2.21.
 TF 2.12 loads all the exports in one process; TF 2.21's results come from the test process.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from model_fixtures import SENTENCES, cached_export, exported_classifier, save_tiny_checkpoint
 from pipeline_checkpoints import albert_classifier, exported_text_classifier, roberta_classifier
-from samples import slow_beyond
+from samples import FULL, slow_beyond
 from task_checkpoints import (
     exported_fill_mask,
     exported_question_answering,
@@ -54,10 +55,14 @@ FAMILIES = ("wordpiece", "byte-level-bpe", "unigram", "split-bpe", *TASKS)
 # BPE's merges). The others add no op type, and every export's ops are checked against TF
 # 2.12's when it is written; make test-full loads them all, one export per task among them.
 DEFAULT_FAMILIES = ("unigram", "split-bpe")
-# Each export's signatures through tf.saved_model.load and the TF1 loader, every signature
-# input fed the texts (a question their first 20 characters: a long one leaves its context no
-# room, an error as in transformers), strings decoded. TF 2.21 runs it in the test process
-# (TensorFlow is already loaded there); TF 2.12 in a process of its own, all exports at once.
+# Each loader's first run of a signature costs seconds of graph optimization (about ten for a
+# Unigram export), so the default run takes TF Serving's loader only.
+LOADERS = ("tf2", "tf1") if FULL else ("tf1",)
+# Each export's signatures through each of LOADERS (tf.saved_model.load, "tf2"; the TF1 loader,
+# "tf1"), every signature input fed the texts (a question their first 20 characters: a long
+# one leaves its context no room, an error as in transformers), strings decoded. TF 2.21 runs
+# it in the test process (TensorFlow is already loaded there); TF 2.12 in a process of its own,
+# all exports at once.
 LOAD_AND_RUN = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -73,14 +78,17 @@ LOAD_AND_RUN = textwrap.dedent("""
     def fed(name, texts):
         return [text[:20] for text in texts] if name == "question" else texts
 
-    def run(path, texts):
-        result = {"version": tf.__version__, "tf2": {}, "tf1": {}}
-        loaded = tf.saved_model.load(path)
-        for name in ("serving_default", "tokenize"):
-            function = loaded.signatures[name]
-            inputs = {key: tf.constant(fed(key, texts))
-                      for key in function.structured_input_signature[1]}
-            result["tf2"][name] = {k: as_list(v) for k, v in function(**inputs).items()}
+    def run(path, texts, loaders):
+        result = {"version": tf.__version__, **{loader: {} for loader in loaders}}
+        if "tf2" in loaders:
+            loaded = tf.saved_model.load(path)
+            for name in ("serving_default", "tokenize"):
+                function = loaded.signatures[name]
+                inputs = {key: tf.constant(fed(key, texts))
+                          for key in function.structured_input_signature[1]}
+                result["tf2"][name] = {k: as_list(v) for k, v in function(**inputs).items()}
+        if "tf1" not in loaders:
+            return result
         with tf.compat.v1.Session(graph=tf.Graph()) as session:
             meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
             for name in ("serving_default", "tokenize"):
@@ -93,8 +101,8 @@ LOAD_AND_RUN = textwrap.dedent("""
         return result
 """)
 LOADER = LOAD_AND_RUN + textwrap.dedent("""
-    paths, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-    print(json.dumps({path: run(path, texts) for path in paths}))
+    paths, texts, loaders = (json.loads(argument) for argument in sys.argv[1:4])
+    print(json.dumps({path: run(path, texts, loaders) for path in paths}))
 """)
 TASK_EXPORTS = {
     "token-classification": exported_token_classification,
@@ -108,14 +116,15 @@ def run_in_this_process(paths: list[Path]) -> dict[str, dict]:
     carry them from a subprocess)."""
     namespace: dict = {}
     exec(LOAD_AND_RUN, namespace)
-    return json.loads(json.dumps({str(path): namespace["run"](str(path), TEXTS)
+    return json.loads(json.dumps({str(path): namespace["run"](str(path), TEXTS, LOADERS)
                                   for path in paths}))
 
 
 def run_loader(python: str, paths: list[Path]) -> dict[str, dict]:
     """Each export's outputs in the runtime of ``python``, keyed by its path."""
     completed = subprocess.run(
-        [python, "-c", LOADER, json.dumps([str(path) for path in paths]), json.dumps(TEXTS)],
+        [python, "-c", LOADER, json.dumps([str(path) for path in paths]), json.dumps(TEXTS),
+         json.dumps(LOADERS)],
         capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
@@ -199,7 +208,7 @@ def test_export_runs_unchanged_in_oldest_supported_tensorflow(family, shared_or_
     # TF 2.12 is the oldest release for Python 3.11; newer Pythons start later.
     if sys.version_info < (3, 12):
         assert old["version"] == runtime_compat.MINIMUM_TENSORFLOW
-    for loader in ("tf2", "tf1"):
+    for loader in LOADERS:
         assert old[loader]["tokenize"] == new[loader]["tokenize"], loader
         for key, value in new[loader]["serving_default"].items():
             if np.asarray(value).dtype.kind in "OU":

@@ -194,7 +194,7 @@ FIRST_PIECE_TEXTS = [
 @pytest.fixture(scope="module")
 def variant_texts() -> list[str]:
     texts = generate_texts(800, seed=13, inject=SPIECE_INJECT)
-    return FIRST_PIECE_TEXTS + sample(texts, 300, keep_first=hand_written_count(SPIECE_INJECT))
+    return FIRST_PIECE_TEXTS + sample(texts, 150, keep_first=hand_written_count(SPIECE_INJECT))
 
 
 # Variants whose every component and option another default variant also has: in make

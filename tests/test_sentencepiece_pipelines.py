@@ -60,10 +60,14 @@ def test_albert_base_v2_tokenizer_classifier_matches_hf_flow_and_exports(shared_
     assert_export_serves_like_hf_flow(path, TEXTS)
 
 
+@pytest.mark.slow
 def test_deberta_v3_classifier_matches_hf_flow_and_exports(shared_dir):
     """deberta-v3-small's tokenizer in a tiny DeBERTa v3 classifier, whose attention compares
     sequence lengths in Python (run through AutoGraph: tfpipe.model_types): in memory, then
-    exported and served as TF Serving loads it."""
+    exported and served as TF Serving loads it. In make test-full only: make test checks
+    that tokenizer against HF (test_sentencepiece_parity.py), DeBERTa v3's attention in
+    tfpipe's graph (test_model_types.py), a model run through AutoGraph exported (BART's
+    zero-shot) and a Unigram classifier exported (albert-base-v2's above)."""
     path = deberta_v3_classifier(shared_dir / "tokenizers" / "deberta-v3-small")
     check_classifier(path)
     assert_export_serves_like_hf_flow(path, TEXTS)

@@ -51,10 +51,12 @@ class Unigram(tf.Module):
             raise UnsupportedComponentError(SECTION, "Unigram", f"unk_id {unk_id} out of range")
         # Later duplicates win, as in the reference's token → id map.
         ids = {token: index for index, (token, _) in enumerate(pieces)}
-        self.vocab = string_table(ids)
-        self.whole = string_table(whole_pieces(component, pieces, ids))
+        # The lattice first: it refuses a vocabulary too large to pack, before the reference
+        # segments every piece for the whole-piece list.
         scores = np.array([score for _, score in pieces], np.float64)
         self.lattice = PieceLattice(ids, scores, self.unk_id)
+        self.vocab = string_table(ids)
+        self.whole = string_table(whole_pieces(component, pieces, ids))
         self.cache = WordCache()
         self.byte_fallback = bool(component.get("byte_fallback", False))
         self.byte_ids = np.array([ids.get(f"<0x{b:02X}>", -1) for b in range(256)], np.int32)
