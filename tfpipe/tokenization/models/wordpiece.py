@@ -166,7 +166,7 @@ class WordPiece(tf.Module, SpansFromTokens):
     def _greedy_at_once(self, words, marked, lengths, owner, position, count):
         """`_greedy` with every character's longest match looked up at once (`count`
         candidates each), then each word's walk marked by pointer doubling."""
-        longest, chosen = self._longest_matches(words, marked, position, count)
+        longest, chosen = self._longest_matches(words, marked, owner, position, count)
         on_path = self._on_greedy_path(longest, lengths, owner, position)
         no_match = tf.math.unsorted_segment_max(
             tf.cast(on_path & (longest == 0), tf.int32), owner, tf.size(lengths)
@@ -176,7 +176,7 @@ class WordPiece(tf.Module, SpansFromTokens):
         failed_words = tf.cast(tf.where(failed)[:, 0], tf.int32)
         return select(owner, emitted), select(chosen, emitted), failed_words
 
-    def _longest_matches(self, words, marked, position, count):
+    def _longest_matches(self, words, marked, owner, position, count):
         """Per character: the length of the longest vocabulary entry starting there (0: none;
         continuations looked up without the prefix, see `piece_table`) and that entry's id."""
         first_candidate = tf.cumsum(count, exclusive=True)
@@ -185,7 +185,7 @@ class WordPiece(tf.Module, SpansFromTokens):
         # Byte offsets in the words' concatenation, each word after a WORD_START byte: where
         # every character starts (its word's WORD_START with it at a word's start) and ends.
         char_bytes = utf8_lengths(words.values)
-        char_ends = tf.cumsum(char_bytes) + row_ids(words) + 1
+        char_ends = tf.cumsum(char_bytes) + owner + 1
         char_starts = char_ends - char_bytes - tf.cast(position == 0, tf.int32)
         start = tf.gather(char_starts, which)
         stop = tf.gather(char_ends, which + size - 1)
@@ -227,11 +227,12 @@ class WordPiece(tf.Module, SpansFromTokens):
             size = tf.range(tf.size(which)) - first_candidate + 1
             candidate_word = tf.gather(word, which)
             word_start = tf.gather(char_starts, candidate_word)
-            first_char = word_start + tf.gather(pos, which)
+            candidate_pos = tf.gather(pos, which)
+            first_char = word_start + candidate_pos
             # Offsets in the word after its WORD_START byte, which a word's start keeps.
             base = tf.gather(byte_offsets, word_start) - 1
             start = tf.gather(byte_offsets, first_char) - base
-            start -= tf.cast(tf.gather(pos, which) == 0, tf.int32)
+            start -= tf.cast(candidate_pos == 0, tf.int32)
             stop = tf.gather(byte_offsets, first_char + size) - base
             pieces = tf.strings.substr(tf.gather(marked, candidate_word), start, stop - start)
             ids = self.pieces.lookup(pieces)
