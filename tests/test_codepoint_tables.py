@@ -2,7 +2,9 @@
 class table is built with) tabulates exactly what asking about each code point alone does.
 
 Each table is built twice, with no disk cache: in runs, and (runs of one code point) each
-code point alone; by default over a sample of code points, over all in the full run.
+code point alone; by default over a sample of code points, over all in the full run. Maps
+composed at build time (`CodepointMap.then`) map each code point as the reference's Sequence
+of them does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from samples import FULL, slow_beyond
 from texts import SHARED_DIR
+from tokenizers import normalizers as hf_normalizers
 from tokenizers.normalizers import NFD
 
 from tfpipe.tokenization import codepoint_tables
@@ -98,6 +101,28 @@ def test_maps_probed_in_runs_equal_each_code_point_alone(name):
         np.testing.assert_array_equal(runs[part], array, err_msg=part)
     identity = CodepointMap.from_outputs({}).to_arrays()
     assert any(not np.array_equal(each[part], identity[part]) for part in identity)
+
+
+@pytest.mark.parametrize("names", [
+    ("NFKD", "Lowercase", "StripAccents"),
+    ("bert clean_text + chinese", "Replace one character", "bert lowercase", "NFD"),
+])
+def test_composed_maps_map_each_code_point_as_the_reference_sequence(names):
+    """Composition only visits the code points the first map changes; the rest must still
+    take every later map's outputs (CJK spacing, then é's decomposition, then lowercasing)."""
+    components = [LOCAL_MAPS[name] for name in names]
+    maps = [probe_map(normalize, unchanged_by(normalize)) for normalize in
+            (reference_normalizer(component).normalize_str for component in components)]
+    composed = maps[0]
+    for mapping in maps[1:]:
+        composed = composed.then(mapping)
+    sequence = hf_normalizers.Sequence([reference_normalizer(c) for c in components])
+    cps = codepoint_tables.all_codepoints()
+    lengths, values = composed.outputs_of(cps)
+    images = np.split(values, np.cumsum(lengths)[:-1])
+    expected = [sequence.normalize_str(chr(cp)) for cp in cps.tolist()]
+    assert ["".join(map(chr, image.tolist())) for image in images] == expected
+    assert sum(image != chr(cp) for image, cp in zip(expected, cps.tolist(), strict=True)) > 100
 
 
 @pytest.mark.parametrize("name", slow_beyond(list(CLASS_TABLES), ["BertPreTokenizer"]))

@@ -113,40 +113,67 @@ class CodepointMap:
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """(output length of every code point, all outputs concatenated in code point order)."""
-        lengths = self.lengths.astype(np.int64)
-        source = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
+        return self.outputs_of(np.arange(NUM_CODEPOINTS))
+
+    def outputs_of(self, cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(output length of each of `cps`, their outputs concatenated in that order)."""
+        lengths = self.lengths[cps].astype(np.int64)
+        source = np.repeat(np.arange(len(cps)), lengths)
         within = np.arange(len(source)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         extra = np.concatenate([self.extra, np.zeros(1, np.int32)]).astype(np.int64)
-        many = extra[np.where(lengths[source] > 1, self.extra_offsets[source] + within, 0)]
-        return lengths, np.where(lengths[source] == 1, self.firsts[source], many)
+        owner = cps[source]
+        many = extra[np.where(lengths[source] > 1, self.extra_offsets[owner] + within, 0)]
+        return lengths, np.where(lengths[source] == 1, self.firsts[owner], many).astype(np.int64)
+
+    def changed(self) -> np.ndarray:
+        """The code points it does not map to themselves (few: a map is mostly identity)."""
+        identity = np.arange(NUM_CODEPOINTS)
+        return np.flatnonzero((self.lengths != 1) | (self.firsts != identity))
 
     def translation(self) -> dict[int, str]:
         """The code points it changes → their outputs, for `str.translate`."""
-        lengths, values = self.flat()
+        changed = self.changed()
+        lengths, values = self.outputs_of(changed)
         starts = np.cumsum(lengths) - lengths
-        changed = np.flatnonzero((lengths != 1) | (self.firsts != np.arange(NUM_CODEPOINTS)))
         return {
-            int(cp): "".join(map(chr, values[starts[cp] : starts[cp] + lengths[cp]].tolist()))
-            for cp in changed
+            int(cp): "".join(map(chr, values[start : start + length].tolist()))
+            for cp, start, length in zip(changed, starts, lengths, strict=True)
         }
 
     def is_identity(self) -> bool:
-        return bool(
-            np.all(self.lengths == 1) and np.all(self.firsts == np.arange(NUM_CODEPOINTS))
-        )
+        return self.changed().size == 0
 
     def then(self, after: CodepointMap) -> CodepointMap:
-        """The map that applies self, then `after`, to each code point."""
-        lengths, middle = self.flat()
-        after_lengths, after_values = after.flat()
-        after_starts = np.cumsum(after_lengths) - after_lengths
-        counts = after_lengths[middle]
-        source = np.repeat(np.arange(len(middle)), counts)
-        within = np.arange(len(source)) - np.repeat(np.cumsum(counts) - counts, counts)
-        values = after_values[after_starts[middle[source]] + within]
-        owner = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
-        composed_lengths = np.bincount(owner, weights=counts, minlength=NUM_CODEPOINTS)
-        return CodepointMap.from_flat(composed_lengths.astype(np.int64), values)
+        """The map that applies self, then `after`, to each code point.
+
+        Only the code points self changes need composing (the rest take `after`'s outputs
+        as they are), which keeps this to thousands of values, not a million."""
+        changed = self.changed()
+        lengths, middle = self.outputs_of(changed)
+        counts, values = after.outputs_of(middle)
+        owner = np.repeat(np.arange(len(changed)), lengths)
+        new_lengths = np.bincount(owner, weights=counts, minlength=len(changed)).astype(np.int64)
+        new_starts = np.cumsum(new_lengths) - new_lengths
+        # Every code point's outputs as a slice of after's extra followed by the new values.
+        combined = np.concatenate([after.extra, values, [0]]).astype(np.int32)
+        all_lengths = after.lengths.astype(np.int64)
+        all_lengths[changed] = new_lengths
+        starts = after.extra_offsets.astype(np.int64)
+        starts[changed] = len(after.extra) + new_starts
+        firsts = after.firsts.copy()
+        firsts[changed] = np.where(new_lengths > 0, combined[len(after.extra) + new_starts], 0)
+        many = np.flatnonzero(all_lengths > 1)
+        counts_many = all_lengths[many]
+        offsets = np.zeros(NUM_CODEPOINTS, np.int64)
+        offsets[many] = np.cumsum(counts_many) - counts_many
+        source = np.repeat(starts[many] - offsets[many], counts_many)
+        extra = combined[source + np.arange(len(source))]
+        return CodepointMap(
+            all_lengths.astype(np.int32),
+            firsts.astype(np.int32),
+            extra.astype(np.int32),
+            offsets.astype(np.int32),
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -183,8 +210,9 @@ def probe_in_runs(
 
 
 def codepoint_chars() -> str:
-    """Every code point's character, in order, as one string."""
-    return "".join(map(chr, all_codepoints().tolist()))
+    """Every code point's character, in order, as one string (decoded as UTF-32: building
+    it a character at a time took longer than some probes)."""
+    return all_codepoints().astype("<u4").tobytes().decode("utf-32-le")
 
 
 def unchanged_by(function: Callable[[str], str]) -> Callable[[str], bool]:

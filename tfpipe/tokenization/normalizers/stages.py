@@ -12,6 +12,7 @@ them. The tables come from the installed `tokenizers` (see codepoint_tables).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -72,12 +73,17 @@ class LocalMap:
 
     mapping: CodepointMap
 
-    def __post_init__(self) -> None:
+    @functools.cached_property
+    def table(self) -> BlockTable:
+        """Packed when first looked up: maps fused into others at build time never are."""
         lengths = self.mapping.lengths
         codepoints = np.arange(NUM_CODEPOINTS, dtype=np.int32)
         deltas = np.where(lengths == 1, self.mapping.firsts - codepoints, 0)
-        self.table = BlockTable.from_dense(lengths, deltas, self.mapping.extra_offsets)
-        self.extra = np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
+        return BlockTable.from_dense(lengths, deltas, self.mapping.extra_offsets)
+
+    @functools.cached_property
+    def extra(self) -> np.ndarray:
+        return np.concatenate([self.mapping.extra, np.zeros(1, np.int32)])
 
     def lookup(self, values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """Per code point: its output's length, first code point and offset in `extra`."""
@@ -233,11 +239,16 @@ def _reorder_unsafe(stages: list[LocalMap | CanonicalReorder]) -> np.ndarray:
     for index, stage in enumerate(stages):
         if isinstance(stage, LocalMap):
             continue
-        lengths, values = _compose([s for s in stages[:index] if isinstance(s, LocalMap)]).flat()
+        before = _compose([s for s in stages[:index] if isinstance(s, LocalMap)])
         survives = _compose([s for s in stages[index + 1 :] if isinstance(s, LocalMap)]).lengths
-        bad = (stage.ccc[values] > 0) & (survives[values] > 0)
-        owner = np.repeat(np.arange(NUM_CODEPOINTS), lengths)
-        unsafe |= np.bincount(owner[bad], minlength=NUM_CODEPOINTS) > 0
+        brings = (stage.ccc > 0) & (survives > 0)
+        # A code point the maps before leave alone brings itself; the others, their images.
+        changed = before.changed()
+        lengths, values = before.outputs_of(changed)
+        itself = brings.copy()
+        itself[changed] = False
+        unsafe |= itself
+        unsafe[np.repeat(changed, lengths)[brings[values]]] = True
     return unsafe
 
 
