@@ -55,8 +55,8 @@ FAMILIES = ("wordpiece", "byte-level-bpe", "unigram", "split-bpe", *TASKS)
 # BPE's merges). The others add no op type, and every export's ops are checked against TF
 # 2.12's when it is written; make test-full loads them all, one export per task among them.
 DEFAULT_FAMILIES = ("unigram", "split-bpe")
-# Each loader's first run of a signature costs seconds of graph optimization (about 8 s of a
-# DeBERTa v3 export's 11-12 s first call), so the default run takes TF Serving's loader only.
+# Each loader's first run of a signature costs seconds of graph optimization (most of a Unigram
+# tokenizer's 2 s first call), so the default run takes TF Serving's loader only.
 LOADERS = ("tf2", "tf1") if FULL else ("tf1",)
 # Each export's signatures through each of LOADERS (tf.saved_model.load, "tf2"; the TF1 loader,
 # "tf1"), every signature input fed the texts (a question their first 20 characters: a long

@@ -92,6 +92,13 @@ def merge_inner(rows: tf.RaggedTensor) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_splits(rows.values.values, splits, validate=False)
 
 
+def empty_rows(count: int | tf.Tensor) -> tf.RaggedTensor:
+    """`count` empty rows of int64 values."""
+    return tf.RaggedTensor.from_row_lengths(
+        tf.zeros([0], tf.int64), tf.zeros([count], tf.int64), validate=False
+    )
+
+
 def one_per_row(values: tf.Tensor) -> tf.RaggedTensor:
     """[n, ...] values → [n, (1), ...] rows of one value each."""
     splits = tf.range(tf.shape(values, out_type=tf.int64)[0] + 1)
@@ -112,9 +119,12 @@ def ordered_pieces(
 
 
 def replace_rows(
-    rows: tf.RaggedTensor, replaced: tf.Tensor, replacements: tf.RaggedTensor
-) -> tf.RaggedTensor:
-    """`rows` with the rows where `replaced` holds swapped, in order, for `replacements`."""
+    rows: tf.RaggedTensor | tf.Tensor,
+    replaced: tf.Tensor,
+    replacements: tf.RaggedTensor | tf.Tensor,
+) -> tf.RaggedTensor | tf.Tensor:
+    """`rows` with the rows (or values, for a 1-D tensor) where `replaced` holds swapped, in
+    order, for `replacements`."""
     count = tf.size(replaced)
     at = tf.cumsum(tf.cast(replaced, tf.int32)) - 1 + count
     index = tf.where(replaced, at, tf.range(count))

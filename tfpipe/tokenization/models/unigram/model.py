@@ -15,6 +15,7 @@ from tfpipe.tokenization.models.unigram.whole_pieces import whole_pieces
 from tfpipe.tokenization.models.word_cache import WordCache
 from tfpipe.tokenization.ragged_ops import (
     INT32_MAX,
+    empty_rows,
     expand,
     following,
     mask_values,
@@ -86,12 +87,7 @@ class Unigram(tf.Module):
             unlisted_words = select(words, unlisted)
             return self._segment_distinct(unlisted_strings, unlisted_words, rest, token_limit)
 
-        def nothing() -> tf.RaggedTensor:
-            return tf.RaggedTensor.from_row_lengths(
-                tf.zeros([0], tf.int64), tf.zeros([0], tf.int64), validate=False
-            )
-
-        segmented = functional_cond(tf.reduce_any(rest), segment_rest, nothing)
+        segmented = functional_cond(tf.reduce_any(rest), segment_rest, lambda: empty_rows(0))
         pieces = replace_rows(cached, rest, segmented)
         packed = replace_rows(one_per_row(whole), unlisted, pieces)
         if starts:
@@ -155,53 +151,66 @@ class Unigram(tf.Module):
     def _tokenize_within(
         self, strings: tf.Tensor, words: tf.RaggedTensor, token_limit: int
     ) -> tf.RaggedTensor:
-        """Segment words, the long ones from their first `kept` characters only."""
+        """Segment words, the long ones from their first `kept` characters where that
+        settles enough pieces (`early_stop`), every other word whole: one `_tokenize` for
+        all of those, so the graph holds its passes once."""
         kept = cut_length(self.lattice.longest_piece, token_limit)
         if kept > INT32_MAX:
             # No word is that long.
             return self._tokenize(strings, words)
         lengths = tf.cast(words.row_lengths(), tf.int32)
-        return tf.cond(
-            tf.reduce_any(lengths > kept),
-            lambda: self._tokenize_cut(strings, words, kept, token_limit),
-            lambda: self._tokenize(strings, words),
-        )
+        any_cut = tf.reduce_any(lengths > kept)
 
-    def _tokenize_cut(
-        self, strings: tf.Tensor, words: tf.RaggedTensor, kept: int, token_limit: int
-    ) -> tf.RaggedTensor:
-        cut_words = mask_values(words, positions_in_rows(words) < kept)
-        cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
-        ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+        def segment_cut() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            cut_words = mask_values(words, positions_in_rows(words) < kept)
+            cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
+            return self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+
+        def nothing_cut() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            return empty_rows(tf.size(lengths)), tf.zeros_like(lengths, tf.bool)
+
+        ids, settled = tf.cond(any_cut, segment_cut, nothing_cut)
         unsettled = ~settled
-
-        def tokenize_unsettled_whole() -> tf.RaggedTensor:
-            whole = self._tokenize(select(strings, unsettled), select(words, unsettled))
-            return replace_rows(ids, unsettled, whole)
-
-        return tf.cond(tf.reduce_any(unsettled), tokenize_unsettled_whole, lambda: ids)
+        # Without a cut, every word is segmented whole: passed on as it is, not selected.
+        selected = tf.cond(
+            any_cut,
+            lambda: (select(strings, unsettled), select(words, unsettled)),
+            lambda: (strings, words),
+        )
+        whole = self._tokenize(*selected)
+        return tf.cond(any_cut, lambda: replace_rows(ids, unsettled, whole), lambda: whole)
 
     def _tokenize(self, strings: tf.Tensor, words: tf.RaggedTensor) -> tf.RaggedTensor:
-        """Segment every word (sorted longest first), the ones longer than
-        `LONG_WORD_CHARS` apart."""
-        lengths = tf.cast(words.row_lengths(), tf.int32)
-        return tf.cond(
-            tf.reduce_any(lengths > LONG_WORD_CHARS),
-            lambda: self._tokenize_long_apart(strings, words),
-            lambda: self._segment(strings, words),
-        )
-
-    def _tokenize_long_apart(self, strings: tf.Tensor, words: tf.RaggedTensor):
-        """Short words in one Viterbi pass (its loop runs as long as the longest word),
-        long ones from checked block passes (`_segment_long_words`)."""
+        """Segment every word (sorted longest first): the ones longer than
+        `LONG_WORD_CHARS` from checked block passes (`long_words`), the others, and long ones
+        failing the check, in one stepwise pass (its loop runs as long as the longest of
+        them)."""
         long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
-        short_rows = self._segment(select(strings, ~long), select(words, ~long))
-        long_rows = self._segment_long_words(select(strings, long), select(words, long))
-        short_rank = tf.cumsum(tf.cast(~long, tf.int32)) - 1
-        long_rank = tf.cumsum(tf.cast(long, tf.int32)) - 1 + tf.cast(short_rows.nrows(), tf.int32)
-        return tf.gather(
-            tf.concat([short_rows, long_rows], axis=0), tf.where(long, long_rank, short_rank)
+        any_long = tf.reduce_any(long)
+
+        def check_long() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            long_words = select(words, long)
+            pieces, checked = checked_pieces(self.lattice, long_words)
+            return self._rows(pieces, long_words, select(strings, long)), checked
+
+        def no_long() -> tuple[tf.RaggedTensor, tf.Tensor]:
+            return empty_rows(0), tf.zeros([0], tf.bool)
+
+        long_rows, checked = tf.cond(any_long, check_long, no_long)
+        stepwise = replace_rows(~long, long, ~checked)
+        # Without long words, every word takes the stepwise pass: passed on as it is.
+        selected = tf.cond(
+            any_long,
+            lambda: (select(strings, stepwise), select(words, stepwise)),
+            lambda: (strings, words),
         )
+        stepwise_rows = self._segment(*selected)
+
+        def merged() -> tf.RaggedTensor:
+            rows = replace_rows(empty_rows(tf.size(long)), long, long_rows)
+            return replace_rows(rows, stepwise, stepwise_rows)
+
+        return tf.cond(any_long, merged, lambda: stepwise_rows)
 
     def _segment(
         self,
@@ -222,18 +231,6 @@ class Unigram(tf.Module):
             word, start, stop, ids = (select(t, keep) for t in (word, start, stop, ids))
         rows = self._rows((word, start, stop, ids), words, strings)
         return rows if settle is None else (rows, settled)
-
-    def _segment_long_words(self, strings: tf.Tensor, words: tf.RaggedTensor):
-        """Segment long words from checked block passes (`long_words`); words failing the
-        check get the stepwise pass."""
-        pieces, checked = checked_pieces(self.lattice, words)
-        rows = self._rows(pieces, words, strings)
-
-        def segment_unchecked_stepwise() -> tf.RaggedTensor:
-            unchecked = self._segment(select(strings, ~checked), select(words, ~checked))
-            return replace_rows(rows, ~checked, unchecked)
-
-        return tf.cond(tf.reduce_all(checked), lambda: rows, segment_unchecked_stepwise)
 
     def _rows(self, pieces: tuple, words: tf.RaggedTensor, strings: tf.Tensor) -> tf.RaggedTensor:
         """Pieces (word, start, stop, id) of `words`, in text order → [words, (start << 32 |
