@@ -167,11 +167,10 @@ class CodepointMap:
         offsets = np.zeros(NUM_CODEPOINTS, np.int64)
         offsets[many] = np.cumsum(counts_many) - counts_many
         source = np.repeat(starts[many] - offsets[many], counts_many)
-        extra = combined[source + np.arange(len(source))]
         return CodepointMap(
             all_lengths.astype(np.int32),
-            firsts.astype(np.int32),
-            extra.astype(np.int32),
+            firsts,
+            combined[source + np.arange(len(source))],
             offsets.astype(np.int32),
         )
 

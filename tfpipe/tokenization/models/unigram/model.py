@@ -161,22 +161,17 @@ class Unigram(tf.Module):
         lengths = tf.cast(words.row_lengths(), tf.int32)
         any_cut = tf.reduce_any(lengths > kept)
 
-        def segment_cut() -> tuple[tf.RaggedTensor, tf.Tensor]:
+        def segment_cut() -> tuple:
             cut_words = mask_values(words, positions_in_rows(words) < kept)
             cut_strings = tf.strings.unicode_encode(cut_words, "UTF-8")
-            return self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+            ids, settled = self._segment(cut_strings, cut_words, settle=(kept, token_limit))
+            return ids, ~settled, select(strings, ~settled), select(words, ~settled)
 
-        def nothing_cut() -> tuple[tf.RaggedTensor, tf.Tensor]:
-            return empty_rows(tf.size(lengths)), tf.zeros_like(lengths, tf.bool)
+        def nothing_cut() -> tuple:
+            # Every word is segmented whole: passed on as it is, not selected.
+            return empty_rows(tf.size(lengths)), tf.ones_like(lengths, tf.bool), strings, words
 
-        ids, settled = tf.cond(any_cut, segment_cut, nothing_cut)
-        unsettled = ~settled
-        # Without a cut, every word is segmented whole: passed on as it is, not selected.
-        selected = tf.cond(
-            any_cut,
-            lambda: (select(strings, unsettled), select(words, unsettled)),
-            lambda: (strings, words),
-        )
+        ids, unsettled, *selected = tf.cond(any_cut, segment_cut, nothing_cut)
         whole = self._tokenize(*selected)
         return tf.cond(any_cut, lambda: replace_rows(ids, unsettled, whole), lambda: whole)
 
@@ -188,22 +183,18 @@ class Unigram(tf.Module):
         long = tf.cast(words.row_lengths(), tf.int32) > LONG_WORD_CHARS
         any_long = tf.reduce_any(long)
 
-        def check_long() -> tuple[tf.RaggedTensor, tf.Tensor]:
+        def check_long() -> tuple:
             long_words = select(words, long)
             pieces, checked = checked_pieces(self.lattice, long_words)
-            return self._rows(pieces, long_words, select(strings, long)), checked
+            stepwise = replace_rows(~long, long, ~checked)
+            rows = self._rows(pieces, long_words, select(strings, long))
+            return rows, stepwise, select(strings, stepwise), select(words, stepwise)
 
-        def no_long() -> tuple[tf.RaggedTensor, tf.Tensor]:
-            return empty_rows(0), tf.zeros([0], tf.bool)
+        def no_long() -> tuple:
+            # Every word takes the stepwise pass: passed on as it is, not selected.
+            return empty_rows(0), tf.ones_like(long), strings, words
 
-        long_rows, checked = tf.cond(any_long, check_long, no_long)
-        stepwise = replace_rows(~long, long, ~checked)
-        # Without long words, every word takes the stepwise pass: passed on as it is.
-        selected = tf.cond(
-            any_long,
-            lambda: (select(strings, stepwise), select(words, stepwise)),
-            lambda: (strings, words),
-        )
+        long_rows, stepwise, *selected = tf.cond(any_long, check_long, no_long)
         stepwise_rows = self._segment(*selected)
 
         def merged() -> tf.RaggedTensor:
