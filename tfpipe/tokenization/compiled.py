@@ -20,6 +20,7 @@ import weakref
 import tensorflow as tf
 
 from tfpipe.tokenization.checkpoint import read_as_tokenizers_does
+from tfpipe.tokenization.halves import encode_in_halves
 from tfpipe.tokenization.offsets import OffsetTrimmer
 from tfpipe.tokenization.pipeline import TokenizationPipeline
 from tfpipe.tokenization.truncation import whitespace_cut_is_exact
@@ -114,7 +115,9 @@ def _digest(tokenizer_json: str | bytes) -> str:
 
 
 def _graph_function(encode) -> tf.types.experimental.GenericFunction:
-    """`encode` as a graph function over a batch of strings."""
+    """`encode` as a graph function over a batch of strings, in two halves run side by side
+    (`halves.py`)."""
+    signature = [tf.TensorSpec([None], tf.string)]
     return tf.function(
-        encode, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False
+        encode_in_halves(encode, signature), input_signature=signature, autograph=False
     )

@@ -1,0 +1,77 @@
+"""A batch encoded in two halves that run side by side.
+
+TensorFlow's executor runs a node on another thread only when several are ready at once,
+and a tokenizer's graph is a chain: each op waits for the one before, so one batch uses one
+core however many the machine has (HF's Rust tokenizer spreads a batch over all of them).
+Two halves of the batch are two independent chains. They are two calls of one traced
+function, so the encoder is traced once, and their outputs are concatenated row-wise: every
+text is encoded alone, so the result is the whole batch's, row for row.
+
+A single text takes the whole-batch path: there is nothing to split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from tfpipe.tokenization.control_flow import functional_cond
+
+# Batches of this many texts or more are split: already at 2 the halves are not slower
+# (same-process A/Bs, docs/benchmarks.md).
+PARALLEL_TEXTS = 2
+CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall", "If", "StatelessIf")
+
+
+def encode_in_halves(encode: Callable, signature: list[tf.TensorSpec]) -> Callable:
+    """A function of a batch of strings that calls the traced `encode` once on the whole
+    batch, or on each half of a batch of at least `PARALLEL_TEXTS` texts."""
+    whole = tf.function(encode, input_signature=signature, autograph=False)
+
+    def encode_batch(texts: tf.Tensor):
+        count = tf.size(texts)
+        cut = tf.where(count >= PARALLEL_TEXTS, count // 2, count)
+        outputs = whole.get_concrete_function().structured_outputs
+
+        def no_rows():
+            return tf.nest.map_structure(_no_rows, outputs, expand_composites=False)
+
+        first, second = _independent_calls(
+            lambda: (
+                whole(texts[:cut]),
+                functional_cond(cut < count, lambda: whole(texts[cut:]), no_rows),
+            )
+        )
+        return tf.nest.map_structure(lambda a, b: tf.concat([a, b], 0), first, second)
+
+    return encode_batch
+
+
+def _no_rows(like: tf.RaggedTensor) -> tf.RaggedTensor:
+    """A batch of no rows of `like`'s dtype, ragged rank and inner dimensions (offsets are
+    pairs), which the encoders know statically."""
+    values = tf.zeros([0, *like.flat_values.shape[1:]], like.flat_values.dtype)
+    for _ in range(like.ragged_rank):
+        values = tf.RaggedTensor.from_row_splits(
+            values, tf.zeros([1], like.row_splits.dtype), validate=False
+        )
+    return values
+
+
+def _independent_calls(make_calls: Callable):
+    """`make_calls()`, the function calls it makes free of automatic control dependencies.
+
+    A traced function orders every op touching a resource after the last one that wrote
+    it, so the second half's call would wait for the first to end wherever the encoder
+    writes (Unigram's word cache: a lookup, then an insert). What either call writes
+    changes nothing any op computes (the cache only saves work), which is what
+    `run_independently` is for.
+    """
+    graph = tf.compat.v1.get_default_graph()
+    before = len(graph.get_operations())
+    result = make_calls()
+    for op in graph.get_operations()[before:]:
+        if op.type in CALL_OPS:
+            graph.experimental_acd_manager.run_independently(op)
+    return result
