@@ -11,7 +11,7 @@ from sentencepiece_checkpoints import trained
 from transformers import PreTrainedTokenizerFast
 
 from tfpipe import TokenizerLayer
-from tfpipe.tokenization.halves import CALL_OPS, PARALLEL_TEXTS
+from tfpipe.tokenization.halves import HALF_OPS, PARALLEL_TEXTS
 
 # An empty text, texts of one word and a long one, in an order that puts each at the cut.
 TEXTS = ["", "the cat sat", "a longer sentence about the cat, sat again " * 8, "mat", "é!"]
@@ -40,7 +40,7 @@ def test_the_halves_of_a_batch_wait_for_nothing_of_each_other(offsets):
     compiled = layer._compiled
     encoder = compiled.offsets_encoder("char") if offsets else compiled.encoder()
     graph = encoder.get_concrete_function().graph
-    halves = [op for op in graph.get_operations() if op.type in CALL_OPS]
+    halves = [op for op in graph.get_operations() if op.type in HALF_OPS]
     assert len(halves) == 2
     assert not depends_on(halves[0], halves[1]) and not depends_on(halves[1], halves[0])
 

@@ -1,13 +1,8 @@
-"""A batch encoded in two halves that run side by side.
+"""A batch encoded in two halves that run side by side, on two threads.
 
-TensorFlow's executor runs a node on another thread only when several are ready at once,
-and a tokenizer's graph is a chain: each op waits for the one before, so one batch uses one
-core however many the machine has (HF's Rust tokenizer spreads a batch over all of them).
-Two halves of the batch are two independent chains. They are two calls of one traced
-function, so the encoder is traced once, and their outputs are concatenated row-wise: every
-text is encoded alone, so the result is the whole batch's, row for row.
-
-A single text takes the whole-batch path: there is nothing to split.
+A tokenizer's graph is a chain of small ops, so a batch otherwise runs on one core. Each half
+is one call of the same traced encoder, and every text is encoded alone, so the concatenated
+rows are the whole batch's. Why and what it gains: docs/how-it-works.md#the-pipeline.
 """
 
 from __future__ import annotations
@@ -19,9 +14,10 @@ import tensorflow as tf
 from tfpipe.tokenization.control_flow import functional_cond
 
 # Batches of this many texts or more are split: already at 2 the halves are not slower
-# (same-process A/Bs, docs/benchmarks.md).
+# (same-process A/Bs, docs/how-it-works.md#the-pipeline).
 PARALLEL_TEXTS = 2
-CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall", "If", "StatelessIf")
+# The ops that run a half: a function call, or the `If` holding the second half's call.
+HALF_OPS = ("PartitionedCall", "StatefulPartitionedCall", "If", "StatelessIf")
 
 
 def encode_in_halves(encode: Callable, signature: list[tf.TensorSpec]) -> Callable:
@@ -72,6 +68,6 @@ def _independent_calls(make_calls: Callable):
     before = len(graph.get_operations())
     result = make_calls()
     for op in graph.get_operations()[before:]:
-        if op.type in CALL_OPS:
+        if op.type in HALF_OPS:
             graph.experimental_acd_manager.run_independently(op)
     return result
