@@ -13,21 +13,20 @@ import tensorflow as tf
 
 from tfpipe.tokenization.control_flow import functional_cond
 
-# Batches of this many texts or more are split: already at 2 the halves are not slower
-# (same-process A/Bs, docs/how-it-works.md#the-pipeline).
-PARALLEL_TEXTS = 2
 # The ops that run a half: a function call, or the `If` holding the second half's call.
 HALF_OPS = ("PartitionedCall", "StatefulPartitionedCall", "If", "StatelessIf")
 
 
 def encode_in_halves(encode: Callable, signature: list[tf.TensorSpec]) -> Callable:
-    """A function of a batch of strings that calls the traced `encode` once on the whole
-    batch, or on each half of a batch of at least `PARALLEL_TEXTS` texts."""
+    """A function of a batch of strings that calls the traced `encode` on each half of a
+    batch of two or more texts (already at two the halves are not slower: same-process A/Bs,
+    docs/how-it-works.md#the-pipeline), or once on a single text."""
     whole = tf.function(encode, input_signature=signature, autograph=False)
 
     def encode_batch(texts: tf.Tensor):
         count = tf.size(texts)
-        cut = tf.where(count >= PARALLEL_TEXTS, count // 2, count)
+        # The first half takes the odd text, so a single text is all first half.
+        cut = (count + 1) // 2
         outputs = whole.get_concrete_function().structured_outputs
 
         def no_rows():
