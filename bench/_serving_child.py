@@ -1,11 +1,13 @@
 """The child processes whose peak memory bench/serving.py reports, one job per process.
 
     python bench/_serving_child.py export CHECKPOINT VERSION_DIR [OPTION=VALUE ...]
+    python bench/_serving_child.py model_part CHECKPOINT FOLDER
     python bench/_serving_child.py serve SAVED_MODEL REQUESTS_JSON
 
-Each prints one JSON line with its peak resident set size (VmHWM). A fresh process per job
-is the only way to get a peak that belongs to that job alone. `serve` imports TensorFlow and
-nothing else, like a model server; `export` imports tfpipe only inside its job for that reason.
+Each prints one JSON line; export and serve report their peak resident set size (VmHWM). A
+fresh process per job is the only way to get a peak that belongs to that job alone. `serve`
+imports TensorFlow and nothing else, like a model server; `export` and `model_part` import
+tfpipe only inside their jobs for that reason.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 from _common import peak_rss_mb
 
 MAX_LENGTH = 128
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def pipeline_options(assignments: tuple[str, ...]) -> dict[str, int | None]:
@@ -50,6 +53,34 @@ def export(checkpoint: str, version_dir: str, *options: str) -> dict:
     }
 
 
+def model_part(checkpoint: str, folder: str) -> dict:
+    """The default pipeline's layers after its tokenizer (the transformer with its chunking
+    and packing, probabilities, label lookup) saved with an ids-in signature: what the default
+    export runs beside tokenization, so that its batch-1 latency is tokenization's anchor."""
+    import tfpipe
+
+    start = time.perf_counter()
+    model = tfpipe.pipeline("text-classification", model=checkpoint, max_length=MAX_LENGTH)
+    layers = [model.get_layer(name) for name in ("transformer", "probabilities", "label_lookup")]
+    transformer, probabilities, label_lookup = layers
+    specs = [tf.TensorSpec([None, None], tf.int32, name=name) for name in MODEL_INPUTS]
+
+    @tf.function(input_signature=specs)
+    def classify(input_ids, attention_mask, token_type_ids):
+        features = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+        }
+        scores = probabilities(transformer(features))
+        return {"probabilities": scores, **label_lookup(scores)}
+
+    module = tf.Module()
+    module.layers = layers
+    tf.saved_model.save(module, folder, signatures={"serving_default": classify})
+    return {"seconds": time.perf_counter() - start}
+
+
 def serve(saved_model: str, requests_json: str) -> dict:
     """Load a SavedModel, answer every request once, then read the peak.
 
@@ -62,7 +93,7 @@ def serve(saved_model: str, requests_json: str) -> dict:
     return {"loaded_peak_rss_mb": loaded_rss, "peak_rss_mb": peak_rss_mb()}
 
 
-JOBS = {"export": export, "serve": serve}
+JOBS = {"export": export, "model_part": model_part, "serve": serve}
 
 if __name__ == "__main__":
     print(json.dumps(JOBS[sys.argv[1]](*sys.argv[2:])))

@@ -23,8 +23,10 @@ TFPIPE_WHOLE = "tfpipe SavedModel, max_chunk_tokens=None (whole batch)"
 HAND_WRITTEN = "HF fast tokenizer + TF model in a tf.function"
 HF_PIPELINE = 'transformers pipeline("text-classification"), TF'
 MODEL_ONLY = "model-only SavedModel (pre-tokenized ids in)"
-# The anchor of the tokenization claim: the model graph tfpipe's export runs, minus tokenization.
 MODEL_ONLY_EINSUM = "model-only SavedModel, transposes traced as tfpipe traces them"
+# The anchor of the tokenization claim: the default export minus its tokenizer (the same
+# layers after it, fed pre-tokenized ids), so tokenization is all that differs.
+MODEL_PART = "tfpipe's model part (the default export's layers after its tokenizer, ids in)"
 MIXED, UNIFORM = f"mixed, batch {BATCH_SIZE}", f"uniform, batch {BATCH_SIZE}"
 
 
@@ -53,9 +55,9 @@ def summary_table(results) -> str:
         [name, measured(value, target, unit), f"≥ {formatted(target, unit)}", check(value, target)]
         for name, value, target, unit in claims
     ]
-    overhead = median(times[TFPIPE]) / median(times[MODEL_ONLY_EINSUM]) - 1
+    overhead = median(times[TFPIPE]) / median(times[MODEL_PART]) - 1
     rows.append(
-        ["in-graph tokenization, added batch-1 latency (p50; model-only, tfpipe's transposes)",
+        ["in-graph tokenization, added batch-1 latency (p50; over the export's model part)",
          ("+" if overhead >= 0 else "") + measured(overhead, 0.10, "%"), "≤ +10%",
          check(overhead, 0.10, higher_is_better=False)]
     )

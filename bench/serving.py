@@ -12,8 +12,11 @@ only the serving path differs:
 - transformers' TF `pipeline("text-classification")` (it runs a TF model one text at a time);
 - model only: the same TF model saved as a SavedModel with an ids-in signature, fed
   pre-tokenized ids: batch-1 latency without tokenization; also saved with its transposes
-  traced as tfpipe traces them (tfpipe/einsum_transposes.py), the same model graph as
-  tfpipe's export: the anchor of the tokenization claim.
+  traced as tfpipe traces them (tfpipe/einsum_transposes.py);
+- tfpipe's model part: the default pipeline's layers after its tokenizer (the transformer with
+  its chunking and packed rows, probabilities, label lookup), saved with an ids-in signature
+  and fed pre-tokenized ids: the default export minus tokenization, the anchor of the
+  tokenization claim.
 
 Batch sets (bench/_limits.py): mixed-length batches of 32 random texts, uniform-length
 batches of 32, and batch 1 (a 10-word sentence). Every throughput is also given as a share of
@@ -68,6 +71,7 @@ from _serving_report import (
     MIXED,
     MODEL_ONLY,
     MODEL_ONLY_EINSUM,
+    MODEL_PART,
     TFPIPE,
     TFPIPE_WHOLE,
     UNIFORM,
@@ -162,6 +166,14 @@ def max_differences(served: Served, batches: list[list[str]]) -> dict[str, float
     }
 
 
+def model_part_difference(served: Served, folder: Path) -> float:
+    """|probability difference| of the model part fed HF's ids from the default export, on
+    the latency sentence: the anchor answers as the export does."""
+    ids = hf_encode(served.hf_tokenizer, [LATENCY_TEXT])
+    part = signature(model_part_dir(folder))(**ids)["probabilities"].numpy()
+    return float(np.abs(part - served.classifiers[TFPIPE]([LATENCY_TEXT])).max())
+
+
 def matmul_pass() -> Callable[[], object]:
     """The machine anchor: MATMULS_PER_PASS [2048, 2048] fp32 matmuls, timed like a contender."""
     left = tf.random.stateless_normal([MATMUL_SIZE, MATMUL_SIZE], seed=[0, 1])
@@ -211,9 +223,10 @@ def batch_size_sweep(
 
 
 def latencies(
-    served: Served, calls: int, exports: dict[str, Path], model_only_dir: Path
+    served: Served, calls: int, exports: dict[str, Path], folder: Path
 ) -> dict[str, list[float]]:
-    """Seconds per batch-1 call of the 10-word sentence, inputs already tensors.
+    """Seconds per batch-1 call of the 10-word sentence, inputs already tensors (the model
+    part and model-only SavedModels in `folder`).
 
     Each SavedModel is loaded `LATENCY_LOADS` times and its calls are pooled over the loads:
     two loads of one export differ by a few percent at batch 1 (where their weights and
@@ -227,10 +240,12 @@ def latencies(
         for label, path in exports.items():
             classify = served.classifiers[label] if index == 0 else served_classifier(path)
             runs[label, index] = lambda c=classify: c([LATENCY_TEXT])
-        model_only = served.model_only if index == 0 else signature(model_only_dir)
+        model_only = served.model_only if index == 0 else signature(folder / "model_only")
         runs[MODEL_ONLY, index] = lambda f=model_only: f(**ids)["probabilities"].numpy()
-        einsum = signature(einsum_model_only_dir(model_only_dir))
+        einsum = signature(einsum_model_only_dir(folder / "model_only"))
         runs[MODEL_ONLY_EINSUM, index] = lambda f=einsum: f(**ids)["probabilities"].numpy()
+        part = signature(model_part_dir(folder))
+        runs[MODEL_PART, index] = lambda f=part: f(**ids)["probabilities"].numpy()
     hand_written = served.classifiers[HAND_WRITTEN]
     runs[HAND_WRITTEN, 0] = lambda: hand_written([LATENCY_TEXT])
     seconds = time_interleaved_blocks(runs, -(-calls // LATENCY_LOADS), LATENCY_BLOCK)
@@ -275,14 +290,20 @@ def progress(message: str) -> None:
 
 
 def export_all(checkpoint: Path, folder: Path) -> tuple[dict[str, Path], dict]:
-    """Every tfpipe contender exported by a child process; the default export's memory."""
+    """Every tfpipe contender exported by a child process, and the default's model part
+    (`model_part_dir`); the default export's memory."""
     exports, memory = {}, {}
     for label, options in EXPORT_OPTIONS.items():
         exports[label] = folder / "saved_models" / f"minilm_{len(exports)}" / "1"
         measured = run_child("export", checkpoint, exports[label], *options)
         if label == TFPIPE:
             memory = measured
+    run_child("model_part", checkpoint, model_part_dir(folder))
     return exports, memory
+
+
+def model_part_dir(folder: Path) -> Path:
+    return folder / "model_part"
 
 
 def measure(args: argparse.Namespace) -> tuple[Results, str]:
@@ -304,6 +325,7 @@ def measure(args: argparse.Namespace) -> tuple[Results, str]:
         }
         progress("probability check …")
         differences = max_differences(served, [b for batches in sets.values() for b in batches])
+        differences[MODEL_PART] = model_part_difference(served, folder)
         progress("throughput …")
         rates, machine_rate = throughput(served, sets, args.repeats)
         flops = {
@@ -311,7 +333,7 @@ def measure(args: argparse.Namespace) -> tuple[Results, str]:
             for name, batches in sets.items()
         }
         progress("latency …")
-        times = latencies(served, args.latency_calls, exports, folder / "model_only")
+        times = latencies(served, args.latency_calls, exports, folder)
         latency_flops = encoder_flops(served.config, token_lengths(served, [[LATENCY_TEXT]])[0])
         progress("batch-size sweep …")
         texts = [text for batch in sets[MIXED] for text in batch]
