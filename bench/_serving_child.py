@@ -22,6 +22,7 @@ import tensorflow as tf
 from _common import peak_rss_mb
 
 MAX_LENGTH = 128
+# As in _serving_contenders, which this TensorFlow-only process does not import.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
