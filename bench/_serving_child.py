@@ -1,7 +1,7 @@
 """The child processes whose peak memory bench/serving.py reports, one job per process.
 
     python bench/_serving_child.py export CHECKPOINT VERSION_DIR [OPTION=VALUE ...]
-    python bench/_serving_child.py model_part CHECKPOINT FOLDER
+    python bench/_serving_child.py model_part CHECKPOINT FOLDER [OPTION=VALUE ...]
     python bench/_serving_child.py serve SAVED_MODEL REQUESTS_JSON
 
 Each prints one JSON line; export and serve report their peak resident set size (VmHWM). A
@@ -35,15 +35,22 @@ def pipeline_options(assignments: tuple[str, ...]) -> dict[str, int | None]:
     return options
 
 
+def classification_pipeline(checkpoint: str, options: tuple[str, ...]):
+    """tfpipe's text-classification pipeline with `options` (imported here: see above)."""
+    import tfpipe
+
+    return tfpipe.pipeline(
+        "text-classification", model=checkpoint, max_length=MAX_LENGTH,
+        **pipeline_options(options),
+    )
+
+
 def export(checkpoint: str, version_dir: str, *options: str) -> dict:
     """Build the classification pipeline and export it (with export's own self-check child)."""
     import tfpipe
 
     start = time.perf_counter()
-    model = tfpipe.pipeline(
-        "text-classification", model=checkpoint, max_length=MAX_LENGTH,
-        **pipeline_options(options),
-    )
+    model = classification_pipeline(checkpoint, options)
     tfpipe.export(model, version_dir, overwrite=True, serving_base_path=None)
     # ru_maxrss of waited-for children, in KiB on Linux: export's TF-only self-check process.
     self_check_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -54,26 +61,21 @@ def export(checkpoint: str, version_dir: str, *options: str) -> dict:
     }
 
 
-def model_part(checkpoint: str, folder: str) -> dict:
-    """The default pipeline's layers after its tokenizer (the transformer with its chunking
-    and packing, probabilities, label lookup) saved with an ids-in signature: what the default
-    export runs beside tokenization, so that its batch-1 latency is tokenization's anchor."""
-    import tfpipe
-
+def model_part(checkpoint: str, folder: str, *options: str) -> dict:
+    """The pipeline's layers after its tokenizer (the transformer with its chunking and
+    packing, probabilities, label lookup) saved with an ids-in signature: what the export of
+    the same options runs beside tokenization, so that its batch-1 latency is tokenization's
+    anchor."""
     start = time.perf_counter()
-    model = tfpipe.pipeline("text-classification", model=checkpoint, max_length=MAX_LENGTH)
+    model = classification_pipeline(checkpoint, options)
     layers = [model.get_layer(name) for name in ("transformer", "probabilities", "label_lookup")]
     transformer, probabilities, label_lookup = layers
     specs = [tf.TensorSpec([None, None], tf.int32, name=name) for name in MODEL_INPUTS]
 
     @tf.function(input_signature=specs)
     def classify(input_ids, attention_mask, token_type_ids):
-        features = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "token_type_ids": token_type_ids,
-        }
-        scores = probabilities(transformer(features))
+        ids = (input_ids, attention_mask, token_type_ids)
+        scores = probabilities(transformer(dict(zip(MODEL_INPUTS, ids, strict=True))))
         return {"probabilities": scores, **label_lookup(scores)}
 
     module = tf.Module()

@@ -298,7 +298,7 @@ def export_all(checkpoint: Path, folder: Path) -> tuple[dict[str, Path], dict]:
         measured = run_child("export", checkpoint, exports[label], *options)
         if label == TFPIPE:
             memory = measured
-    run_child("model_part", checkpoint, model_part_dir(folder))
+    run_child("model_part", checkpoint, model_part_dir(folder), *EXPORT_OPTIONS[TFPIPE])
     return exports, memory
 
 
