@@ -112,6 +112,16 @@ PRE_TOKENIZERS = [
           [{"type": "WhitespaceSplit"}, metaspace("first", False), byte_level(True, True),
            metaspace("always", True)],
       )),
+    # Metaspace's split runs in the phase before it once no space is left (WhitespaceSplit,
+    # Whitespace); after Punctuation, or without its split, it keeps its own phase.
+    {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace("always", True)]},
+    *(pytest.param({"type": "Sequence", "pretokenizers": sequence}, marks=pytest.mark.slow)
+      for sequence in (
+          [{"type": "Whitespace"}, metaspace("first", True)],
+          [{"type": "WhitespaceSplit"}, metaspace("never", True)],
+          [{"type": "WhitespaceSplit"}, metaspace("always", False)],
+          [{"type": "Punctuation", "behavior": "Isolated"}, metaspace("always", True)],
+      )),
     {
         "type": "Sequence",
         "pretokenizers": [
@@ -146,6 +156,8 @@ SPLITS = [
 # A dense alphabet of what the look-ahead rewrite must get right: whitespace runs before
 # letters, digits, symbols, newlines and the end of the text.
 WHITESPACE_DENSE = " \t\n\r\u3000\xa0a1!'sSLlX.ab"
+# Metaspace's replacement inside, before and after words and spaces.
+REPLACEMENT_DENSE = " \u2581\u2581a b,\t"
 
 
 def reference(section: str, component: dict):
@@ -180,12 +192,14 @@ def random_text(rng: random.Random) -> str:
 
 @pytest.fixture(scope="module")
 def component_texts() -> list[str]:
-    """Random texts dense in hard cases, whitespace runs and (when shared data is there)
-    course texts: 10,000 in a full run, 3,000 by default."""
+    """Random texts dense in hard cases, whitespace runs, Metaspace's replacement and (when
+    shared data is there) course texts: 10,600 in a full run, 3,200 by default."""
     rng = random.Random(20261125)
     texts = [random_text(rng) for _ in range(4000 if FULL else 1200)] + EDGE_TEXTS
     texts += ["".join(rng.choices(WHITESPACE_DENSE, k=rng.randint(0, 20)))
               for _ in range(2000 if FULL else 600)]
+    texts += ["".join(rng.choices(REPLACEMENT_DENSE, k=rng.randint(0, 12)))
+              for _ in range(600 if FULL else 200)]
     if (SHARED_DIR / "corpus" / "course.jsonl").is_file():
         texts += sample(course_texts(SHARED_DIR)[::6], 1200)
     return texts
@@ -281,6 +295,16 @@ def test_pre_tokenizer_matches_reference(component, component_texts):
         if [w for w, _ in expected.pre_tokenize_str(t)] != g
     ]
     assert not wrong, f"{len(wrong)} mismatches, first: {wrong[:3]!r}"
+
+
+@pytest.mark.parametrize(("first", "phases"), [
+    ({"type": "WhitespaceSplit"}, ["SplitPhase", "Metaspace"]),
+    ({"type": "Whitespace"}, ["SplitPhase", "Metaspace"]),
+    ({"type": "Punctuation"}, ["SplitPhase", "Metaspace", "SplitPhase"]),
+])
+def test_metaspace_split_joins_the_phase_before_it_once_no_space_is_left(first, phases):
+    ours = PreTokenizer({"type": "Sequence", "pretokenizers": [first, metaspace("always", True)]})
+    assert [type(step).__name__ for step in ours.steps] == phases
 
 
 @pytest.mark.parametrize("pattern", [

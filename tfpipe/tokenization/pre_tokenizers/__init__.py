@@ -74,16 +74,28 @@ def compile_steps(components: list[dict]) -> list[Step]:
 
 
 def chain(steps: list[Step]) -> list[SplitPhase | Rewrite]:
-    """The steps with each run of split stages as one `SplitPhase` (one class lookup)."""
+    """The steps with each run of split stages as one `SplitPhase` (one class lookup); a
+    split stage that commutes with the rewrite before it joins the phase before that."""
     chained: list[SplitPhase | Rewrite] = []
     run: list[Stage] = []
     for step in steps:
         if isinstance(step, Rewrite):
             chained += [SplitPhase(run), step] if run else [step]
             run = []
+        elif not run and _commutes_back(chained, step):
+            chained[-2] = SplitPhase([*chained[-2].stages, step])
         else:
             run.append(step)
     return [*chained, SplitPhase(run)] if run else chained
+
+
+def _commutes_back(chained: list[SplitPhase | Rewrite], stage: Stage) -> bool:
+    """Whether `stage`, right after the last rewrite, may end the phase before it instead."""
+    if len(chained) < 2 or not isinstance(chained[-2], SplitPhase):
+        return False
+    return isinstance(chained[-1], Rewrite) and chained[-1].split_commutes(
+        stage, chained[-2].stages
+    )
 
 
 class PreTokenizer:

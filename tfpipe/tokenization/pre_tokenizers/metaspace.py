@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS
 from tfpipe.tokenization.errors import UnsupportedComponentError
 from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitStage
-from tfpipe.tokenization.ragged_ops import concat_rows, select
+from tfpipe.tokenization.ragged_ops import bincount, select
 
 BLANK = 0x20
 PREPEND_SCHEMES = ("always", "never", "first")
@@ -57,6 +57,18 @@ class Metaspace(Rewrite):
         classes[self.replacement] = 1
         return [SplitStage(classes, "MergedWithNext")]
 
+    def split_commutes(self, stage, earlier) -> bool:
+        """Its own split commutes with it once no space is left (WhitespaceSplit before it):
+        the rewrite then only prepends the replacement to a piece lacking it, which starts a
+        piece either way, and the pieces the split cuts off already start with it."""
+        return (
+            self.split
+            and isinstance(stage, SplitStage)
+            and stage.behaviour == "MergedWithNext"
+            and np.flatnonzero(stage.classes).tolist() == [self.replacement]
+            and any(isinstance(s, SplitStage) and s.removes_char(BLANK) for s in earlier)
+        )
+
     @property
     def reads_anchor(self) -> bool:
         return self.scheme == "first"
@@ -80,29 +92,35 @@ def prepend_char(
 ) -> tuple[tf.RaggedTensor, tf.Tensor | None]:
     """Prefix every non-empty piece not starting with `char` with it; given `anchored` flags
     (per code point), only pieces whose first code point is flagged. `tokenizers` aligns the
-    prefix to the code point it precedes: with `track`, that is where it comes from."""
+    prefix to the code point it precedes: with `track`, that is where it comes from.
+
+    Flat: each code point moves right by the prefixes up to its piece, and every prefix
+    takes its piece's new start (one stitch, no ragged concatenation).
+    """
     values = pieces.values
-    nonempty = pieces.row_lengths() > 0
-    first_index = tf.where(nonempty, pieces.row_starts(), 0)
+    splits = pieces.row_splits
+    starts = splits[:-1]
+    nonempty = splits[1:] > starts
+    first_index = tf.where(nonempty, starts, 0)
     padded = tf.concat([values, tf.constant([char], values.dtype)], 0)
     first = tf.where(nonempty, tf.gather(padded, first_index), char)
     needs = first != char
     if anchored is not None:
         needs &= tf.gather(tf.concat([anchored, [False]], 0), first_index)
-    counts = tf.cast(needs, pieces.row_splits.dtype)
-    prefix = tf.RaggedTensor.from_row_lengths(
-        tf.fill([tf.reduce_sum(counts)], tf.constant(char, values.dtype)), counts
+    count = tf.size(values)
+    prefixed_starts = tf.cast(select(first_index, needs), tf.int32)
+    moved = tf.range(count) + tf.cumsum(bincount(prefixed_starts, count))
+    added = tf.cumsum(tf.cast(needs, splits.dtype))
+    new_splits = splits + tf.concat([tf.zeros([1], splits.dtype), added], 0)
+    prefix_at = tf.cast(select(new_splits[:-1], needs), tf.int32)
+    prefixes = tf.fill(tf.shape(prefix_at), tf.constant(char, values.dtype))
+    prepended = tf.RaggedTensor.from_row_splits(
+        tf.dynamic_stitch([moved, prefix_at], [values, prefixes]), new_splits, validate=False
     )
-    prepended = concat_rows([prefix, pieces])
     if not track:
         return prepended, None
-    sources = concat_rows(
-        [
-            prefix.with_values(tf.cast(select(first_index, needs), tf.int32)),
-            pieces.with_values(tf.range(tf.size(values))),
-        ]
-    )
-    return prepended, sources.values
+    sources = tf.dynamic_stitch([moved, prefix_at], [tf.range(count), prefixed_starts])
+    return prepended, sources
 
 
 def compile_metaspace(component: dict) -> list[Rewrite | SplitStage]:

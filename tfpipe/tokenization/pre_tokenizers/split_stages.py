@@ -97,6 +97,11 @@ class Rewrite(ABC):
 
     reads_anchor = False
 
+    def split_commutes(self, stage: Stage, earlier: list[Stage]) -> bool:
+        """Whether `stage`, run right after this rewrite, splits the same pieces when run
+        before it, at the end of the phase of `earlier` stages (one phase less)."""
+        return False
+
     @abstractmethod
     def rewrite(
         self, pieces: tf.RaggedTensor, flags: tf.Tensor | None, track: bool = False
@@ -118,6 +123,11 @@ class SplitStage:
     @property
     def removes(self) -> bool:
         return self.behaviour in ("Removed", CLASS_RUNS)
+
+    def removes_char(self, char: int) -> bool:
+        """Whether the stage removes every occurrence of code point `char`."""
+        removed_class = 2 if self.behaviour == CLASS_RUNS else 1
+        return self.removes and int(self.classes[char]) == removed_class
 
     def apply(
         self, values: tf.Tensor, cls: tf.Tensor, starts: tf.Tensor, removed: tf.Tensor

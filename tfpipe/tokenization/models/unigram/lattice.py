@@ -21,6 +21,10 @@ CODE_POINT_BITS = 21
 TRIE_ROOT = 1
 # Follows every word in the lattice's layout: above every code point, so no edge takes it.
 SEPARATOR = (1 << CODE_POINT_BITS) - 1
+# Piece lengths per turn of the walk: a turn costs far more than a length (inside a
+# functional If each turn is a function call), and lengths after the last candidate dies
+# run on nothing.
+LENGTHS_PER_TURN = 4
 
 
 class PieceLattice(tf.Module):
@@ -59,8 +63,8 @@ class PieceLattice(tf.Module):
 
         Characters are laid out with a separator after each word, which no trie edge
         takes: a candidate reading it dies, so the loop needs no word ends. Each turn pushes
-        every candidate's last character and trie node entry, unrolled two lengths at a time
-        (its own ops are much of the cost); a candidate's length is its turn, read off the
+        every candidate's last character and trie node entry, one push per length and
+        `LENGTHS_PER_TURN` lengths a turn; a candidate's length is its push's, read off the
         pushed lengths, and the pieces are picked out once after the loop.
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
@@ -81,12 +85,14 @@ class PieceLattice(tf.Module):
             out = push(out, tf.stack([last, entry], axis=1))
             return tf.gather_nd(last, extends) + 1, tf.gather_nd(node, extends), out
 
-        def grow_twice(*state):
-            return grow(*grow(*state))
+        def grow_turn(*state):
+            for _ in range(LENGTHS_PER_TURN):
+                state = grow(*state)
+            return state
 
         _, _, out = tf.while_loop(
             lambda last, *_: tf.size(last) > 0,
-            grow_twice,
+            grow_turn,
             (
                 slot,
                 tf.fill(tf.shape(slot), tf.constant(TRIE_ROOT, tf.int64)),

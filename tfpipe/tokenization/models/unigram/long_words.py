@@ -105,18 +105,13 @@ def _block_guess(
     # Blocks sorted longest first, as the pass wants them.
     order = tf.argsort(block_length, direction="DESCENDING", stable=True)
     rank = tf.math.invert_permutation(order)
-    longest, running, step_offsets = pass_layout(block_length)
+    layout = pass_layout(block_length)
     block = tf.gather(rank, block)
-    best = best_scores(
-        lattice.longest_piece, longest, running, step_offsets, block, end, size, scores
-    )
-    chosen, _ = choose(
-        lattice.id_bits,
-        best, step_offsets, block, end, size, ids, scores, tf.reduce_sum(running[1:]),
-    )
+    best = best_scores(lattice.longest_piece, layout, block, end, size, scores)
+    chosen, _ = choose(lattice.id_bits, best, layout, block, end, size, ids, scores)
     home = tf.gather(block_base, position_word) + (position - 1) // BLOCK_CHARS
     local = position - tf.gather(block_start, home)
-    return tf.gather(chosen, tf.gather(step_offsets, local - 1) + tf.gather(rank, home))
+    return tf.gather(chosen, tf.gather(layout.step_offsets, local - 1) + tf.gather(rank, home))
 
 
 def piece_tree(lengths, sizes) -> tuple[tf.Tensor, tf.Tensor]:

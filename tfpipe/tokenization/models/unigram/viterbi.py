@@ -8,6 +8,8 @@ pointer doubling: docs/how-it-works.md#unigram-modelsunigram.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from tfpipe.tokenization.models.unigram.lattice import PieceLattice
@@ -15,41 +17,60 @@ from tfpipe.tokenization.pointer_doubling import reached
 from tfpipe.tokenization.ragged_ops import bincount, repeat_range, select
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, item, push, split
 
-VITERBI_UNROLL = 4
+# End positions per turn of the pass (a power of two: turns are found by shifts).
+VITERBI_UNROLL = 8
+UNROLL_BITS = VITERBI_UNROLL.bit_length() - 1
 
 
 def viterbi(lattice: PieceLattice, words: tf.RaggedTensor):
     """Best piece ending at every position of every word (words sorted longest first).
 
-    Returns the chosen piece length and id per (end position, word), flat in order of end
-    position then word, and where each end position's entries start in that order.
+    Returns the chosen piece length and id per (end position, word) entry of the pass's
+    layout (`PassLayout`), and where each end position's entries start in it.
     """
-    longest, running, step_offsets = pass_layout(tf.cast(words.row_lengths(), tf.int32))
+    layout = pass_layout(tf.cast(words.row_lengths(), tf.int32))
     word, end, size, ids, scores = lattice(words)
-    best = best_scores(
-        lattice.longest_piece, longest, running, step_offsets, word, end, size, scores
-    )
-    piece_length, piece_id = choose(
-        lattice.id_bits,
-        best, step_offsets, word, end, size, ids, scores, tf.reduce_sum(running[1:]),
-    )
-    return piece_length, piece_id, step_offsets
+    best = best_scores(lattice.longest_piece, layout, word, end, size, scores)
+    piece_length, piece_id = choose(lattice.id_bits, best, layout, word, end, size, ids, scores)
+    return piece_length, piece_id, layout.step_offsets
 
 
-def pass_layout(lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """(longest, running, step_offsets) of words sorted longest first: `running[e]` words
-    are at least e characters long (e = 0 … longest), and the entries of end position e + 1
-    start at `step_offsets[e]` in the flat (end position, word) order of the Viterbi pass."""
+class PassLayout(NamedTuple):
+    """Where the pass keeps each (end position, word), for words sorted longest first.
+
+    The loop takes `VITERBI_UNROLL` end positions a turn, over the words running at the
+    turn's first one (`turn_words`): a turn's entries are its positions' rows of those
+    words, position-major, so word w's entry for end position e (1-based) is
+    `step_offsets[e - 1] + w`. Words ending inside a turn get entries past their end,
+    which nothing reads.
+    """
+
+    turn_words: tf.Tensor
+    step_offsets: tf.Tensor
+    entries: tf.Tensor
+
+
+def pass_layout(lengths: tf.Tensor) -> PassLayout:
+    """The layout of the pass over words of `lengths` (sorted longest first)."""
     longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+    # running[e]: the words at least e characters long (e = 0 … longest).
     running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
-    return longest, running, tf.cumsum(running[1:], exclusive=True)
+    turns = (longest + VITERBI_UNROLL - 1) // VITERBI_UNROLL
+    turn_words = tf.gather(running, tf.range(turns) * VITERBI_UNROLL + 1)
+    turn_offsets = tf.cumsum(turn_words, exclusive=True) * VITERBI_UNROLL
+    position = tf.range(longest)
+    turn = tf.bitwise.right_shift(position, UNROLL_BITS)
+    within = tf.bitwise.bitwise_and(position, VITERBI_UNROLL - 1)
+    step_offsets = tf.gather(turn_offsets, turn) + within * tf.gather(turn_words, turn)
+    return PassLayout(turn_words, step_offsets, tf.reduce_sum(turn_words) * VITERBI_UNROLL)
 
 
-def choose(id_bits: int, best, step_offsets, word, end, size, ids, scores, entries):
-    """(length, id) of the piece chosen to end at each (end position, word), flat in
-    that order: the longest among those reaching its best score (ties go to the
+def choose(id_bits: int, best, layout: PassLayout, word, end, size, ids, scores):
+    """(length, id) of the piece chosen to end at each (end position, word) entry of
+    `layout`: the longest among those reaching its best score (ties go to the
     earliest start, first seen by the reference). Sums are recomputed exactly as the
     pass made them, so equality is exact."""
+    step_offsets = layout.step_offsets
     start = end - size
     before = tf.where(
         start > 0,
@@ -59,58 +80,59 @@ def choose(id_bits: int, best, step_offsets, word, end, size, ids, scores, entri
     at = tf.gather(step_offsets, end - 1) + word
     is_best = tf.equal(before + scores, tf.gather(best, at))
     keys = tf.bitwise.left_shift(size, id_bits) | ids
-    chosen = tf.math.unsorted_segment_max(tf.where(is_best, keys, -1), at, entries)
+    chosen = tf.math.unsorted_segment_max(tf.where(is_best, keys, -1), at, layout.entries)
     piece_id = tf.bitwise.bitwise_and(chosen, (1 << id_bits) - 1)
     return tf.bitwise.right_shift(chosen, id_bits), piece_id
 
 
-def best_scores(
-    window: int, longest, running, step_offsets, word, end, size, scores
-) -> tf.Tensor:
-    """The best path score to every (end position, word), flat in that order.
+def best_scores(window: int, layout: PassLayout, word, end, size, scores) -> tf.Tensor:
+    """The best path score to every (end position, word) entry of `layout`.
 
     Piece scores are laid out densely first, a [words, window] matrix per end position
     (the lowest f64 where no piece of that length ends there: never a winner, as every
     position has a one-character candidate), so that each step of the loop over end
     positions is a few dense ops: add the best scores of the last `window` (longest piece)
     positions, take the row maxima. Every candidate is still best[start] + score in f64
-    and a max does not depend on order, so the sums are the reference's. Steps are
-    unrolled `VITERBI_UNROLL` at a time (a long word makes many steps over few words,
-    where the loop's own ops are the cost), their maxima kept once per turn.
+    and a max does not depend on order, so the sums are the reference's. A turn of the loop
+    takes `VITERBI_UNROLL` steps over the words running at its first (a long word makes
+    many steps over few words, where the loop's own ops are the cost): its constants are
+    made once and every step is four ops.
     """
-    counts = running[1:]
-    at = tf.gather(step_offsets, end - 1) + word
+    at = tf.gather(layout.step_offsets, end - 1) + word
     # A segment max lays the scores out: a scatter costs several times more on CPU.
     dense = tf.math.unsorted_segment_max(
-        scores, at * window + size - 1, tf.reduce_sum(counts) * window
+        scores, at * window + size - 1, layout.entries * window
     )
-    counts = tf.concat([counts, tf.zeros([VITERBI_UNROLL], tf.int32)], 0)
-    rows = split(tf.reshape(dense, [-1, window]), counts, [-1, window])
-    # Per step, the [words, window] shape of its scores: its words are the first counts[step]
-    # (words run longest first), so each step slices the last one's.
-    shapes = tf.stack([counts, tf.fill(tf.shape(counts), window)], axis=1)
+    turn_words = layout.turn_words
+    rows = split(tf.reshape(dense, [-1, window]), turn_words * VITERBI_UNROLL, [-1, window])
+    shapes = tf.stack([turn_words, tf.fill(tf.shape(turn_words), window)], axis=1)
+    sizes = split(tf.reshape(shapes, [-1]), tf.fill(tf.shape(turn_words), 2), [2])
+    turns = tf.size(turn_words)
 
-    def step(index, best):
-        # best[w, j]: best score of word w's first (index - j) characters.
-        older = tf.slice(best, [0, 0], shapes[index])
-        top = tf.reduce_max(
-            item(rows, index, tf.float64, [-1, window]) + older, axis=1, keepdims=True
+    def turn(index, best, best_out):
+        # best[w, j]: best score of word w's first (position - j) characters.
+        origin, kept, axis = tf.constant([0, 0]), tf.constant([-1, window - 1]), tf.constant(1)
+        steps = tf.unstack(
+            tf.reshape(
+                item(rows, index, tf.float64, [-1, window]),
+                tf.constant([VITERBI_UNROLL, -1, window]),
+            ),
+            num=VITERBI_UNROLL,
         )
-        return tf.concat([top, tf.slice(older, [0, 0], [-1, window - 1])], 1), top
-
-    def steps(index, best, best_out):
+        best = tf.slice(best, origin, item(sizes, index, tf.int32, [2]))
         tops = []
-        for offset in range(VITERBI_UNROLL):
-            best, top = step(index + offset, best)
+        for scores_here in steps:
+            top = tf.reduce_max(scores_here + best, axis=axis, keepdims=True)
+            best = tf.concat([top, tf.slice(best, origin, kept)], axis)
             tops.append(top)
-        return index + VITERBI_UNROLL, best, push(best_out, tf.concat(tops, 0))
+        return index + 1, best, push(best_out, tf.concat(tops, 0))
 
     _, _, best_out = tf.while_loop(
-        lambda index, *_: index < longest,
-        steps,
+        lambda index, *_: index < turns,
+        turn,
         (
             tf.constant(0),
-            tf.zeros([running[0], window], tf.float64),
+            tf.zeros([tf.reduce_sum(turn_words[:1]), window], tf.float64),
             empty_list(tf.float64, [-1, 1]),
         ),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, window]), HANDLE_SHAPE),
