@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Rounds per loop turn: a turn costs far more than a round (inside a functional If, each
-# turn is a function call), and rounds after the pointers stop moving change nothing.
+# Rounds per loop turn: each turn adds the loop's own ops (and, inside a functional If, a
+# function call), and rounds after the pointers stop moving change nothing.
 ROUNDS_PER_TURN = 2
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfpipe.tokenization.codepoint_tables import NUM_CODEPOINTS
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitStage
+from tfpipe.tokenization.pre_tokenizers.split_stages import SECTION, Rewrite, SplitStage, Stage
 from tfpipe.tokenization.ragged_ops import bincount, select
 
 BLANK = 0x20
@@ -57,7 +57,7 @@ class Metaspace(Rewrite):
         classes[self.replacement] = 1
         return [SplitStage(classes, "MergedWithNext")]
 
-    def split_commutes(self, stage, earlier) -> bool:
+    def split_commutes(self, stage: Stage, earlier: list[Stage]) -> bool:
         """Its own split commutes with it once no space is left (WhitespaceSplit before it):
         the rewrite then only prepends the replacement to a piece lacking it, which starts a
         piece either way, and the pieces the split cuts off already start with it."""

@@ -21,9 +21,8 @@ CODE_POINT_BITS = 21
 TRIE_ROOT = 1
 # Follows every word in the lattice's layout: above every code point, so no edge takes it.
 SEPARATOR = (1 << CODE_POINT_BITS) - 1
-# Piece lengths per turn of the walk: a turn costs far more than a length (inside a
-# functional If each turn is a function call), and lengths after the last candidate dies
-# run on nothing.
+# Piece lengths per turn of the walk: each turn adds the loop's own ops (and, inside a
+# functional If, a function call), and lengths after the last candidate dies run on nothing.
 LENGTHS_PER_TURN = 4
 
 
