@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfpipe.tokenization.errors import UnsupportedComponentError
-from tfpipe.tokenization.ragged_ops import repeat_range, row_ids, select
-from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat_with_lengths, empty_list, push
+from tfpipe.tokenization.ragged_ops import row_ids, select
+from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, push
 
 UNK_PENALTY = 10.0
 CODE_POINT_BITS = 21
@@ -21,8 +21,8 @@ CODE_POINT_BITS = 21
 TRIE_ROOT = 1
 # Follows every word in the lattice's layout: above every code point, so no edge takes it.
 SEPARATOR = (1 << CODE_POINT_BITS) - 1
-# Piece lengths per turn of the walk: each turn adds the loop's own ops (and, inside a
-# functional If, a function call), and lengths after the last candidate dies run on nothing.
+# Piece lengths per turn of the walk (even: a step reads two characters): each turn adds the
+# loop's own ops, and lengths after the last candidate dies run on nothing.
 LENGTHS_PER_TURN = 4
 
 
@@ -40,7 +40,7 @@ class PieceLattice(tf.Module):
         self.id_bits = max(1, (len(scores) - 1).bit_length())
         if (self.longest_piece + 1) << self.id_bits >= 2**31:
             raise UnsupportedComponentError("model", "Unigram", "vocabulary too large")
-        self.trie, trie_nodes = piece_trie(ids)
+        self.trie, trie_nodes, self.piece_bits = piece_trie(ids, self.longest_piece)
         self.trie_nodes = tf.constant(trie_nodes)
 
     def __call__(self, words: tf.RaggedTensor):
@@ -61,32 +61,38 @@ class PieceLattice(tf.Module):
         id (-1 for an unknown single character).
 
         Characters are laid out with a separator after each word, which no trie edge
-        takes: a candidate reading it dies, so the loop needs no word ends. Each turn pushes
-        every candidate's last character and trie node entry, one push per length and
-        `LENGTHS_PER_TURN` lengths a turn; a candidate's length is its push's, read off the
-        pushed lengths, and the pieces are picked out once after the loop.
+        takes: a candidate reading it dies, so the loop needs no word ends. Each step grows
+        the candidates by two characters (`LENGTHS_PER_TURN` a turn) and pushes the first
+        one's slot and the entries of the two nodes reached; a candidate's length is its
+        node's depth, and the pieces are picked out once after the loop.
         """
         lengths = tf.cast(words.row_lengths(), tf.int32)
         char_word = row_ids(words)
         slot = tf.range(tf.size(char_word)) + char_word
         slots = tf.size(char_word) + tf.size(lengths)
         # Segment sums lay characters out (scatters cost several times more on CPU): a
-        # separator slot holds no character, so it sums to 0, shifted to SEPARATOR.
+        # separator slot holds no character, so it sums to 0, shifted to SEPARATOR. One
+        # more separator ends the layout: a step reads a candidate's next two characters.
         cps = SEPARATOR + tf.math.unsorted_segment_sum(
-            tf.cast(words.values, tf.int64) - SEPARATOR, slot, slots
+            tf.cast(words.values, tf.int64) - SEPARATOR, slot, slots + 1
         )
 
-        def grow(last, node, out):
-            edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, last)
+        def child(node, at):
+            edge = tf.bitwise.left_shift(node, CODE_POINT_BITS) | tf.gather(cps, at)
             node = self.trie.lookup(edge)
-            entry = tf.gather(self.trie_nodes, node)
-            extends = tf.where(entry >= 0)
-            out = push(out, tf.stack([last, entry], axis=1))
-            return tf.gather_nd(last, extends) + 1, tf.gather_nd(node, extends), out
+            return node, tf.gather(self.trie_nodes, node)
+
+        def grow_two(last, node, out):
+            # A candidate dead after one character goes on from node 0, which has no edge.
+            node, entry = child(node, last)
+            node, next_entry = child(node, last + 1)
+            extends = tf.where(next_entry >= 0)
+            out = push(out, tf.stack([last, entry, next_entry], axis=1))
+            return tf.gather_nd(last, extends) + 2, tf.gather_nd(node, extends), out
 
         def grow_turn(*state):
-            for _ in range(LENGTHS_PER_TURN):
-                state = grow(*state)
+            for _ in range(LENGTHS_PER_TURN // 2):
+                state = grow_two(*state)
             return state
 
         _, _, out = tf.while_loop(
@@ -95,17 +101,21 @@ class PieceLattice(tf.Module):
             (
                 slot,
                 tf.fill(tf.shape(slot), tf.constant(TRIE_ROOT, tf.int64)),
-                empty_list(tf.int32, [-1, 2]),
+                empty_list(tf.int32, [-1, 3]),
             ),
             shape_invariants=(*[tf.TensorShape([None])] * 2, HANDLE_SHAPE),
         )
-        pushed, turn_sizes = concat_with_lengths(out, tf.int32, [-1, 2])
-        last, entry = tf.unstack(pushed, axis=1)
-        sizes = repeat_range(turn_sizes) + 1
+        last, entry, next_entry = tf.unstack(concat(out, tf.int32, [-1, 3]), axis=1)
+        last = tf.concat([last, last + 1], 0)
+        entry = tf.concat([entry, next_entry], 0)
         # The entry's bits, flipped where the node extends no further (see piece_trie).
-        piece = tf.bitwise.bitwise_xor(entry, tf.bitwise.right_shift(entry, 31)) - 1
-        # A single character that is no piece is the unknown candidate (id -1 here).
-        keep = (piece >= 0) | tf.equal(sizes, 1)
+        entry = tf.bitwise.bitwise_xor(entry, tf.bitwise.right_shift(entry, 31))
+        piece = tf.bitwise.bitwise_and(entry, (1 << self.piece_bits) - 1) - 1
+        # The first push is every character's first candidate: one that is no piece is the
+        # unknown candidate (id -1 here; its dead node has depth 0).
+        first = tf.range(tf.size(entry)) < tf.size(slot)
+        keep = (piece >= 0) | first
+        sizes = tf.maximum(tf.bitwise.right_shift(entry, self.piece_bits), 1)
         last, sizes, piece = (select(t, keep) for t in (last, sizes, piece))
         slot_word = tf.math.unsorted_segment_sum(char_word, slot, slots)
         word = tf.gather(slot_word, last)
@@ -113,14 +123,20 @@ class PieceLattice(tf.Module):
         return word, last + 1 - tf.gather(word_slot, word), sizes, piece
 
 
-def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarray]:
-    """The trie of the pieces, as (edges, entries).
+def piece_trie(
+    ids: dict[str, int], longest_piece: int
+) -> tuple[tf.lookup.StaticHashTable, np.ndarray, int]:
+    """The trie of the pieces, as (edges, entries, piece bits).
 
     `edges` maps (node << 21 | code point) to the child node (0, a dead end, when there is
-    none). `entries[node]` is piece id + 1 (0 for a node that is no piece), its bits
-    flipped (negative) when no longer piece goes on from the node: one comparison tells the
-    walk whether to go on.
+    none). `entries[node]` is the node's depth (its prefix's length) << piece bits | piece
+    id + 1 (0 for a node that is no piece), its bits flipped (negative) when no longer
+    piece goes on from the node: one comparison tells the walk whether to go on, and a
+    candidate's length is its node's depth.
     """
+    piece_bits = (max(ids.values()) + 1).bit_length()
+    if longest_piece << piece_bits >= 2**31:
+        raise UnsupportedComponentError("model", "Unigram", "vocabulary too large")
     index = {"": TRIE_ROOT}
     edges = {}
     for token in ids:
@@ -129,11 +145,10 @@ def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarr
             if prefix not in index:
                 index[prefix] = len(index) + 1
                 edges[index[token[: end - 1]] << CODE_POINT_BITS | ord(prefix[-1])] = index[prefix]
-    pieces = np.zeros(len(index) + 1, np.int32)
+    entries = np.zeros(len(index) + 1, np.int32)
     extends = np.zeros(len(index) + 1, bool)
     for prefix, node in index.items():
-        if prefix in ids:
-            pieces[node] = ids[prefix] + 1
+        entries[node] = len(prefix) << piece_bits | (ids[prefix] + 1 if prefix in ids else 0)
         if prefix:
             extends[index[prefix[:-1]]] = True
     table = tf.lookup.StaticHashTable(
@@ -142,4 +157,4 @@ def piece_trie(ids: dict[str, int]) -> tuple[tf.lookup.StaticHashTable, np.ndarr
         ),
         default_value=0,
     )
-    return table, np.where(extends, pieces, ~pieces)
+    return table, np.where(extends, entries, ~entries), piece_bits

@@ -38,13 +38,16 @@ def viterbi(lattice: PieceLattice, words: tf.RaggedTensor):
 class PassLayout(NamedTuple):
     """Where the pass keeps each (end position, word), for words sorted longest first.
 
-    The loop takes `VITERBI_UNROLL` end positions a turn, over the words running at the
-    turn's first one (`turn_words`): a turn's entries are its positions' rows of those
-    words, position-major, so word w's entry for end position e (1-based) is
-    `step_offsets[e - 1] + w`. Words ending inside a turn get entries past their end,
-    which nothing reads.
+    Word w's entry for end position e (1-based) is `step_offsets[e - 1] + w`; an end
+    position's entries are the rows of the words it runs over, position-major. The first
+    `VITERBI_UNROLL` positions run over the words still running there (`first_words`), so
+    the many words that end in the first turn hold no entry past their end. Each later turn
+    of the loop takes `VITERBI_UNROLL` positions over the words running at its first one
+    (`turn_words`, one per turn counting the first): words ending inside such a turn get
+    entries past their end, which nothing reads.
     """
 
+    first_words: tf.Tensor
     turn_words: tf.Tensor
     step_offsets: tf.Tensor
     entries: tf.Tensor
@@ -53,16 +56,20 @@ class PassLayout(NamedTuple):
 def pass_layout(lengths: tf.Tensor) -> PassLayout:
     """The layout of the pass over words of `lengths` (sorted longest first)."""
     longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
-    # running[e]: the words at least e characters long (e = 0 … longest).
-    running = tf.cumsum(bincount(lengths, longest + 1), reverse=True)
+    # running[e]: the words at least e characters long (e = 0 … longest, then 0s).
+    running = tf.cumsum(bincount(lengths, longest + VITERBI_UNROLL + 1), reverse=True)
     turns = (longest + VITERBI_UNROLL - 1) // VITERBI_UNROLL
     turn_words = tf.gather(running, tf.range(turns) * VITERBI_UNROLL + 1)
-    turn_offsets = tf.cumsum(turn_words, exclusive=True) * VITERBI_UNROLL
-    position = tf.range(longest)
-    turn = tf.bitwise.right_shift(position, UNROLL_BITS)
-    within = tf.bitwise.bitwise_and(position, VITERBI_UNROLL - 1)
-    step_offsets = tf.gather(turn_offsets, turn) + within * tf.gather(turn_words, turn)
-    return PassLayout(turn_words, step_offsets, tf.reduce_sum(turn_words) * VITERBI_UNROLL)
+    # Every position of the turns: the last turn's run past the longest word.
+    position = tf.range(turns * VITERBI_UNROLL)
+    turn_start = tf.bitwise.left_shift(tf.bitwise.right_shift(position, UNROLL_BITS), UNROLL_BITS)
+    step_words = tf.gather(running, tf.where(turn_start > 0, turn_start, position) + 1)
+    return PassLayout(
+        running[1 : VITERBI_UNROLL + 1],
+        turn_words,
+        tf.cumsum(step_words, exclusive=True),
+        tf.reduce_sum(step_words),
+    )
 
 
 def choose(id_bits: int, best, layout: PassLayout, word, end, size, ids, scores):
@@ -96,48 +103,63 @@ def best_scores(window: int, layout: PassLayout, word, end, size, scores) -> tf.
     and a max does not depend on order, so the sums are the reference's. A turn of the loop
     takes `VITERBI_UNROLL` steps over the words running at its first (a long word makes
     many steps over few words, where the loop's own ops are the cost): its constants are
-    made once and every step is four ops.
+    made once and every step is four ops. The first turn runs before the loop, each step
+    over the words still running there (`PassLayout`).
     """
     at = tf.gather(layout.step_offsets, end - 1) + word
     # A segment max lays the scores out: a scatter costs several times more on CPU.
-    dense = tf.math.unsorted_segment_max(
-        scores, at * window + size - 1, layout.entries * window
+    dense = tf.reshape(
+        tf.math.unsorted_segment_max(scores, at * window + size - 1, layout.entries * window),
+        [-1, window],
     )
-    turn_words = layout.turn_words
-    rows = split(tf.reshape(dense, [-1, window]), turn_words * VITERBI_UNROLL, [-1, window])
+    first_words = layout.first_words
+    # The first turn's position matrices, and the later turns' rows.
+    *first, later = tf.split(dense, tf.concat([first_words, [-1]], 0), num=VITERBI_UNROLL + 1)
+    turn_words = layout.turn_words[1:]
+    rows = split(later, turn_words * VITERBI_UNROLL, [-1, window])
     shapes = tf.stack([turn_words, tf.fill(tf.shape(turn_words), window)], axis=1)
     sizes = split(tf.reshape(shapes, [-1]), tf.fill(tf.shape(turn_words), 2), [2])
     turns = tf.size(turn_words)
 
-    def turn(index, best, best_out):
-        # best[w, j]: best score of word w's first (position - j) characters.
+    def steps(best, step_scores, step_shapes=None):
+        """The positions of a turn, each shrinking `best` to its shape if given.
+
+        best[w, j]: best score of word w's first (position - j) characters. The constants
+        are made in the turn: captured from outside the loop, their values would be unknown
+        to its shape inference."""
         origin, kept, axis = tf.constant([0, 0]), tf.constant([-1, window - 1]), tf.constant(1)
-        steps = tf.unstack(
-            tf.reshape(
-                item(rows, index, tf.float64, [-1, window]),
-                tf.constant([VITERBI_UNROLL, -1, window]),
-            ),
-            num=VITERBI_UNROLL,
-        )
-        best = tf.slice(best, origin, item(sizes, index, tf.int32, [2]))
         tops = []
-        for scores_here in steps:
+        for index, scores_here in enumerate(step_scores):
+            if step_shapes is not None and index > 0:
+                best = tf.slice(best, origin, step_shapes[index])
             top = tf.reduce_max(scores_here + best, axis=axis, keepdims=True)
             best = tf.concat([top, tf.slice(best, origin, kept)], axis)
             tops.append(top)
-        return index + 1, best, push(best_out, tf.concat(tops, 0))
+        return best, tf.concat(tops, 0)
+
+    first_shapes = tf.unstack(
+        tf.stack([first_words, tf.fill([VITERBI_UNROLL], -1)], axis=1), num=VITERBI_UNROLL
+    )
+    best = tf.zeros([first_words[0], window], tf.float64)
+    best, first_best = steps(best, first, first_shapes)
+
+    def turn(index, best, best_out):
+        turn_scores = tf.reshape(
+            item(rows, index, tf.float64, [-1, window]),
+            tf.constant([VITERBI_UNROLL, -1, window]),
+        )
+        best = tf.slice(best, tf.constant([0, 0]), item(sizes, index, tf.int32, [2]))
+        best, tops = steps(best, tf.unstack(turn_scores, num=VITERBI_UNROLL))
+        return index + 1, best, push(best_out, tops)
 
     _, _, best_out = tf.while_loop(
         lambda index, *_: index < turns,
         turn,
-        (
-            tf.constant(0),
-            tf.zeros([tf.reduce_sum(turn_words[:1]), window], tf.float64),
-            empty_list(tf.float64, [-1, 1]),
-        ),
+        (tf.constant(0), best, empty_list(tf.float64, [-1, 1])),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, window]), HANDLE_SHAPE),
     )
-    return tf.reshape(concat(best_out, tf.float64, [-1, 1]), [-1])
+    later_best = concat(best_out, tf.float64, [-1, 1])
+    return tf.reshape(tf.concat([first_best, later_best], 0), [-1])
 
 
 def backtrack(lengths, piece_length, piece_id, step_offsets):
