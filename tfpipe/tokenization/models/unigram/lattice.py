@@ -35,12 +35,15 @@ class PieceLattice(tf.Module):
         self.unk_id = unk_id
         self.unk_score = float(scores.min()) - UNK_PENALTY
         self.longest_piece = max(len(token) for token in ids)
-        # The Viterbi pass packs a piece's (length, id) into one int32, length << id_bits | id
-        # (shifts: integer division costs several times more per value).
+        # The Viterbi pass packs a piece's length and id into one int32, length << id_bits | id
+        # (shifts: integer division costs several times more per value), and the trie a
+        # node's depth and id + 1, depth << piece_bits | id + 1: one check covers both, as
+        # piece_bits >= id_bits.
         self.id_bits = max(1, (len(scores) - 1).bit_length())
-        if (self.longest_piece + 1) << self.id_bits >= 2**31:
+        self.piece_bits = len(scores).bit_length()
+        if (self.longest_piece + 1) << self.piece_bits >= 2**31:
             raise UnsupportedComponentError("model", "Unigram", "vocabulary too large")
-        self.trie, trie_nodes, self.piece_bits = piece_trie(ids, self.longest_piece)
+        self.trie, trie_nodes = piece_trie(ids, self.piece_bits)
         self.trie_nodes = tf.constant(trie_nodes)
 
     def __call__(self, words: tf.RaggedTensor):
@@ -124,9 +127,9 @@ class PieceLattice(tf.Module):
 
 
 def piece_trie(
-    ids: dict[str, int], longest_piece: int
-) -> tuple[tf.lookup.StaticHashTable, np.ndarray, int]:
-    """The trie of the pieces, as (edges, entries, piece bits).
+    ids: dict[str, int], piece_bits: int
+) -> tuple[tf.lookup.StaticHashTable, np.ndarray]:
+    """The trie of the pieces, as (edges, entries).
 
     `edges` maps (node << 21 | code point) to the child node (0, a dead end, when there is
     none). `entries[node]` is the node's depth (its prefix's length) << piece bits | piece
@@ -134,9 +137,6 @@ def piece_trie(
     piece goes on from the node: one comparison tells the walk whether to go on, and a
     candidate's length is its node's depth.
     """
-    piece_bits = (max(ids.values()) + 1).bit_length()
-    if longest_piece << piece_bits >= 2**31:
-        raise UnsupportedComponentError("model", "Unigram", "vocabulary too large")
     index = {"": TRIE_ROOT}
     edges = {}
     for token in ids:
@@ -157,4 +157,4 @@ def piece_trie(
         ),
         default_value=0,
     )
-    return table, np.where(extends, entries, ~entries), piece_bits
+    return table, np.where(extends, entries, ~entries)

@@ -17,7 +17,9 @@ from tfpipe.tokenization.pointer_doubling import reached
 from tfpipe.tokenization.ragged_ops import bincount, repeat_range, select
 from tfpipe.tokenization.tensor_lists import HANDLE_SHAPE, concat, empty_list, item, push, split
 
-# End positions per turn of the pass (a power of two: turns are found by shifts).
+# End positions run one by one before the loop, each over the words still running there.
+FIRST_STEPS = 8
+# End positions per later turn of the loop (a power of two: turns are found by shifts).
 VITERBI_UNROLL = 8
 UNROLL_BITS = VITERBI_UNROLL.bit_length() - 1
 
@@ -40,11 +42,11 @@ class PassLayout(NamedTuple):
 
     Word w's entry for end position e (1-based) is `step_offsets[e - 1] + w`; an end
     position's entries are the rows of the words it runs over, position-major. The first
-    `VITERBI_UNROLL` positions run over the words still running there (`first_words`), so
-    the many words that end in the first turn hold no entry past their end. Each later turn
-    of the loop takes `VITERBI_UNROLL` positions over the words running at its first one
-    (`turn_words`, one per turn counting the first): words ending inside such a turn get
-    entries past their end, which nothing reads.
+    `FIRST_STEPS` positions run before the loop, each over the words still running there
+    (`first_words`), so the many words that end in them hold no entry past their end. Each
+    turn of the loop takes the next `VITERBI_UNROLL` positions over the words running at its
+    first one (`turn_words`, one per turn; none for words no longer than the first steps):
+    words ending inside a turn get entries past their end, which nothing reads.
     """
 
     first_words: tf.Tensor
@@ -57,15 +59,21 @@ def pass_layout(lengths: tf.Tensor) -> PassLayout:
     """The layout of the pass over words of `lengths` (sorted longest first)."""
     longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
     # running[e]: the words at least e characters long (e = 0 … longest, then 0s).
-    running = tf.cumsum(bincount(lengths, longest + VITERBI_UNROLL + 1), reverse=True)
-    turns = (longest + VITERBI_UNROLL - 1) // VITERBI_UNROLL
-    turn_words = tf.gather(running, tf.range(turns) * VITERBI_UNROLL + 1)
-    # Every position of the turns: the last turn's run past the longest word.
-    position = tf.range(turns * VITERBI_UNROLL)
-    turn_start = tf.bitwise.left_shift(tf.bitwise.right_shift(position, UNROLL_BITS), UNROLL_BITS)
-    step_words = tf.gather(running, tf.where(turn_start > 0, turn_start, position) + 1)
+    running = tf.cumsum(
+        bincount(lengths, tf.maximum(longest, FIRST_STEPS) + VITERBI_UNROLL + 1), reverse=True
+    )
+    turns = (tf.maximum(longest - FIRST_STEPS, 0) + VITERBI_UNROLL - 1) // VITERBI_UNROLL
+    turn_words = tf.gather(running, tf.range(turns) * VITERBI_UNROLL + FIRST_STEPS + 1)
+    # Every position: the first steps', then the turns' (the last turn runs past the longest word).
+    position = tf.range(FIRST_STEPS + turns * VITERBI_UNROLL)
+    later = tf.bitwise.left_shift(
+        tf.bitwise.right_shift(position - FIRST_STEPS, UNROLL_BITS), UNROLL_BITS
+    )
+    step_words = tf.gather(
+        running, tf.where(position < FIRST_STEPS, position, later + FIRST_STEPS) + 1
+    )
     return PassLayout(
-        running[1 : VITERBI_UNROLL + 1],
+        running[1 : FIRST_STEPS + 1],
         turn_words,
         tf.cumsum(step_words, exclusive=True),
         tf.reduce_sum(step_words),
@@ -100,11 +108,11 @@ def best_scores(window: int, layout: PassLayout, word, end, size, scores) -> tf.
     position has a one-character candidate), so that each step of the loop over end
     positions is a few dense ops: add the best scores of the last `window` (longest piece)
     positions, take the row maxima. Every candidate is still best[start] + score in f64
-    and a max does not depend on order, so the sums are the reference's. A turn of the loop
-    takes `VITERBI_UNROLL` steps over the words running at its first (a long word makes
-    many steps over few words, where the loop's own ops are the cost): its constants are
-    made once and every step is four ops. The first turn runs before the loop, each step
-    over the words still running there (`PassLayout`).
+    and a max does not depend on order, so the sums are the reference's. The first
+    `FIRST_STEPS` positions run before the loop, each over the words still running there;
+    a turn of the loop takes `VITERBI_UNROLL` steps over the words running at its first (a
+    long word makes many steps over few words, where the loop's own ops are the cost): its
+    constants are made once and every step is four ops (`PassLayout`).
     """
     at = tf.gather(layout.step_offsets, end - 1) + word
     # A segment max lays the scores out: a scatter costs several times more on CPU.
@@ -113,9 +121,9 @@ def best_scores(window: int, layout: PassLayout, word, end, size, scores) -> tf.
         [-1, window],
     )
     first_words = layout.first_words
-    # The first turn's position matrices, and the later turns' rows.
-    *first, later = tf.split(dense, tf.concat([first_words, [-1]], 0), num=VITERBI_UNROLL + 1)
-    turn_words = layout.turn_words[1:]
+    # The first steps' position matrices, and the turns' rows.
+    *first, later = tf.split(dense, tf.concat([first_words, [-1]], 0), num=FIRST_STEPS + 1)
+    turn_words = layout.turn_words
     rows = split(later, turn_words * VITERBI_UNROLL, [-1, window])
     shapes = tf.stack([turn_words, tf.fill(tf.shape(turn_words), window)], axis=1)
     sizes = split(tf.reshape(shapes, [-1]), tf.fill(tf.shape(turn_words), 2), [2])
@@ -138,7 +146,7 @@ def best_scores(window: int, layout: PassLayout, word, end, size, scores) -> tf.
         return best, tf.concat(tops, 0)
 
     first_shapes = tf.unstack(
-        tf.stack([first_words, tf.fill([VITERBI_UNROLL], -1)], axis=1), num=VITERBI_UNROLL
+        tf.stack([first_words, tf.fill([FIRST_STEPS], -1)], axis=1), num=FIRST_STEPS
     )
     best = tf.zeros([first_words[0], window], tf.float64)
     best, first_best = steps(best, first, first_shapes)
