@@ -66,12 +66,10 @@ def pass_layout(lengths: tf.Tensor) -> PassLayout:
     turn_words = tf.gather(running, tf.range(turns) * VITERBI_UNROLL + FIRST_STEPS + 1)
     # Every position: the first steps', then the turns' (the last turn runs past the longest word).
     position = tf.range(FIRST_STEPS + turns * VITERBI_UNROLL)
-    later = tf.bitwise.left_shift(
+    turn_start = FIRST_STEPS + tf.bitwise.left_shift(
         tf.bitwise.right_shift(position - FIRST_STEPS, UNROLL_BITS), UNROLL_BITS
     )
-    step_words = tf.gather(
-        running, tf.where(position < FIRST_STEPS, position, later + FIRST_STEPS) + 1
-    )
+    step_words = tf.gather(running, tf.where(position < FIRST_STEPS, position, turn_start) + 1)
     return PassLayout(
         running[1 : FIRST_STEPS + 1],
         turn_words,
