@@ -72,6 +72,33 @@ def test_chunked_outputs_come_back_in_input_order():
     np.testing.assert_array_equal(output, np.stack([LENGTHS, range(len(LENGTHS))], axis=1))
 
 
+def test_every_feature_is_cut_with_its_rows_and_keeps_its_dtype():
+    """Features of two dtypes (stacked per dtype to be cut together): each chunk holds its
+    own rows' values, and per-token outputs come back padded with zeros past each row."""
+    lengths, width = [3, 1, 2], 3
+    ids = tf.constant([[10 * row + column for column in range(width)] for row in range(3)])
+    features = {
+        "input_ids": tf.cast(ids, tf.int64),
+        "attention_mask": masks(lengths, width),
+        "token_type_ids": ids + 100,
+    }
+    dtypes = set()
+
+    def fake_model(chunk):
+        dtypes.update((name, value.dtype) for name, value in chunk.items())
+        values = [tf.cast(chunk[name], tf.float32) for name in sorted(chunk)]
+        return tf.stack(values, axis=-1)
+
+    output = run_in_chunks(
+        fake_model, features, max_rows=1, max_tokens=None, per_token=True,
+        element_shape=[-1, -1, 3], dtype=tf.float32,
+    )
+    assert dtypes == {(name, value.dtype) for name, value in features.items()}
+    real = masks(lengths, width).numpy()[:, :, None]
+    expected = np.stack([features[name].numpy() for name in sorted(features)], axis=-1)
+    np.testing.assert_array_equal(output.numpy(), expected * real)
+
+
 @pytest.mark.parametrize("task", ["text-classification", "feature-extraction"])
 @pytest.mark.parametrize("chunking", CHUNKINGS, ids=lambda limits: str(limits) or "default")
 def test_chunked_pipeline_matches_the_whole_batch_in_input_order(task, chunking):
