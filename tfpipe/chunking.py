@@ -71,17 +71,14 @@ def traced_once(run: Run, features: dict[str, tf.Tensor]) -> Run:
     return tf.function(run, input_signature=[signature], autograph=False)
 
 
-def stacked_by_dtype(features: dict[str, tf.Tensor]) -> dict[tf.DType, tuple[list[str], tf.Tensor]]:
+def stacked_by_dtype(features: dict[str, tf.Tensor]) -> list[tuple[list[str], tf.Tensor]]:
     """The features stacked along a new first axis, one stack per dtype (with the names in
     it): one gather cuts a chunk from all of them, and the chunk loop takes in one tensor per
     dtype instead of one per feature (each loop input costs a handful of nodes per request)."""
     groups: dict[tf.DType, list[str]] = {}
     for name, value in features.items():
         groups.setdefault(value.dtype, []).append(name)
-    return {
-        dtype: (names, tf.stack([features[name] for name in names]))
-        for dtype, names in groups.items()
-    }
+    return [(names, tf.stack([features[name] for name in names])) for names in groups.values()]
 
 
 def run_in_chunks(
@@ -113,7 +110,7 @@ def run_in_chunks(
         chosen = order[start : start + rows]
         columns = tf.maximum(sorted_used[start + rows - 1], 1)
         chunk = {}
-        for names, stack in stacks.values():
+        for names, stack in stacks:
             cut = tf.gather(stack, chosen, axis=1)[:, :, :columns]
             chunk.update(zip(names, tf.unstack(cut, num=len(names)), strict=True))
         output = run(chunk)
